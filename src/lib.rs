@@ -1,0 +1,14 @@
+//! stevedore: a daemonless, Dockerfile-free, reproducible container image builder.
+//!
+//! Data flows one way: **recipe → plan → layers → image → output**.
+//!
+//! - [`recipe`] reads and validates TOML recipes (errors carry file, line and column);
+//! - [`plan`] turns a recipe chain into layer inputs and cache keys, reading sources but writing nothing;
+//! - [`layer`] writes each layer as one deterministic tar stream, hashed and compressed in one pass;
+//! - [`cache`] is the content-addressed blob store the layers land in;
+//! - [`image`] builds the OCI config, manifest and index from the layers;
+//! - [`output`] writes an OCI image layout or a `docker load` archive, and reads them back.
+//!
+//! [`build`] strings the stages together; the CLI only parses arguments and calls it.
+
+pub mod digest;
