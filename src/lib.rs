@@ -11,4 +11,12 @@
 //!
 //! [`build`] strings the stages together; the CLI only parses arguments and calls it.
 
+pub mod build;
+pub mod cache;
 pub mod digest;
+pub mod image;
+pub mod image_path;
+pub mod layer;
+pub mod output;
+pub mod plan;
+pub mod recipe;

@@ -1,1 +1,354 @@
-fn main() {}
+//! The `stevedore` command: parses arguments, calls the library, maps errors to exit codes.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use stevedore::build::{self, BuildError, BuildOptions, LayerStatus, Progress};
+use stevedore::cache::LayerRecord;
+use stevedore::output::{self, OutputTarget};
+use stevedore::plan::PlannedLayer;
+
+const EXIT_FAILURE: u8 = 1;
+const EXIT_INPUT: u8 = 3;
+
+const AFTER_HELP: &str = "\
+Examples:
+  stevedore build recipes/webapp.toml --output oci:out/webapp
+  stevedore build recipes/webapp.toml --output docker-archive:webapp.tar
+  stevedore plan recipes/webapp.toml
+  stevedore inspect oci:out/webapp:latest
+
+Exit codes:
+  0  success
+  1  the build failed (I/O, cache, output)
+  2  invalid command line
+  3  invalid input: recipe, sources, SOURCE_DATE_EPOCH
+
+The cache lives in --cache-dir, else $STEVEDORE_CACHE, else $XDG_CACHE_HOME/stevedore
+(~/.cache/stevedore).";
+
+#[derive(Parser)]
+#[command(name = "stevedore", version, about = "Build container images from declarative recipes: no daemon, no Dockerfile, same inputs → same digests.", after_help = AFTER_HELP)]
+struct Cli {
+    /// More log output on stderr (-v debug, -vv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Cache directory (blobs and layer records), shared by all builds.
+    #[arg(long, env = "STEVEDORE_CACHE", global = true, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build the image a recipe describes; prints its manifest digest on stdout.
+    #[command(
+        after_help = "Example:\n  stevedore build recipes/webapp.toml --output oci:out/webapp:v1"
+    )]
+    Build {
+        /// The recipe (TOML).
+        recipe: PathBuf,
+        /// Where to write the image: oci:DIR[:TAG] or docker-archive:FILE. Repeatable.
+        #[arg(long, short, value_name = "TARGET")]
+        output: Vec<OutputTarget>,
+        /// Tag(s) to use instead of the recipe's. Repeatable.
+        #[arg(long, short, value_name = "TAG")]
+        tag: Vec<String>,
+        /// Layers written in parallel (default: number of CPUs).
+        #[arg(long, short, value_name = "N")]
+        jobs: Option<usize>,
+    },
+    /// Show the layers of a recipe, their sources, and which would be rebuilt.
+    Plan { recipe: PathBuf },
+    /// Show the manifest, config and layers of an OCI layout or docker archive.
+    #[command(after_help = "TARGET is oci:DIR[:TAG], docker-archive:FILE, or a bare path.")]
+    Inspect {
+        target: String,
+        /// Print JSON instead of a summary.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    let cache_dir = cli
+        .cache_dir
+        .clone()
+        .unwrap_or_else(stevedore::cache::default_dir);
+    let result = match cli.command {
+        Command::Build {
+            recipe,
+            output,
+            tag,
+            jobs,
+        } => run_build(recipe, output, tag, jobs, cache_dir, cli.quiet),
+        Command::Plan { recipe } => run_plan(recipe, cache_dir),
+        Command::Inspect { target, json } => run_inspect(&target, json),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            let input = e
+                .downcast_ref::<BuildError>()
+                .is_some_and(BuildError::is_input_error);
+            ExitCode::from(if input { EXIT_INPUT } else { EXIT_FAILURE })
+        }
+    }
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn run_build(
+    recipe: PathBuf,
+    outputs: Vec<OutputTarget>,
+    tags: Vec<String>,
+    jobs: Option<usize>,
+    cache_dir: PathBuf,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let opts = BuildOptions {
+        cache_dir,
+        outputs,
+        tags,
+        jobs,
+    };
+    let display = Display::new(quiet);
+    let result = build::build(&recipe, &opts, &display)?;
+    display.finish();
+    if !quiet {
+        let built = result
+            .layers
+            .iter()
+            .filter(|(_, s, _)| *s == LayerStatus::Built)
+            .count();
+        if built == 0 {
+            eprintln!(
+                "image is up to date ({} layers cached)",
+                result.layers.len()
+            );
+        } else {
+            eprintln!(
+                "built {built} of {} layers; image {}",
+                result.layers.len(),
+                result.manifest_digest().short()
+            );
+        }
+    }
+    println!("{}", result.manifest_digest());
+    Ok(())
+}
+
+/// Progress on stderr: bars on a terminal, one plain line per event otherwise (CI logs).
+struct Display {
+    quiet: bool,
+    bars: Option<MultiProgress>,
+    active: std::sync::Mutex<Vec<(String, ProgressBar)>>,
+}
+
+impl Display {
+    fn new(quiet: bool) -> Self {
+        let bars = (!quiet && std::io::stderr().is_terminal()).then(MultiProgress::new);
+        Display {
+            quiet,
+            bars,
+            active: Default::default(),
+        }
+    }
+
+    fn line(&self, msg: String) {
+        if self.quiet {
+            return;
+        }
+        match &self.bars {
+            Some(b) => {
+                let _ = b.println(msg);
+            }
+            None => eprintln!("{msg}"),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bars {
+            let _ = b.clear();
+        }
+    }
+}
+
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+impl Progress for Display {
+    fn layer_cached(&self, layer: &PlannedLayer, record: &LayerRecord) {
+        self.line(format!(
+            "layer {:<16} cached  {} ({})",
+            layer.name,
+            record.digest.short(),
+            human(record.size)
+        ));
+    }
+
+    fn layer_started(&self, layer: &PlannedLayer) {
+        if let Some(b) = &self.bars {
+            let bar = b.add(ProgressBar::new_spinner());
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} layer {msg} {elapsed}")
+                    .expect("valid template"),
+            );
+            bar.set_message(layer.name.clone());
+            bar.enable_steady_tick(Duration::from_millis(100));
+            self.active
+                .lock()
+                .expect("no panics hold this lock")
+                .push((layer.name.clone(), bar));
+        }
+    }
+
+    fn layer_written(&self, layer: &PlannedLayer, record: &LayerRecord, elapsed: Duration) {
+        let mut active = self.active.lock().expect("no panics hold this lock");
+        if let Some(pos) = active.iter().position(|(n, _)| *n == layer.name) {
+            active.remove(pos).1.finish_and_clear();
+        }
+        drop(active);
+        self.line(format!(
+            "layer {:<16} built   {} ({} from {} of tar) in {:.2}s",
+            layer.name,
+            record.digest.short(),
+            human(record.size),
+            human(record.diff_size),
+            elapsed.as_secs_f64()
+        ));
+    }
+
+    fn output_written(&self, target: &OutputTarget, elapsed: Duration) {
+        self.line(format!("wrote {target} in {:.2}s", elapsed.as_secs_f64()));
+    }
+}
+
+fn run_plan(recipe: PathBuf, cache_dir: PathBuf) -> anyhow::Result<()> {
+    let plan = build::load_plan(&recipe)?;
+    let cache = stevedore::cache::Cache::open(&cache_dir).ok();
+    let img = &plan.image;
+    println!(
+        "image {} tags [{}]  platform {}  format {:?}  compression {}",
+        img.name.as_deref().unwrap_or("(unnamed)"),
+        img.tags.join(", "),
+        img.platform,
+        img.format,
+        img.compression
+    );
+    for (i, layer) in plan.layers.iter().enumerate() {
+        let status = match cache.as_ref().and_then(|c| c.layer_record(&layer.key)) {
+            Some(r) => format!("cached {} ({})", r.digest.short(), human(r.size)),
+            None => "would build".to_string(),
+        };
+        println!(
+            "layer {}/{} {:<16} {}  [{}; {} entries; key {}]",
+            i + 1,
+            plan.layers.len(),
+            layer.name,
+            status,
+            layer.location,
+            layer.contents.entries.len(),
+            layer.key.short()
+        );
+        for s in &layer.sources {
+            println!("    {s}");
+        }
+    }
+    Ok(())
+}
+
+fn run_inspect(target: &str, json: bool) -> anyhow::Result<()> {
+    let img = output::read_image(target)?;
+    if json {
+        let v = serde_json::json!({
+            "source": img.source,
+            "manifestDigest": img.manifest_digest.as_ref().map(|d| d.to_string()),
+            "manifest": img.manifest,
+            "configDigest": img.config_digest.to_string(),
+            "config": img.config,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("source:   {}", img.source);
+    if let (Some(d), Some(m)) = (&img.manifest_digest, &img.manifest) {
+        println!("manifest: {d} ({})", m["mediaType"].as_str().unwrap_or("?"));
+    }
+    let c = &img.config;
+    println!("config:   {}", img.config_digest);
+    println!(
+        "platform: {}/{}{}",
+        c["os"].as_str().unwrap_or("?"),
+        c["architecture"].as_str().unwrap_or("?"),
+        c["variant"]
+            .as_str()
+            .map(|v| format!("/{v}"))
+            .unwrap_or_default()
+    );
+    println!("created:  {}", c["created"].as_str().unwrap_or("-"));
+    if let Some(cfg) = c["config"].as_object() {
+        println!("Config:");
+        for (k, v) in cfg {
+            println!("  {k}: {v}");
+        }
+    }
+    let history: Vec<&str> = c["history"]
+        .as_array()
+        .map(|h| {
+            h.iter()
+                .map(|e| e["created_by"].as_str().unwrap_or(""))
+                .collect()
+        })
+        .unwrap_or_default();
+    println!("layers:");
+    for (i, l) in img.layers.iter().enumerate() {
+        println!(
+            "  {:>2}  {}  {:>9}  diff_id {}  {}",
+            i + 1,
+            l.id,
+            human(l.size),
+            l.diff_id.as_ref().map_or("?".into(), |d| d.short()),
+            history.get(i).copied().unwrap_or("")
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,243 @@
+//! The pipeline end to end: recipe → plan → layers → image → output.
+//!
+//! This is the one place that strings the stages together; the CLI calls it and nothing else.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::cache::{Cache, CacheError, LayerRecord};
+use crate::digest::Digest;
+use crate::image::{self, ImageError, ImageLayer, ImageSpec};
+use crate::layer::{self, LayerError};
+use crate::output::{self, OutputError, OutputTarget, StoredImage, StoredLayer};
+use crate::plan::{self, Plan, PlanError, PlannedLayer, TimePolicy};
+use crate::recipe::{self, RecipeError};
+
+#[derive(Clone, Debug)]
+pub struct BuildOptions {
+    pub cache_dir: PathBuf,
+    pub outputs: Vec<OutputTarget>,
+    /// Replaces the recipe's tags when not empty.
+    pub tags: Vec<String>,
+    /// Layers written at the same time.
+    pub jobs: usize,
+}
+
+/// Events for a progress display. All methods have empty defaults.
+pub trait Progress: Sync {
+    fn layer_cached(&self, _layer: &PlannedLayer, _record: &LayerRecord) {}
+    fn layer_started(&self, _layer: &PlannedLayer) {}
+    fn layer_written(&self, _layer: &PlannedLayer, _record: &LayerRecord, _elapsed: Duration) {}
+    fn output_written(&self, _target: &OutputTarget, _elapsed: Duration) {}
+}
+
+/// A progress sink that shows nothing.
+pub struct Silent;
+impl Progress for Silent {}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{0}")]
+    Recipe(#[from] RecipeError),
+    #[error("{0}")]
+    Plan(#[from] PlanError),
+    #[error("{0}")]
+    Time(#[from] plan::time::TimePolicyError),
+    #[error("layer `{name}` ({location}): {source}")]
+    Layer {
+        name: String,
+        location: recipe::Location,
+        #[source]
+        source: Box<LayerError>,
+    },
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error("writing {target}: {source}")]
+    Output {
+        target: String,
+        #[source]
+        source: OutputError,
+    },
+}
+
+impl BuildError {
+    /// True when the user's input is at fault (recipe, sources, environment settings) rather
+    /// than the machine; the CLI maps this to its own exit code.
+    pub fn is_input_error(&self) -> bool {
+        matches!(
+            self,
+            BuildError::Recipe(_) | BuildError::Plan(_) | BuildError::Time(_)
+        )
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LayerStatus {
+    Cached,
+    Built,
+}
+
+#[derive(Debug)]
+pub struct BuildResult {
+    pub image: StoredImage,
+    pub layers: Vec<(String, LayerStatus, LayerRecord)>,
+}
+
+impl BuildResult {
+    pub fn manifest_digest(&self) -> &Digest {
+        &self.image.manifest_digest
+    }
+}
+
+/// Loads and plans a recipe without building anything.
+pub fn load_plan(recipe_path: &Path) -> Result<Plan, BuildError> {
+    let recipe = recipe::load(recipe_path)?;
+    let time = TimePolicy::from_env()?;
+    Ok(plan::plan(&recipe, &time)?)
+}
+
+pub fn build(
+    recipe_path: &Path,
+    opts: &BuildOptions,
+    progress: &dyn Progress,
+) -> Result<BuildResult, BuildError> {
+    let plan = load_plan(recipe_path)?;
+    let cache = Cache::open(&opts.cache_dir)?;
+    let records = build_layers(&plan, &cache, opts.jobs.max(1), progress)?;
+
+    let image_layers: Vec<ImageLayer> = plan
+        .layers
+        .iter()
+        .zip(&records)
+        .map(|(l, (_, record))| ImageLayer {
+            record: record.clone(),
+            created_by: format!("stevedore layer {}", l.name),
+        })
+        .collect();
+    let spec = ImageSpec {
+        format: plan.image.format,
+        compression: plan.image.compression,
+        platform: &plan.image.platform,
+        created: plan.created,
+        config: &plan.config,
+        layers: &image_layers,
+        annotations: &plan.image.annotations,
+    };
+    let docs = image::assemble(&spec)?;
+    cache.put_bytes(&docs.config)?;
+    cache.put_bytes(&docs.manifest)?;
+
+    let layer_type = plan.image.format.layer_media_type(plan.image.compression);
+    let stored = StoredImage {
+        manifest_digest: docs.manifest_digest.clone(),
+        manifest_size: docs.manifest.len() as u64,
+        manifest_media_type: docs.manifest_media_type.to_string(),
+        config_digest: docs.config_digest.clone(),
+        layers: records
+            .iter()
+            .map(|(_, r)| StoredLayer {
+                digest: r.digest.clone(),
+                size: r.size,
+                diff_id: r.diff_id.clone(),
+                diff_size: r.diff_size,
+                media_type: layer_type.to_string(),
+            })
+            .collect(),
+        name: plan.image.name.clone(),
+        tags: if opts.tags.is_empty() {
+            plan.image.tags.clone()
+        } else {
+            opts.tags.clone()
+        },
+    };
+    for target in &opts.outputs {
+        let started = Instant::now();
+        output::write(target, &stored, &cache).map_err(|source| BuildError::Output {
+            target: target.to_string(),
+            source,
+        })?;
+        progress.output_written(target, started.elapsed());
+    }
+    Ok(BuildResult {
+        image: stored,
+        layers: plan
+            .layers
+            .iter()
+            .zip(records)
+            .map(|(l, (status, r))| (l.name.clone(), status, r))
+            .collect(),
+    })
+}
+
+/// Reuses cached layers and writes the others, up to `jobs` at a time (each layer is one
+/// sequential compression stream, so layers are the unit of parallelism).
+fn build_layers(
+    plan: &Plan,
+    cache: &Cache,
+    jobs: usize,
+    progress: &dyn Progress,
+) -> Result<Vec<(LayerStatus, LayerRecord)>, BuildError> {
+    let compression = plan.image.compression;
+    let mut results: Vec<Option<(LayerStatus, LayerRecord)>> = plan
+        .layers
+        .iter()
+        .map(|l| {
+            cache.layer_record(&l.key).map(|r| {
+                progress.layer_cached(l, &r);
+                (LayerStatus::Cached, r)
+            })
+        })
+        .collect();
+    let missing: Mutex<Vec<usize>> = Mutex::new(
+        (0..plan.layers.len())
+            .rev()
+            .filter(|&i| results[i].is_none())
+            .collect(),
+    );
+    let done: Mutex<Vec<(usize, Result<LayerRecord, BuildError>)>> = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..jobs.min(plan.layers.len()) {
+            s.spawn(|| {
+                loop {
+                    let Some(i) = missing.lock().expect("no panics hold this lock").pop() else {
+                        break;
+                    };
+                    let layer = &plan.layers[i];
+                    progress.layer_started(layer);
+                    let started = Instant::now();
+                    let result = layer::write_layer(&layer.contents, compression, cache)
+                        .map_err(|source| BuildError::Layer {
+                            name: layer.name.clone(),
+                            location: layer.location.clone(),
+                            source: Box::new(source),
+                        })
+                        .and_then(|record| {
+                            cache.put_layer_record(&layer.key, &record)?;
+                            progress.layer_written(layer, &record, started.elapsed());
+                            Ok(record)
+                        });
+                    let failed = result.is_err();
+                    done.lock()
+                        .expect("no panics hold this lock")
+                        .push((i, result));
+                    if failed {
+                        // Stop handing out work; the build fails anyway.
+                        missing.lock().expect("no panics hold this lock").clear();
+                    }
+                }
+            });
+        }
+    });
+    let mut done = done.into_inner().expect("threads joined");
+    done.sort_by_key(|(i, _)| *i);
+    for (i, result) in done {
+        results[i] = Some((LayerStatus::Built, result?));
+    }
+    Ok(results
+        .into_iter()
+        .map(|r| r.expect("every layer was cached or built"))
+        .collect())
+}

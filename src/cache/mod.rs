@@ -1,0 +1,153 @@
+//! The content-addressed store every build shares.
+//!
+//! Layout under the cache root:
+//! - `blobs/sha256/<hex>`: layer, config and manifest blobs, named by their digest;
+//! - `layers/<key>.json`: which blob a layer cache key produced ([`LayerRecord`]);
+//! - `tmp/`: files being written. A blob or record enters its final place only by an atomic
+//!   rename after it is complete, so a build killed at any point leaves nothing a later build
+//!   would trust — at most a stray temp file.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tempfile::NamedTempFile;
+
+use crate::digest::Digest;
+
+#[derive(Debug, thiserror::Error)]
+#[error("cache {path}: {source}")]
+pub struct CacheError {
+    pub path: PathBuf,
+    #[source]
+    pub source: io::Error,
+}
+
+fn err(path: &Path) -> impl FnOnce(io::Error) -> CacheError + '_ {
+    move |source| CacheError {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The cache directory used when neither `--cache-dir` nor `STEVEDORE_CACHE` is given:
+/// `$XDG_CACHE_HOME/stevedore`, else `~/.cache/stevedore`.
+pub fn default_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|x| !x.is_empty()) {
+        return PathBuf::from(x).join("stevedore");
+    }
+    if let Some(h) = std::env::var_os("HOME").filter(|x| !x.is_empty()) {
+        return PathBuf::from(h).join(".cache").join("stevedore");
+    }
+    std::env::temp_dir().join("stevedore-cache")
+}
+
+#[derive(Clone, Debug)]
+pub struct Cache {
+    root: PathBuf,
+}
+
+/// What a layer cache key produced. Stored as JSON; only trusted if its blob is present.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerRecord {
+    pub diff_id: Digest,
+    pub digest: Digest,
+    /// Compressed size.
+    pub size: u64,
+    /// Uncompressed (tar) size.
+    pub diff_size: u64,
+}
+
+impl Cache {
+    pub fn open(root: &Path) -> Result<Cache, CacheError> {
+        for sub in ["blobs/sha256", "layers", "tmp"] {
+            let p = root.join(sub);
+            fs::create_dir_all(&p).map_err(err(&p))?;
+        }
+        Ok(Cache {
+            root: root.to_path_buf(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root.join("blobs/sha256").join(digest.hex())
+    }
+
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).is_file()
+    }
+
+    /// A temp file on the same file system as the store, for a blob being written.
+    pub fn temp_file(&self) -> Result<NamedTempFile, CacheError> {
+        let dir = self.root.join("tmp");
+        NamedTempFile::new_in(&dir).map_err(err(&dir))
+    }
+
+    /// Moves a finished temp file into the store under `digest`. The caller computed `digest`
+    /// from the bytes it wrote; the data is synced before the rename so a crash cannot leave a
+    /// named blob with missing content.
+    pub fn commit_blob(&self, tmp: NamedTempFile, digest: &Digest) -> Result<PathBuf, CacheError> {
+        let dest = self.blob_path(digest);
+        // Blobs are hard-linked into OCI layouts, so they get ordinary file permissions.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            tmp.as_file()
+                .set_permissions(fs::Permissions::from_mode(0o644))
+                .map_err(err(tmp.path()))?;
+        }
+        tmp.as_file().sync_data().map_err(err(tmp.path()))?;
+        tmp.persist(&dest).map_err(|e| CacheError {
+            path: dest.clone(),
+            source: e.error,
+        })?;
+        Ok(dest)
+    }
+
+    /// Stores small blobs (configs, manifests) held in memory.
+    pub fn put_bytes(&self, bytes: &[u8]) -> Result<Digest, CacheError> {
+        let digest = Digest::of(bytes);
+        if self.has_blob(&digest) {
+            return Ok(digest);
+        }
+        let mut tmp = self.temp_file()?;
+        tmp.write_all(bytes).map_err(err(tmp.path()))?;
+        self.commit_blob(tmp, &digest)?;
+        Ok(digest)
+    }
+
+    pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>, CacheError> {
+        let p = self.blob_path(digest);
+        fs::read(&p).map_err(err(&p))
+    }
+
+    fn record_path(&self, key: &Digest) -> PathBuf {
+        self.root.join("layers").join(format!("{}.json", key.hex()))
+    }
+
+    /// The record for a layer key, if it exists, parses, and its blob is present.
+    pub fn layer_record(&self, key: &Digest) -> Option<LayerRecord> {
+        let bytes = fs::read(self.record_path(key)).ok()?;
+        let record: LayerRecord = serde_json::from_slice(&bytes).ok()?;
+        let meta = fs::metadata(self.blob_path(&record.digest)).ok()?;
+        (meta.len() == record.size).then_some(record)
+    }
+
+    pub fn put_layer_record(&self, key: &Digest, record: &LayerRecord) -> Result<(), CacheError> {
+        let mut tmp = self.temp_file()?;
+        serde_json::to_writer(&mut tmp, record).map_err(|e| CacheError {
+            path: tmp.path().to_path_buf(),
+            source: e.into(),
+        })?;
+        let dest = self.record_path(key);
+        tmp.persist(&dest).map_err(|e| CacheError {
+            path: dest,
+            source: e.error,
+        })?;
+        Ok(())
+    }
+}

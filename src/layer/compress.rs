@@ -1,0 +1,91 @@
+//! Layer compression. The compressed bytes are part of the layer digest, so every setting that
+//! changes them (algorithm, level, backend) is fixed here and recorded in the cache key.
+
+use std::io::{self, Write};
+
+/// How layer blobs are compressed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Compression {
+    Gzip { level: u32 },
+    Zstd { level: i32 },
+}
+
+impl Compression {
+    pub const DEFAULT_GZIP_LEVEL: u32 = 6;
+    pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+
+    /// A stable description that goes into cache keys: changing the backend must change it.
+    pub fn cache_tag(&self) -> String {
+        match self {
+            Compression::Gzip { level } => format!("gzip-zlibrs-{level}"),
+            Compression::Zstd { level } => format!("zstd-{level}"),
+        }
+    }
+}
+
+impl std::fmt::Display for Compression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Compression::Gzip { level } => write!(f, "gzip -{level}"),
+            Compression::Zstd { level } => write!(f, "zstd -{level}"),
+        }
+    }
+}
+
+pub enum Compressor<W: Write> {
+    Gzip(flate2::write::GzEncoder<W>),
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+}
+
+impl<W: Write> Compressor<W> {
+    pub fn new(inner: W, compression: Compression) -> io::Result<Self> {
+        Ok(match compression {
+            // Fixed header: no file name, mtime 0, OS "unknown" — as `gzip -n` intends.
+            Compression::Gzip { level } => Compressor::Gzip(
+                flate2::GzBuilder::new()
+                    .mtime(0)
+                    .operating_system(255)
+                    .write(inner, flate2::Compression::new(level)),
+            ),
+            Compression::Zstd { level } => {
+                let mut enc = zstd::stream::write::Encoder::new(inner, level)?;
+                enc.include_checksum(true)?;
+                Compressor::Zstd(enc)
+            }
+        })
+    }
+
+    pub fn finish(self) -> io::Result<W> {
+        match self {
+            Compressor::Gzip(e) => e.finish(),
+            Compressor::Zstd(e) => e.finish(),
+        }
+    }
+}
+
+impl<W: Write> Write for Compressor<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Compressor::Gzip(e) => e.write(buf),
+            Compressor::Zstd(e) => e.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Compressor::Gzip(e) => e.flush(),
+            Compressor::Zstd(e) => e.flush(),
+        }
+    }
+}
+
+/// Opens a compressed layer blob for reading its tar stream.
+pub fn decompress<'a, R: io::BufRead + 'a>(
+    reader: R,
+    compression: Compression,
+) -> io::Result<Box<dyn io::Read + 'a>> {
+    Ok(match compression {
+        Compression::Gzip { .. } => Box::new(flate2::bufread::GzDecoder::new(reader)),
+        Compression::Zstd { .. } => Box::new(zstd::stream::read::Decoder::with_buffer(reader)?),
+    })
+}

@@ -1,0 +1,69 @@
+//! What a layer holds: entries keyed by [`ImagePath`], each with normalised metadata.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::digest::Digest;
+use crate::image_path::ImagePath;
+
+/// Metadata every entry carries into its tar header. Nothing else from the host survives:
+/// no atime/ctime, no user or group names, no device numbers of the build machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Meta {
+    /// Permission bits, including setuid/setgid/sticky (no file-type bits).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Seconds since the epoch, from the build's time policy.
+    pub mtime: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    Dir,
+    File(FileContent),
+    Symlink {
+        target: String,
+    },
+    /// Same inode as `target`, which must be a regular file in the same layer.
+    Hardlink {
+        target: ImagePath,
+    },
+}
+
+/// Where a regular file's bytes come from, with the size and digest the plan saw. The writer
+/// re-checks both while copying, so a source edited mid-build fails the build instead of
+/// producing a layer whose cache key lies about its content.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileContent {
+    pub source: ContentSource,
+    pub size: u64,
+    pub digest: Digest,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ContentSource {
+    Host(PathBuf),
+    Bytes(Arc<[u8]>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub kind: EntryKind,
+    pub meta: Meta,
+}
+
+impl Entry {
+    pub fn is_dir(&self) -> bool {
+        matches!(self.kind, EntryKind::Dir)
+    }
+
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            EntryKind::Dir => "directory",
+            EntryKind::File(_) => "file",
+            EntryKind::Symlink { .. } => "symlink",
+            EntryKind::Hardlink { .. } => "hard link",
+        }
+    }
+}

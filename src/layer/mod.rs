@@ -1,0 +1,130 @@
+//! Layers: deterministic tar streams, hashed and compressed in one pass.
+//!
+//! [`write_layer`] streams `tar → sha256 (diff_id) → compressor → sha256 (digest) → temp file`
+//! and renames the file into the blob store. Memory use does not depend on the layer's size:
+//! file contents are copied through fixed buffers.
+
+mod compress;
+mod entry;
+mod tar_writer;
+mod tree;
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read};
+
+pub use compress::{Compression, Compressor, decompress};
+pub use entry::{ContentSource, Entry, EntryKind, FileContent, Meta};
+pub use tar_writer::TarWriter;
+pub use tree::{LayerContents, LayerTree, LowerView, TreeError, ViewKind};
+
+use crate::cache::{Cache, CacheError, LayerRecord};
+use crate::digest::{HashingReader, HashingWriter};
+use crate::image_path::ImagePath;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    #[error("cannot read {path} for {image_path}: {source}")]
+    Source {
+        path: std::path::PathBuf,
+        image_path: ImagePath,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "{path} changed while the layer was being written (planned {planned}, read {read}); rebuild"
+    )]
+    SourceChanged {
+        path: std::path::PathBuf,
+        planned: String,
+        read: String,
+    },
+    #[error("writing layer: {0}")]
+    Write(#[source] io::Error),
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+}
+
+/// Writes `contents` as one layer blob into the cache and returns what it produced.
+pub fn write_layer(
+    contents: &LayerContents,
+    compression: Compression,
+    cache: &Cache,
+) -> Result<LayerRecord, LayerError> {
+    let tmp = cache.temp_file()?;
+    let file = tmp.as_file().try_clone().map_err(LayerError::Write)?;
+    let blob_hasher = HashingWriter::new(BufWriter::with_capacity(256 * 1024, file));
+    let compressor = Compressor::new(blob_hasher, compression).map_err(LayerError::Write)?;
+    let diff_hasher = HashingWriter::new(compressor);
+    let mut tar = TarWriter::new(diff_hasher);
+
+    for (path, entry) in &contents.entries {
+        write_entry(&mut tar, path, entry)?;
+    }
+
+    let diff_hasher = tar.finish().map_err(LayerError::Write)?;
+    let (compressor, diff_id, diff_size) = diff_hasher.finish();
+    let blob_hasher = compressor.finish().map_err(LayerError::Write)?;
+    let (buffered, digest, size) = blob_hasher.finish();
+    buffered
+        .into_inner()
+        .map_err(|e| LayerError::Write(e.into_error()))?;
+    cache.commit_blob(tmp, &digest)?;
+    Ok(LayerRecord {
+        diff_id,
+        digest,
+        size,
+        diff_size,
+    })
+}
+
+fn write_entry<W: io::Write>(
+    tar: &mut TarWriter<W>,
+    path: &ImagePath,
+    entry: &Entry,
+) -> Result<(), LayerError> {
+    match &entry.kind {
+        EntryKind::Dir => tar.append_dir(path, &entry.meta),
+        EntryKind::Symlink { target } => tar.append_symlink(path, &entry.meta, target),
+        EntryKind::Hardlink { target } => tar.append_hardlink(path, &entry.meta, target),
+        EntryKind::File(content) => return write_file(tar, path, entry, content),
+    }
+    .map_err(LayerError::Write)
+}
+
+fn write_file<W: io::Write>(
+    tar: &mut TarWriter<W>,
+    path: &ImagePath,
+    entry: &Entry,
+    content: &FileContent,
+) -> Result<(), LayerError> {
+    let (reader, host): (Box<dyn Read>, Option<&std::path::Path>) = match &content.source {
+        ContentSource::Bytes(b) => (Box::new(&b[..]), None),
+        ContentSource::Host(p) => {
+            let f = File::open(p).map_err(|source| LayerError::Source {
+                path: p.clone(),
+                image_path: path.clone(),
+                source,
+            })?;
+            (Box::new(f), Some(p.as_path()))
+        }
+    };
+    let mut hashing = HashingReader::new(reader);
+    let result = tar.append_file(path, &entry.meta, content.size, &mut hashing);
+    let (_, digest, read) = hashing.finish();
+    let changed = |read_desc: String| LayerError::SourceChanged {
+        path: host.map_or_else(|| path.as_str().into(), |h| h.to_path_buf()),
+        planned: format!("{} bytes, {}", content.size, content.digest.short()),
+        read: read_desc,
+    };
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            return Err(changed(format!("only {read} bytes")));
+        }
+        Err(e) => return Err(LayerError::Write(e)),
+        Ok(()) => {}
+    }
+    if digest != content.digest {
+        return Err(changed(format!("{read} bytes, {}", digest.short())));
+    }
+    Ok(())
+}

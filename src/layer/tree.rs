@@ -1,0 +1,519 @@
+//! The content of one layer as a sorted tree, built against a view of the layers below it.
+//!
+//! Two rules here keep images correct on every runtime:
+//! - every entry's parent directories are in the layer, parents first; a parent that a lower
+//!   layer already has is written with that layer's metadata, so stacking never changes it;
+//! - a path is never written *through* a symlink of a lower layer as if it were a directory.
+//!   If `/bin` is a symlink to `usr/bin` below, `/bin/sh` is written as `usr/bin/sh` and no
+//!   `bin/` directory entry is emitted: runtimes would otherwise replace the symlink by an empty
+//!   directory and hide everything under `/usr/bin` (environment.md, section 4d).
+
+use std::collections::{BTreeMap, VecDeque};
+
+use super::entry::{Entry, EntryKind, Meta};
+use crate::image_path::ImagePath;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TreeError {
+    #[error("{path}: {detail}")]
+    Conflict { path: ImagePath, detail: String },
+    #[error("{path}: too many levels of symbolic links")]
+    SymlinkLoop { path: ImagePath },
+    #[error("hard link {path} -> {target}: {detail}")]
+    Hardlink {
+        path: ImagePath,
+        target: ImagePath,
+        detail: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ViewKind {
+    Dir,
+    File,
+    Symlink(String),
+}
+
+/// What the layers below hold: enough to map paths through their symlinks and to copy the
+/// metadata of their directories. Later layers overwrite earlier ones, as when unpacking.
+#[derive(Clone, Debug, Default)]
+pub struct LowerView {
+    entries: BTreeMap<ImagePath, (ViewKind, Meta)>,
+}
+
+impl LowerView {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn get(&self, path: &ImagePath) -> Option<&(ViewKind, Meta)> {
+        self.entries.get(path)
+    }
+
+    pub fn apply(&mut self, layer: &LayerContents) {
+        for (path, entry) in &layer.entries {
+            let kind = match &entry.kind {
+                EntryKind::Dir => ViewKind::Dir,
+                EntryKind::File(_) | EntryKind::Hardlink { .. } => ViewKind::File,
+                EntryKind::Symlink { target } => ViewKind::Symlink(target.clone()),
+            };
+            self.entries.insert(path.clone(), (kind, entry.meta));
+        }
+    }
+}
+
+/// A finished layer: entries in tar order, hard links pointing at earlier entries.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LayerContents {
+    pub entries: Vec<(ImagePath, Entry)>,
+}
+
+struct TreeEntry {
+    entry: Entry,
+    /// Created only as a parent of something else; an explicit entry may replace its metadata.
+    implied: bool,
+}
+
+pub struct LayerTree<'a> {
+    lower: &'a LowerView,
+    entries: BTreeMap<ImagePath, TreeEntry>,
+    implied_dir: Meta,
+}
+
+impl<'a> LayerTree<'a> {
+    /// `implied_dir` is the metadata of parent directories no layer declares.
+    pub fn new(lower: &'a LowerView, implied_dir: Meta) -> Self {
+        LayerTree {
+            lower,
+            entries: BTreeMap::new(),
+            implied_dir,
+        }
+    }
+
+    fn kind_of(&self, path: &ImagePath) -> Option<ViewKind> {
+        if let Some(t) = self.entries.get(path) {
+            return Some(match &t.entry.kind {
+                EntryKind::Dir => ViewKind::Dir,
+                EntryKind::Symlink { target } => ViewKind::Symlink(target.clone()),
+                _ => ViewKind::File,
+            });
+        }
+        self.lower.get(path).map(|(k, _)| k.clone())
+    }
+
+    /// Resolves every component of `path` through the symlinks of this layer and those below,
+    /// the way the kernel would inside the image (absolute targets are relative to the image
+    /// root, `..` stops at the root).
+    pub fn resolve(&self, path: &ImagePath) -> Result<ImagePath, TreeError> {
+        let mut pending: VecDeque<String> = path.components().map(str::to_string).collect();
+        let mut resolved = ImagePath::root();
+        let mut hops = 0;
+        while let Some(c) = pending.pop_front() {
+            match c.as_str() {
+                "" | "." => continue,
+                ".." => {
+                    resolved = resolved.parent().unwrap_or_else(ImagePath::root);
+                    continue;
+                }
+                _ => {}
+            }
+            let candidate = resolved
+                .join(&c)
+                .map_err(|_| TreeError::SymlinkLoop { path: path.clone() })?;
+            if let Some(ViewKind::Symlink(target)) = self.kind_of(&candidate) {
+                hops += 1;
+                if hops > 40 {
+                    return Err(TreeError::SymlinkLoop { path: path.clone() });
+                }
+                if target.starts_with('/') {
+                    resolved = ImagePath::root();
+                }
+                for t in target.split('/').rev() {
+                    pending.push_front(t.to_string());
+                }
+            } else {
+                resolved = candidate;
+            }
+        }
+        Ok(resolved)
+    }
+
+    /// Adds an entry and returns the path it landed at (different from `path` when a parent is a
+    /// symlink). Parents are implied as needed.
+    pub fn insert(&mut self, path: &ImagePath, entry: Entry) -> Result<ImagePath, TreeError> {
+        let parent = path.parent().unwrap_or_else(ImagePath::root);
+        let name = path.file_name().unwrap_or("");
+        let mut target = self
+            .resolve(&parent)?
+            .join(name)
+            .map_err(|_| TreeError::SymlinkLoop { path: path.clone() })?;
+        if entry.is_dir() && matches!(self.kind_of(&target), Some(ViewKind::Symlink(_))) {
+            target = self.resolve(&target)?;
+        }
+        if target.is_root() {
+            return Err(TreeError::Conflict {
+                path: path.clone(),
+                detail: "resolves to the image root".into(),
+            });
+        }
+        self.imply_parents(&target)?;
+        let entry = match entry.kind {
+            EntryKind::Hardlink { target: link } => {
+                let link_parent = link.parent().unwrap_or_else(ImagePath::root);
+                let mapped = self
+                    .resolve(&link_parent)?
+                    .join(link.file_name().unwrap_or(""))
+                    .map_err(|_| TreeError::SymlinkLoop { path: link.clone() })?;
+                Entry {
+                    kind: EntryKind::Hardlink { target: mapped },
+                    meta: entry.meta,
+                }
+            }
+            _ => entry,
+        };
+
+        if let Some(existing) = self.entries.get_mut(&target) {
+            match (existing.entry.is_dir(), entry.is_dir()) {
+                (true, true) => {
+                    existing.entry.meta = entry.meta;
+                    existing.implied = false;
+                    return Ok(target);
+                }
+                (false, false) => {
+                    existing.entry = entry;
+                    return Ok(target);
+                }
+                (is_dir, _) => {
+                    return Err(TreeError::Conflict {
+                        path: target,
+                        detail: format!(
+                            "already a {} in this layer, cannot also be a {}",
+                            if is_dir {
+                                "directory"
+                            } else {
+                                existing.entry.kind_name()
+                            },
+                            entry.kind_name()
+                        ),
+                    });
+                }
+            }
+        }
+        if !entry.is_dir()
+            && let Some((ViewKind::Dir, _)) = self.lower.get(&target)
+        {
+            return Err(TreeError::Conflict {
+                path: target,
+                detail: format!(
+                    "a lower layer has a directory here; a {} cannot replace it",
+                    entry.kind_name()
+                ),
+            });
+        }
+        self.entries.insert(
+            target.clone(),
+            TreeEntry {
+                entry,
+                implied: false,
+            },
+        );
+        Ok(target)
+    }
+
+    fn imply_parents(&mut self, path: &ImagePath) -> Result<(), TreeError> {
+        for ancestor in path.ancestors() {
+            if let Some(existing) = self.entries.get(&ancestor) {
+                if !existing.entry.is_dir() {
+                    return Err(TreeError::Conflict {
+                        path: path.clone(),
+                        detail: format!(
+                            "its parent {ancestor} is a {} in this layer",
+                            existing.entry.kind_name()
+                        ),
+                    });
+                }
+                continue;
+            }
+            let meta = match self.lower.get(&ancestor) {
+                Some((ViewKind::Dir, meta)) => *meta,
+                Some((ViewKind::File, _)) => {
+                    return Err(TreeError::Conflict {
+                        path: path.clone(),
+                        detail: format!("its parent {ancestor} is a file in a lower layer"),
+                    });
+                }
+                // `resolve` already followed every symlink on the way.
+                Some((ViewKind::Symlink(_), _)) | None => self.implied_dir,
+            };
+            self.entries.insert(
+                ancestor,
+                TreeEntry {
+                    entry: Entry {
+                        kind: EntryKind::Dir,
+                        meta,
+                    },
+                    implied: true,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, path: &ImagePath) -> Option<&Entry> {
+        self.entries.get(path).map(|t| &t.entry)
+    }
+
+    /// Number of entries, implied parents included.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Checks hard links and orders each hard-link group so the content sits on the first path
+    /// in tar order (a tar hard link must point backwards).
+    pub fn finish(mut self) -> Result<LayerContents, TreeError> {
+        let links: Vec<(ImagePath, ImagePath)> = self
+            .entries
+            .iter()
+            .filter_map(|(p, t)| match &t.entry.kind {
+                EntryKind::Hardlink { target } => Some((p.clone(), target.clone())),
+                _ => None,
+            })
+            .collect();
+        // Group links by the regular file they end at.
+        let mut groups: BTreeMap<ImagePath, Vec<ImagePath>> = BTreeMap::new();
+        for (path, target) in &links {
+            let mut end = target.clone();
+            let mut hops = 0;
+            loop {
+                let Some(t) = self.entries.get(&end) else {
+                    return Err(TreeError::Hardlink {
+                        path: path.clone(),
+                        target: target.clone(),
+                        detail: "the target is not in this layer (hard links cannot cross layers)"
+                            .into(),
+                    });
+                };
+                match &t.entry.kind {
+                    EntryKind::File(_) => break,
+                    EntryKind::Hardlink { target } if hops < 64 => {
+                        end = target.clone();
+                        hops += 1;
+                    }
+                    _ => {
+                        return Err(TreeError::Hardlink {
+                            path: path.clone(),
+                            target: target.clone(),
+                            detail: format!(
+                                "the target is a {}, not a regular file",
+                                t.entry.kind_name()
+                            ),
+                        });
+                    }
+                }
+            }
+            groups.entry(end).or_default().push(path.clone());
+        }
+        for (file, mut members) in groups {
+            members.push(file.clone());
+            members.sort();
+            let first = members[0].clone();
+            let content = self.entries[&file].entry.clone();
+            for m in &members {
+                let slot = self.entries.get_mut(m).expect("member exists");
+                slot.entry = if *m == first {
+                    content.clone()
+                } else {
+                    Entry {
+                        kind: EntryKind::Hardlink {
+                            target: first.clone(),
+                        },
+                        meta: content.meta,
+                    }
+                };
+            }
+        }
+        Ok(LayerContents {
+            entries: self
+                .entries
+                .into_iter()
+                .map(|(p, t)| (p, t.entry))
+                .collect(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::Digest;
+    use crate::layer::entry::{ContentSource, FileContent};
+
+    const META: Meta = Meta {
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+        mtime: 1,
+    };
+
+    fn p(s: &str) -> ImagePath {
+        ImagePath::from_absolute(s).unwrap()
+    }
+
+    fn file(data: &'static [u8]) -> Entry {
+        Entry {
+            kind: EntryKind::File(FileContent {
+                source: ContentSource::Bytes(data.into()),
+                size: data.len() as u64,
+                digest: Digest::of(data),
+            }),
+            meta: Meta {
+                mode: 0o644,
+                ..META
+            },
+        }
+    }
+
+    fn symlink(t: &str) -> Entry {
+        Entry {
+            kind: EntryKind::Symlink { target: t.into() },
+            meta: Meta {
+                mode: 0o777,
+                ..META
+            },
+        }
+    }
+
+    fn dir() -> Entry {
+        Entry {
+            kind: EntryKind::Dir,
+            meta: META,
+        }
+    }
+
+    fn base_with_merged_usr() -> LowerView {
+        let lower = LowerView::new();
+        let mut t = LayerTree::new(&lower, META);
+        t.insert(&p("/usr/bin"), dir()).unwrap();
+        t.insert(&p("/bin"), symlink("usr/bin")).unwrap();
+        t.insert(&p("/lib64"), symlink("/usr/lib64")).unwrap();
+        let mut view = LowerView::new();
+        view.apply(&t.finish().unwrap());
+        view
+    }
+
+    #[test]
+    fn paths_through_lower_symlinks_are_mapped_and_no_dir_shadows_them() {
+        let view = base_with_merged_usr();
+        let mut t = LayerTree::new(&view, META);
+        assert_eq!(
+            t.insert(&p("/bin/sh"), file(b"x")).unwrap(),
+            p("/usr/bin/sh")
+        );
+        assert_eq!(
+            t.insert(&p("/lib64/ld.so"), file(b"y")).unwrap(),
+            p("/usr/lib64/ld.so")
+        );
+        // A declared directory at a symlink's path lands on the target.
+        assert_eq!(t.insert(&p("/bin"), dir()).unwrap(), p("/usr/bin"));
+        let out = t.finish().unwrap();
+        let paths: Vec<_> = out
+            .entries
+            .iter()
+            .map(|(p, _)| p.as_str().to_string())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "usr",
+                "usr/bin",
+                "usr/bin/sh",
+                "usr/lib64",
+                "usr/lib64/ld.so"
+            ]
+        );
+    }
+
+    #[test]
+    fn implied_parents_copy_lower_metadata() {
+        let lower = LowerView::new();
+        let mut t = LayerTree::new(&lower, META);
+        let special = Meta {
+            mode: 0o700,
+            uid: 7,
+            gid: 8,
+            mtime: 1,
+        };
+        t.insert(
+            &p("/opt/app"),
+            Entry {
+                kind: EntryKind::Dir,
+                meta: special,
+            },
+        )
+        .unwrap();
+        let mut view = LowerView::new();
+        view.apply(&t.finish().unwrap());
+        let mut t = LayerTree::new(&view, META);
+        t.insert(&p("/opt/app/x"), file(b"1")).unwrap();
+        assert_eq!(t.get(&p("/opt/app")).unwrap().meta, special);
+    }
+
+    #[test]
+    fn hard_links_point_backwards_whatever_the_declaration() {
+        let lower = LowerView::new();
+        let mut t = LayerTree::new(&lower, META);
+        t.insert(&p("/z/file"), file(b"data")).unwrap();
+        t.insert(
+            &p("/a/link"),
+            Entry {
+                kind: EntryKind::Hardlink {
+                    target: p("/z/file"),
+                },
+                meta: META,
+            },
+        )
+        .unwrap();
+        let out = t.finish().unwrap();
+        let get = |s: &str| &out.entries.iter().find(|(q, _)| *q == p(s)).unwrap().1.kind;
+        assert!(matches!(get("/a/link"), EntryKind::File(_)));
+        assert_eq!(
+            get("/z/file"),
+            &EntryKind::Hardlink {
+                target: p("/a/link")
+            }
+        );
+    }
+
+    #[test]
+    fn conflicts_and_bad_links_are_errors() {
+        let lower = LowerView::new();
+        let mut t = LayerTree::new(&lower, META);
+        t.insert(&p("/a"), file(b"x")).unwrap();
+        assert!(matches!(
+            t.insert(&p("/a/b"), file(b"y")),
+            Err(TreeError::Conflict { .. })
+        ));
+        t.insert(
+            &p("/l"),
+            Entry {
+                kind: EntryKind::Hardlink {
+                    target: p("/missing"),
+                },
+                meta: META,
+            },
+        )
+        .unwrap();
+        assert!(matches!(t.finish(), Err(TreeError::Hardlink { .. })));
+
+        let mut t = LayerTree::new(&lower, META);
+        t.insert(&p("/loop"), symlink("/loop")).unwrap();
+        assert!(matches!(
+            t.insert(&p("/loop/x"), file(b"z")),
+            Err(TreeError::SymlinkLoop { .. })
+        ));
+    }
+}

@@ -1,0 +1,163 @@
+//! Where a finished image goes: an OCI image layout directory or a `docker load` archive, and
+//! reading both back for `inspect`.
+//!
+//! Both writers put complete blobs in place before the file that names them (`index.json`, the
+//! archive itself) appears, by temp file and rename; an interrupted write leaves the previous
+//! state, never a half-written image.
+
+mod docker_archive;
+mod oci_layout;
+mod read;
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+pub use read::{InspectedImage, InspectedLayer, read_image};
+
+use crate::cache::{Cache, CacheError};
+use crate::digest::Digest;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OutputTarget {
+    /// `oci:DIR[:TAG]`
+    OciLayout { dir: PathBuf, tag: Option<String> },
+    /// `docker-archive:FILE`
+    DockerArchive { file: PathBuf },
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("`{0}` is not an output; use oci:DIR[:TAG] or docker-archive:FILE")]
+pub struct OutputParseError(String);
+
+impl FromStr for OutputTarget {
+    type Err = OutputParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(rest) = s.strip_prefix("oci:") {
+            let (dir, tag) = split_tag(rest);
+            if dir.is_empty() {
+                return Err(OutputParseError(s.into()));
+            }
+            return Ok(OutputTarget::OciLayout {
+                dir: dir.into(),
+                tag: tag.map(str::to_string),
+            });
+        }
+        if let Some(file) = s.strip_prefix("docker-archive:") {
+            if file.is_empty() {
+                return Err(OutputParseError(s.into()));
+            }
+            return Ok(OutputTarget::DockerArchive { file: file.into() });
+        }
+        Err(OutputParseError(s.into()))
+    }
+}
+
+impl std::fmt::Display for OutputTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OutputTarget::OciLayout { dir, tag: Some(t) } => write!(f, "oci:{}:{t}", dir.display()),
+            OutputTarget::OciLayout { dir, tag: None } => write!(f, "oci:{}", dir.display()),
+            OutputTarget::DockerArchive { file } => write!(f, "docker-archive:{}", file.display()),
+        }
+    }
+}
+
+/// `DIR:TAG` → (DIR, TAG) when the part after the last `:` looks like a tag, not a path.
+fn split_tag(s: &str) -> (&str, Option<&str>) {
+    match s.rsplit_once(':') {
+        Some((dir, tag)) if !tag.is_empty() && !tag.contains('/') => (dir, Some(tag)),
+        _ => (s, None),
+    }
+}
+
+/// A built image whose blobs are all in the cache.
+#[derive(Clone, Debug)]
+pub struct StoredImage {
+    pub manifest_digest: Digest,
+    pub manifest_size: u64,
+    pub manifest_media_type: String,
+    pub config_digest: Digest,
+    pub layers: Vec<StoredLayer>,
+    /// `name:tag` references for archives, and the tags for layouts.
+    pub name: Option<String>,
+    pub tags: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct StoredLayer {
+    pub digest: Digest,
+    pub size: u64,
+    pub diff_id: Digest,
+    pub diff_size: u64,
+    pub media_type: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("{path}: {message}")]
+    Target { path: PathBuf, message: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "layer {digest} in the cache does not match its diff_id (cache corrupt; run `stevedore cache gc` and rebuild)"
+    )]
+    Corrupt { digest: Digest },
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+}
+
+pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> OutputError + '_ {
+    move |source| OutputError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+pub fn write(target: &OutputTarget, image: &StoredImage, cache: &Cache) -> Result<(), OutputError> {
+    match target {
+        OutputTarget::OciLayout { dir, tag } => {
+            let tag = tag
+                .clone()
+                .or_else(|| image.tags.first().cloned())
+                .unwrap_or_else(|| "latest".into());
+            oci_layout::write(dir, &tag, image, cache)
+        }
+        OutputTarget::DockerArchive { file } => docker_archive::write(file, image, cache),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_targets() {
+        assert_eq!(
+            "oci:out/dir:v1".parse::<OutputTarget>().unwrap(),
+            OutputTarget::OciLayout {
+                dir: "out/dir".into(),
+                tag: Some("v1".into())
+            }
+        );
+        assert_eq!(
+            "oci:/tmp/x".parse::<OutputTarget>().unwrap(),
+            OutputTarget::OciLayout {
+                dir: "/tmp/x".into(),
+                tag: None
+            }
+        );
+        assert_eq!(
+            "docker-archive:a.tar".parse::<OutputTarget>().unwrap(),
+            OutputTarget::DockerArchive {
+                file: "a.tar".into()
+            }
+        );
+        assert!("tarball:x".parse::<OutputTarget>().is_err());
+        assert!("oci:".parse::<OutputTarget>().is_err());
+    }
+}

@@ -1,0 +1,137 @@
+//! The validated recipe: what the rest of the pipeline consumes. Every value here has been
+//! checked; every item keeps its [`Location`] so later stages (which read the file system) can
+//! still point at the recipe line that asked for it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+pub use crate::image::{ContainerConfig, Healthcheck, ImageFormat, Platform};
+pub use crate::image_path::ImagePath;
+pub use crate::layer::Compression;
+
+pub use super::diagnostic::Location;
+
+/// One recipe and, through `from`, the chain of recipes below it.
+#[derive(Clone, Debug)]
+pub struct Recipe {
+    /// The recipe file, as given (not canonicalised, so messages show what the user typed).
+    pub path: PathBuf,
+    /// The folder sources are resolved against, canonicalised.
+    pub dir: PathBuf,
+    pub from: Base,
+    pub image: ImageSettings,
+    pub config: ContainerConfig,
+    pub users: Vec<User>,
+    pub groups: Vec<Group>,
+    pub layers: Vec<LayerSpec>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Base {
+    Scratch,
+    Recipe(Box<Recipe>),
+}
+
+impl Recipe {
+    /// The chain from the bottom-most recipe to this one.
+    pub fn chain(&self) -> Vec<&Recipe> {
+        let mut out = vec![self];
+        let mut cur = self;
+        while let Base::Recipe(parent) = &cur.from {
+            out.push(parent);
+            cur = parent;
+        }
+        out.reverse();
+        out
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ImageSettings {
+    pub name: Option<String>,
+    pub tags: Vec<String>,
+    pub format: ImageFormat,
+    pub compression: Compression,
+    pub platform: Platform,
+    pub annotations: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: String,
+    pub shell: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Group {
+    pub name: String,
+    pub gid: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Owner {
+    pub const ROOT: Owner = Owner { uid: 0, gid: 0 };
+}
+
+#[derive(Clone, Debug)]
+pub struct LayerSpec {
+    pub name: String,
+    pub location: Location,
+    pub items: Vec<LayerItem>,
+}
+
+#[derive(Clone, Debug)]
+pub enum LayerItem {
+    Files(FilesItem),
+    Dir {
+        path: ImagePath,
+        mode: u32,
+        owner: Owner,
+        location: Location,
+    },
+    Symlink {
+        path: ImagePath,
+        target: String,
+        owner: Owner,
+        location: Location,
+    },
+    Hardlink {
+        path: ImagePath,
+        target: ImagePath,
+        location: Location,
+    },
+}
+
+/// Files copied from the recipe's folder into the image.
+#[derive(Clone, Debug)]
+pub struct FilesItem {
+    /// As written in the recipe, relative to the recipe's folder.
+    pub src: String,
+    pub src_kind: SourceKind,
+    pub dest: ImagePath,
+    /// The recipe wrote `dest` with a trailing `/`: a single file goes *into* it.
+    pub dest_is_dir: bool,
+    pub mode: Option<u32>,
+    pub dir_mode: Option<u32>,
+    pub owner: Owner,
+    pub exclude: Vec<String>,
+    pub location: Location,
+}
+
+#[derive(Clone, Debug)]
+pub enum SourceKind {
+    /// One file (or a symlink inside the recipe folder), absolute host path.
+    File(PathBuf),
+    /// A directory whose contents go under `dest`.
+    Dir(PathBuf),
+    /// A glob: `base` is the longest literal directory prefix; matches keep their path below it.
+    Glob { base: PathBuf, pattern: String },
+}
