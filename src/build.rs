@@ -51,6 +51,8 @@ pub enum BuildError {
         #[source]
         source: Box<LayerError>,
     },
+    #[error("{0}")]
+    Unsupported(String),
     #[error(transparent)]
     Cache(#[from] CacheError),
     #[error(transparent)]
@@ -69,7 +71,10 @@ impl BuildError {
     pub fn is_input_error(&self) -> bool {
         matches!(
             self,
-            BuildError::Recipe(_) | BuildError::Plan(_) | BuildError::Time(_)
+            BuildError::Recipe(_)
+                | BuildError::Plan(_)
+                | BuildError::Time(_)
+                | BuildError::Unsupported(_)
         )
     }
 }
@@ -105,6 +110,7 @@ pub fn build(
     progress: &dyn Progress,
 ) -> Result<BuildResult, BuildError> {
     let plan = load_plan(recipe_path)?;
+    check_outputs(&plan, &opts.outputs)?;
     let cache = Cache::open(&opts.cache_dir)?;
     let records = build_layers(&plan, &cache, opts.jobs.max(1), progress)?;
 
@@ -170,6 +176,22 @@ pub fn build(
             .map(|(l, (status, r))| (l.name.clone(), status, r))
             .collect(),
     })
+}
+
+/// Refuses output combinations that readers would not accept, before anything is written.
+fn check_outputs(plan: &Plan, outputs: &[OutputTarget]) -> Result<(), BuildError> {
+    let layout = outputs
+        .iter()
+        .find(|o| matches!(o, OutputTarget::OciLayout { .. }));
+    if plan.image.format == image::ImageFormat::Docker
+        && let Some(layout) = layout
+    {
+        return Err(BuildError::Unsupported(format!(
+            "{layout}: OCI layouts hold OCI manifests (skopeo and umoci ignore Docker ones); \
+             with format = \"docker\" write a docker-archive:FILE or push to a registry"
+        )));
+    }
+    Ok(())
 }
 
 /// Reuses cached layers and writes the others, up to `jobs` at a time (each layer is one

@@ -5,6 +5,7 @@
 //! content digests, link targets, compression and the layer format version — and nothing else:
 //! not the host path of the recipe, not the source files' own mtimes or owners.
 
+mod accounts;
 mod sources;
 pub mod time;
 
@@ -84,15 +85,44 @@ pub fn plan(recipe: &Recipe, time: &TimePolicy) -> Result<Plan, PlanError> {
     let mut lower = LowerView::new();
     let mut config = ContainerConfig::default();
     let mut layers = Vec::new();
+    let implied_dir = Meta {
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+        mtime: time.epoch(),
+    };
     for r in recipe.chain() {
         config.merge(&r.config);
-        for spec in &r.layers {
-            let implied_dir = Meta {
-                mode: 0o755,
-                uid: 0,
-                gid: 0,
-                mtime: time.epoch(),
+        let declares_accounts = !r.users.is_empty() || !r.groups.is_empty();
+        let parent_accounts = match &r.from {
+            crate::recipe::Base::Recipe(p) => (p.users.clone(), p.groups.clone()),
+            crate::recipe::Base::Scratch => Default::default(),
+        };
+        if declares_accounts && (r.users.clone(), r.groups.clone()) != parent_accounts {
+            let mut tree = LayerTree::new(&lower, implied_dir);
+            let location = Location {
+                file: r.path.clone(),
+                line: 1,
+                column: 1,
             };
+            for (path, entry) in accounts::account_files(&r.users, &r.groups, time.epoch()) {
+                tree.insert(&path, entry)
+                    .map_err(|e| PlanError::new(&location, e.to_string()))?;
+            }
+            let contents = tree
+                .finish()
+                .map_err(|e| PlanError::new(&location, e.to_string()))?;
+            lower.apply(&contents);
+            layers.push(PlannedLayer {
+                name: "accounts".into(),
+                recipe: r.path.clone(),
+                location,
+                sources: vec!["/etc/passwd and /etc/group from [[users]] and [[groups]]".into()],
+                key: layer_key(&contents, &compression.cache_tag()),
+                contents,
+            });
+        }
+        for spec in &r.layers {
             let mut tree = LayerTree::new(&lower, implied_dir);
             let mut shown = Vec::new();
             for item in &spec.items {

@@ -1,0 +1,188 @@
+//! Shared helpers for the integration tests: running the real binary, requiring real tools,
+//! and walking unpacked trees.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_stevedore");
+
+/// Fails (never skips) when a tool the test needs is missing, saying how to install it.
+pub fn require_tool(tool: &str, package: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "`{tool}` is required by this test: install it with `apt-get install -y {package}` (as .ci/run does)"
+    );
+}
+
+pub fn require_root(why: &str) {
+    let uid = unsafe_free_uid();
+    assert_eq!(
+        uid, 0,
+        "this test must run as root: {why} (CI runs as root)"
+    );
+}
+
+fn unsafe_free_uid() -> u32 {
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(u32::MAX)
+}
+
+pub fn is_root() -> bool {
+    unsafe_free_uid() == 0
+}
+
+/// Runs stevedore with a private cache and no inherited SOURCE_DATE_EPOCH.
+pub fn stevedore(cache: &Path, args: &[&str]) -> Output {
+    stevedore_env(cache, args, &[])
+}
+
+pub fn stevedore_env(cache: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--cache-dir").arg(cache).args(args);
+    cmd.env_remove("SOURCE_DATE_EPOCH")
+        .env_remove("STEVEDORE_CACHE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run stevedore")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Builds and returns the digest stevedore printed, checking the stdout contract on the way.
+pub fn build_ok(cache: &Path, args: &[&str]) -> String {
+    build_ok_env(cache, args, &[])
+}
+
+pub fn build_ok_env(cache: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut full = vec!["build"];
+    full.extend_from_slice(args);
+    let out = stevedore_env(cache, &full, env);
+    assert!(
+        out.status.success(),
+        "build failed: {}\n{}",
+        stderr(&out),
+        stdout(&out)
+    );
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "stdout must be exactly the digest line, got {text:?}"
+    );
+    let digest = lines[0].to_string();
+    assert!(
+        digest.starts_with("sha256:") && digest.len() == 71,
+        "not a digest: {digest}"
+    );
+    digest
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    out
+}
+
+pub fn write(path: &Path, content: impl AsRef<[u8]>) {
+    if let Some(p) = path.parent() {
+        std::fs::create_dir_all(p).unwrap();
+    }
+    std::fs::write(path, content).unwrap();
+}
+
+pub fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// What a path in an unpacked tree looks like, in the terms the recipe speaks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Node {
+    pub kind: char,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub link: Option<String>,
+    pub content: Option<Vec<u8>>,
+    pub nlink: u64,
+    pub ino: u64,
+}
+
+/// Walks `root` (not following links) into path → node, paths relative with a leading `/`.
+pub fn snapshot(root: &Path) -> BTreeMap<String, Node> {
+    let mut out = BTreeMap::new();
+    for entry in walkdir::WalkDir::new(root).min_depth(1).follow_links(false) {
+        let entry = entry.unwrap();
+        let md = entry.path().symlink_metadata().unwrap();
+        let rel = format!(
+            "/{}",
+            entry.path().strip_prefix(root).unwrap().to_str().unwrap()
+        );
+        let ft = md.file_type();
+        let kind = if ft.is_dir() {
+            'd'
+        } else if ft.is_symlink() {
+            'l'
+        } else if ft.is_file() {
+            'f'
+        } else {
+            '?'
+        };
+        out.insert(
+            rel,
+            Node {
+                kind,
+                mode: md.mode() & 0o7777,
+                uid: md.uid(),
+                gid: md.gid(),
+                link: ft.is_symlink().then(|| {
+                    std::fs::read_link(entry.path())
+                        .unwrap()
+                        .to_str()
+                        .unwrap()
+                        .to_string()
+                }),
+                content: ft.is_file().then(|| std::fs::read(entry.path()).unwrap()),
+                nlink: md.nlink(),
+                ino: md.ino(),
+            },
+        );
+    }
+    out
+}
+
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("stevedore-test-")
+        .tempdir()
+        .unwrap()
+}
+
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+pub fn join(p: &Path, s: &str) -> PathBuf {
+    p.join(s)
+}
