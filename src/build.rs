@@ -38,11 +38,11 @@ impl Progress for Silent {}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("{0}")]
+    #[error(transparent)]
     Recipe(#[from] RecipeError),
-    #[error("{0}")]
+    #[error(transparent)]
     Plan(#[from] PlanError),
-    #[error("{0}")]
+    #[error(transparent)]
     Time(#[from] plan::time::TimePolicyError),
     #[error("layer `{name}` ({location}): {source}")]
     Layer {
@@ -190,6 +190,9 @@ fn check_outputs(plan: &Plan, outputs: &[OutputTarget]) -> Result<(), BuildError
             "{layout}: OCI layouts hold OCI manifests (skopeo and umoci ignore Docker ones); \
              with format = \"docker\" write a docker-archive:FILE or push to a registry"
         )));
+    }
+    for target in outputs {
+        output::check_target(target).map_err(|e| BuildError::Unsupported(e.to_string()))?;
     }
     Ok(())
 }

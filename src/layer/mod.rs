@@ -128,3 +128,76 @@ fn write_file<W: io::Write>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::Digest;
+
+    fn contents(data: &'static [u8], planned: Digest) -> LayerContents {
+        LayerContents {
+            entries: vec![(
+                ImagePath::from_absolute("/f").unwrap(),
+                Entry {
+                    kind: EntryKind::File(FileContent {
+                        source: ContentSource::Bytes(data.into()),
+                        size: data.len() as u64,
+                        digest: planned,
+                    }),
+                    meta: Meta {
+                        mode: 0o644,
+                        uid: 0,
+                        gid: 0,
+                        mtime: 1,
+                    },
+                },
+            )],
+        }
+    }
+
+    #[test]
+    fn a_source_that_changed_since_planning_fails_and_stores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let err = write_layer(
+            &contents(b"new", Digest::of(b"old")),
+            Compression::Gzip { level: 6 },
+            &cache,
+        )
+        .unwrap_err();
+        assert!(matches!(err, LayerError::SourceChanged { .. }), "{err}");
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("blobs/sha256"))
+                .unwrap()
+                .count(),
+            0
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
+    }
+
+    #[test]
+    fn digests_match_the_bytes_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        for compression in [
+            Compression::Gzip { level: 6 },
+            Compression::Zstd { level: 3 },
+        ] {
+            let rec =
+                write_layer(&contents(b"abc", Digest::of(b"abc")), compression, &cache).unwrap();
+            let blob = std::fs::read(cache.blob_path(&rec.digest)).unwrap();
+            assert_eq!(Digest::of(&blob), rec.digest);
+            assert_eq!(blob.len() as u64, rec.size);
+            let mut tar = Vec::new();
+            decompress(&blob[..], compression)
+                .unwrap()
+                .read_to_end(&mut tar)
+                .unwrap();
+            assert_eq!(Digest::of(&tar), rec.diff_id);
+            assert_eq!(tar.len() as u64, rec.diff_size);
+        }
+    }
+}

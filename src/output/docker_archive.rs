@@ -71,6 +71,7 @@ pub(super) fn write(file: &Path, image: &StoredImage, cache: &Cache) -> Result<(
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
+    fs::create_dir_all(parent).map_err(io_err(parent))?;
     let tmp = tempfile::NamedTempFile::new_in(parent).map_err(io_err(parent))?;
     let out =
         BufWriter::with_capacity(256 * 1024, tmp.as_file().try_clone().map_err(io_err(file))?);

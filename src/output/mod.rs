@@ -118,6 +118,23 @@ pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> O
     }
 }
 
+/// Checks, before anything is built, that a target can be written without clobbering anything
+/// that is not ours.
+pub fn check_target(target: &OutputTarget) -> Result<(), OutputError> {
+    match target {
+        OutputTarget::OciLayout { dir, .. } => oci_layout::check(dir),
+        OutputTarget::DockerArchive { file } => {
+            if file.is_dir() {
+                return Err(OutputError::Target {
+                    path: file.clone(),
+                    message: "is a directory; docker-archive needs a file name".into(),
+                });
+            }
+            Ok(())
+        }
+    }
+}
+
 pub fn write(target: &OutputTarget, image: &StoredImage, cache: &Cache) -> Result<(), OutputError> {
     match target {
         OutputTarget::OciLayout { dir, tag } => {

@@ -13,22 +13,33 @@ use crate::cache::Cache;
 use crate::digest::Digest;
 use crate::image::{OCI_INDEX, REF_NAME, canonical_json};
 
-pub(super) fn write(
-    dir: &Path,
-    tag: &str,
-    image: &StoredImage,
-    cache: &Cache,
-) -> Result<(), OutputError> {
-    let layout_file = dir.join("oci-layout");
+pub(super) fn check(dir: &Path) -> Result<(), OutputError> {
     if dir.exists() {
+        if !dir.is_dir() {
+            return Err(OutputError::Target {
+                path: dir.to_path_buf(),
+                message: "is a file; an OCI layout is a directory".into(),
+            });
+        }
         let empty = fs::read_dir(dir).map_err(io_err(dir))?.next().is_none();
-        if !empty && !layout_file.exists() {
+        if !empty && !dir.join("oci-layout").exists() {
             return Err(OutputError::Target {
                 path: dir.to_path_buf(),
                 message: "exists and is not an OCI image layout (no oci-layout file); choose an empty or new directory".into(),
             });
         }
     }
+    Ok(())
+}
+
+pub(super) fn write(
+    dir: &Path,
+    tag: &str,
+    image: &StoredImage,
+    cache: &Cache,
+) -> Result<(), OutputError> {
+    check(dir)?;
+    let layout_file = dir.join("oci-layout");
     let blobs = dir.join("blobs/sha256");
     fs::create_dir_all(&blobs).map_err(io_err(&blobs))?;
 
