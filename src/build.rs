@@ -206,6 +206,7 @@ fn build_layers(
     progress: &dyn Progress,
 ) -> Result<Vec<(LayerStatus, LayerRecord)>, BuildError> {
     let compression = plan.image.compression;
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut results: Vec<Option<(LayerStatus, LayerRecord)>> = plan
         .layers
         .iter()
@@ -233,7 +234,7 @@ fn build_layers(
                     let layer = &plan.layers[i];
                     progress.layer_started(layer);
                     let started = Instant::now();
-                    let result = layer::write_layer(&layer.contents, compression, cache)
+                    let result = layer::write_layer(&layer.contents, compression, threads, cache)
                         .map_err(|source| BuildError::Layer {
                             name: layer.name.clone(),
                             location: layer.location.clone(),

@@ -156,3 +156,26 @@ fn source_date_epoch_is_the_only_time_that_counts() {
         "config carries created = SOURCE_DATE_EPOCH"
     );
 }
+
+/// Pins the exact bytes stevedore writes for a fixed input. If this fails, every user's layer
+/// digests change: that must be a deliberate change (bump `LAYER_FORMAT_VERSION`, say why in
+/// the commit), never a side effect of a dependency update (e.g. another deflate backend).
+#[test]
+fn golden_digest_of_a_fixed_image() {
+    let t = tempdir();
+    checkout(t.path(), false);
+    let (digest, layers) = build_in(t.path(), &[("SOURCE_DATE_EPOCH", "1735689600")]);
+    assert_eq!(
+        layers,
+        [GOLDEN_LAYERS[0], GOLDEN_LAYERS[1]],
+        "layer bytes changed"
+    );
+    assert_eq!(digest, GOLDEN_MANIFEST, "manifest bytes changed");
+}
+
+const GOLDEN_LAYERS: [&str; 2] = [
+    "sha256:9590b5c8a2ec08a3ee364554e980af8c52bf4be6e6b1cecbe1ea0fd6b4442d88",
+    "sha256:40eff4c83045f169ba4704f5856c17ed87ad2b78d91ad34ba3651e00ca93de12",
+];
+const GOLDEN_MANIFEST: &str =
+    "sha256:69f7bec5f41ba07b33eac613f0dfc28149fb21e32c61186a788ee4a825f0cac6";

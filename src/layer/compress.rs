@@ -17,7 +17,9 @@ impl Compression {
     /// A stable description that goes into cache keys: changing the backend must change it.
     pub fn cache_tag(&self) -> String {
         match self {
-            Compression::Gzip { level } => format!("gzip-zlibrs-{level}"),
+            Compression::Gzip { level } => {
+                format!("pgzip-{}k-zlibrs-{level}", super::pgzip::BLOCK_SIZE / 1024)
+            }
             Compression::Zstd { level } => format!("zstd-{level}"),
         }
     }
@@ -33,20 +35,17 @@ impl std::fmt::Display for Compression {
 }
 
 pub enum Compressor<W: Write> {
-    Gzip(flate2::write::GzEncoder<W>),
+    Gzip(super::pgzip::ParallelGzip<W>),
     Zstd(zstd::stream::write::Encoder<'static, W>),
 }
 
 impl<W: Write> Compressor<W> {
-    pub fn new(inner: W, compression: Compression) -> io::Result<Self> {
+    /// `threads` only changes speed: the bytes are the same for any number of threads.
+    pub fn new(inner: W, compression: Compression, threads: usize) -> io::Result<Self> {
         Ok(match compression {
-            // Fixed header: no file name, mtime 0, OS "unknown" — as `gzip -n` intends.
-            Compression::Gzip { level } => Compressor::Gzip(
-                flate2::GzBuilder::new()
-                    .mtime(0)
-                    .operating_system(255)
-                    .write(inner, flate2::Compression::new(level)),
-            ),
+            Compression::Gzip { level } => {
+                Compressor::Gzip(super::pgzip::ParallelGzip::new(inner, level, threads))
+            }
             Compression::Zstd { level } => {
                 let mut enc = zstd::stream::write::Encoder::new(inner, level)?;
                 enc.include_checksum(true)?;

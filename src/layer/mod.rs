@@ -6,6 +6,7 @@
 
 mod compress;
 mod entry;
+mod pgzip;
 mod tar_writer;
 mod tree;
 
@@ -48,12 +49,14 @@ pub enum LayerError {
 pub fn write_layer(
     contents: &LayerContents,
     compression: Compression,
+    threads: usize,
     cache: &Cache,
 ) -> Result<LayerRecord, LayerError> {
     let tmp = cache.temp_file()?;
     let file = tmp.as_file().try_clone().map_err(LayerError::Write)?;
     let blob_hasher = HashingWriter::new(BufWriter::with_capacity(256 * 1024, file));
-    let compressor = Compressor::new(blob_hasher, compression).map_err(LayerError::Write)?;
+    let compressor =
+        Compressor::new(blob_hasher, compression, threads).map_err(LayerError::Write)?;
     let diff_hasher = HashingWriter::new(compressor);
     let mut tar = TarWriter::new(diff_hasher);
 
@@ -162,6 +165,7 @@ mod tests {
         let err = write_layer(
             &contents(b"new", Digest::of(b"old")),
             Compression::Gzip { level: 6 },
+            2,
             &cache,
         )
         .unwrap_err();
@@ -186,8 +190,13 @@ mod tests {
             Compression::Gzip { level: 6 },
             Compression::Zstd { level: 3 },
         ] {
-            let rec =
-                write_layer(&contents(b"abc", Digest::of(b"abc")), compression, &cache).unwrap();
+            let rec = write_layer(
+                &contents(b"abc", Digest::of(b"abc")),
+                compression,
+                2,
+                &cache,
+            )
+            .unwrap();
             let blob = std::fs::read(cache.blob_path(&rec.digest)).unwrap();
             assert_eq!(Digest::of(&blob), rec.digest);
             assert_eq!(blob.len() as u64, rec.size);
