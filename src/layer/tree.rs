@@ -70,8 +70,8 @@ pub struct LayerContents {
 
 struct TreeEntry {
     entry: Entry,
-    /// Created only as a parent of something else; an explicit entry may replace its metadata.
-    implied: bool,
+    /// An implied parent that copies a lower layer's directory: its metadata must stay as is.
+    keeps_lower: bool,
 }
 
 pub struct LayerTree<'a> {
@@ -176,7 +176,7 @@ impl<'a> LayerTree<'a> {
             match (existing.entry.is_dir(), entry.is_dir()) {
                 (true, true) => {
                     existing.entry.meta = entry.meta;
-                    existing.implied = false;
+                    existing.keeps_lower = false;
                     return Ok(target);
                 }
                 (false, false) => {
@@ -214,7 +214,7 @@ impl<'a> LayerTree<'a> {
             target.clone(),
             TreeEntry {
                 entry,
-                implied: false,
+                keeps_lower: false,
             },
         );
         Ok(target)
@@ -234,8 +234,8 @@ impl<'a> LayerTree<'a> {
                 }
                 continue;
             }
-            let meta = match self.lower.get(&ancestor) {
-                Some((ViewKind::Dir, meta)) => *meta,
+            let (meta, keeps_lower) = match self.lower.get(&ancestor) {
+                Some((ViewKind::Dir, meta)) => (*meta, true),
                 Some((ViewKind::File, _)) => {
                     return Err(TreeError::Conflict {
                         path: path.clone(),
@@ -243,7 +243,7 @@ impl<'a> LayerTree<'a> {
                     });
                 }
                 // `resolve` already followed every symlink on the way.
-                Some((ViewKind::Symlink(_), _)) | None => self.implied_dir,
+                Some((ViewKind::Symlink(_), _)) | None => (self.implied_dir, false),
             };
             self.entries.insert(
                 ancestor,
@@ -252,7 +252,7 @@ impl<'a> LayerTree<'a> {
                         kind: EntryKind::Dir,
                         meta,
                     },
-                    implied: true,
+                    keeps_lower,
                 },
             );
         }
@@ -272,9 +272,33 @@ impl<'a> LayerTree<'a> {
         self.entries.is_empty()
     }
 
+    /// Directories this layer creates take the newest mtime of what they hold in this layer, so
+    /// a directory's time moves only when its content does (not, say, with every commit).
+    fn date_directories(&mut self) {
+        let mut newest: BTreeMap<ImagePath, u64> = BTreeMap::new();
+        for (path, t) in &self.entries {
+            if t.entry.is_dir() {
+                continue;
+            }
+            for a in path.ancestors() {
+                let slot = newest.entry(a).or_insert(0);
+                *slot = (*slot).max(t.entry.meta.mtime);
+            }
+        }
+        for (path, t) in self.entries.iter_mut() {
+            if t.entry.is_dir()
+                && !t.keeps_lower
+                && let Some(m) = newest.get(path)
+            {
+                t.entry.meta.mtime = *m;
+            }
+        }
+    }
+
     /// Checks hard links and orders each hard-link group so the content sits on the first path
     /// in tar order (a tar hard link must point backwards).
     pub fn finish(mut self) -> Result<LayerContents, TreeError> {
+        self.date_directories();
         let links: Vec<(ImagePath, ImagePath)> = self
             .entries
             .iter()

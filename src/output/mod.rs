@@ -138,11 +138,13 @@ pub fn check_target(target: &OutputTarget) -> Result<(), OutputError> {
 pub fn write(target: &OutputTarget, image: &StoredImage, cache: &Cache) -> Result<(), OutputError> {
     match target {
         OutputTarget::OciLayout { dir, tag } => {
-            let tag = tag
-                .clone()
-                .or_else(|| image.tags.first().cloned())
-                .unwrap_or_else(|| "latest".into());
-            oci_layout::write(dir, &tag, image, cache)
+            // `oci:DIR:TAG` names one tag; a bare `oci:DIR` gets every tag of the image.
+            let tags = match tag {
+                Some(t) => vec![t.clone()],
+                None if image.tags.is_empty() => vec!["latest".to_string()],
+                None => image.tags.clone(),
+            };
+            oci_layout::write(dir, &tags, image, cache)
         }
         OutputTarget::DockerArchive { file } => docker_archive::write(file, image, cache),
     }

@@ -34,7 +34,7 @@ pub(super) fn check(dir: &Path) -> Result<(), OutputError> {
 
 pub(super) fn write(
     dir: &Path,
-    tag: &str,
+    tags: &[String],
     image: &StoredImage,
     cache: &Cache,
 ) -> Result<(), OutputError> {
@@ -69,13 +69,19 @@ pub(super) fn write(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(io_err(&index_path)(e)),
     };
-    manifests.retain(|m| m["annotations"][REF_NAME].as_str() != Some(tag));
-    manifests.push(json!({
-        "mediaType": image.manifest_media_type,
-        "digest": image.manifest_digest.to_string(),
-        "size": image.manifest_size,
-        "annotations": { REF_NAME: tag },
-    }));
+    manifests.retain(|m| {
+        m["annotations"][REF_NAME]
+            .as_str()
+            .is_none_or(|t| !tags.iter().any(|x| x == t))
+    });
+    for tag in tags {
+        manifests.push(json!({
+            "mediaType": image.manifest_media_type,
+            "digest": image.manifest_digest.to_string(),
+            "size": image.manifest_size,
+            "annotations": { REF_NAME: tag },
+        }));
+    }
     let index = json!({
         "schemaVersion": 2,
         "mediaType": OCI_INDEX,

@@ -6,13 +6,14 @@
 //! not the host path of the recipe, not the source files' own mtimes or owners.
 
 mod accounts;
+pub mod git;
 mod sources;
 pub mod time;
 
 use std::fmt;
 use std::path::PathBuf;
 
-pub use time::TimePolicy;
+pub use time::{Clock, TimePolicy};
 
 use crate::digest::{Digest, Hasher};
 use crate::image::ContainerConfig;
@@ -85,13 +86,21 @@ pub fn plan(recipe: &Recipe, time: &TimePolicy) -> Result<Plan, PlanError> {
     let mut lower = LowerView::new();
     let mut config = ContainerConfig::default();
     let mut layers = Vec::new();
-    let implied_dir = Meta {
-        mode: 0o755,
-        uid: 0,
-        gid: 0,
-        mtime: time.epoch(),
-    };
+    let mut top_clock = None;
     for r in recipe.chain() {
+        let recipe_start = Location {
+            file: r.path.clone(),
+            line: 1,
+            column: 1,
+        };
+        let clock = Clock::for_dir(time, &r.dir)
+            .map_err(|e| PlanError::new(&recipe_start, e.to_string()))?;
+        let implied_dir = Meta {
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            mtime: clock.generated_time(),
+        };
         config.merge(&r.config);
         let declares_accounts = !r.users.is_empty() || !r.groups.is_empty();
         let parent_accounts = match &r.from {
@@ -100,12 +109,10 @@ pub fn plan(recipe: &Recipe, time: &TimePolicy) -> Result<Plan, PlanError> {
         };
         if declares_accounts && (r.users.clone(), r.groups.clone()) != parent_accounts {
             let mut tree = LayerTree::new(&lower, implied_dir);
-            let location = Location {
-                file: r.path.clone(),
-                line: 1,
-                column: 1,
-            };
-            for (path, entry) in accounts::account_files(&r.users, &r.groups, time.epoch()) {
+            let location = recipe_start.clone();
+            for (path, entry) in
+                accounts::account_files(&r.users, &r.groups, clock.generated_time())
+            {
                 tree.insert(&path, entry)
                     .map_err(|e| PlanError::new(&location, e.to_string()))?;
             }
@@ -126,7 +133,7 @@ pub fn plan(recipe: &Recipe, time: &TimePolicy) -> Result<Plan, PlanError> {
             let mut tree = LayerTree::new(&lower, implied_dir);
             let mut shown = Vec::new();
             for item in &spec.items {
-                shown.push(sources::add_item(&mut tree, item, time)?);
+                shown.push(sources::add_item(&mut tree, item, &clock)?);
             }
             let contents = tree.finish().map_err(|e| {
                 let at = spec
@@ -150,13 +157,79 @@ pub fn plan(recipe: &Recipe, time: &TimePolicy) -> Result<Plan, PlanError> {
                 key,
             });
         }
+        top_clock = Some(clock);
+    }
+    let clock = top_clock.expect("a chain has at least one recipe");
+    let created = clock.default_time();
+    let mut image = recipe.image.clone();
+    let at = Location {
+        file: recipe.path.clone(),
+        line: 1,
+        column: 1,
+    };
+    image.tags = image
+        .tags
+        .iter()
+        .map(|t| expand_tag(t, clock.git.as_ref()).map_err(|m| PlanError::new(&at, m)))
+        .collect::<Result<_, _>>()?;
+    if let Some(git) = &clock.git {
+        let mut add = |k: &str, v: String| {
+            config.labels.entry(k.to_string()).or_insert(v);
+        };
+        add("org.opencontainers.image.revision", git.head.to_string());
+        add(
+            "org.opencontainers.image.created",
+            crate::image::rfc3339(created),
+        );
+        if let Some(url) = &git.remote_url {
+            add("org.opencontainers.image.source", url.clone());
+        }
     }
     Ok(Plan {
-        image: recipe.image.clone(),
+        image,
         config,
-        created: time.epoch(),
+        created,
         layers,
     })
+}
+
+/// Fills `{git.sha}`, `{git.short}`, `{git.branch}` and `{git.tag}` in a tag, and checks the
+/// result is a valid tag (branch names may hold `/`, which becomes `-`).
+fn expand_tag(tag: &str, git: Option<&git::GitInfo>) -> Result<String, String> {
+    if !tag.contains('{') {
+        return Ok(tag.to_string());
+    }
+    let git = git.ok_or_else(|| {
+        format!(
+            "tag `{tag}` uses git values, but the recipe is not in a git repository with commits"
+        )
+    })?;
+    let mut out = tag.to_string();
+    for (name, value) in [
+        ("{git.sha}", Some(git.head.to_string())),
+        ("{git.short}", Some(git.short())),
+        ("{git.branch}", git.branch.clone()),
+        ("{git.tag}", git.tag.clone()),
+    ] {
+        if out.contains(name) {
+            let value = value
+                .ok_or_else(|| format!("tag `{tag}`: HEAD has no {}", &name[5..name.len() - 1]))?;
+            out = out.replace(name, &value.replace('/', "-"));
+        }
+    }
+    let ok = !out.is_empty()
+        && out.len() <= 128
+        && !out.starts_with(['.', '-'])
+        && out
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if ok {
+        Ok(out)
+    } else {
+        Err(format!(
+            "tag `{tag}` expands to `{out}`, which is not a valid tag"
+        ))
+    }
 }
 
 /// The cache key of a layer: a digest of a canonical description of its entries.

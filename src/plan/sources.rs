@@ -6,8 +6,11 @@ use std::path::Path;
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
-use super::{PlanError, TimePolicy};
-use crate::digest::digest_reader;
+use super::{Clock, PlanError};
+use std::io::Read;
+
+use super::git;
+use crate::digest::{Digest, Hasher};
 use crate::image_path::ImagePath;
 use crate::layer::{ContentSource, Entry, EntryKind, FileContent, LayerTree, Meta};
 use crate::recipe::{FilesItem, LayerItem, Location, SourceKind};
@@ -15,11 +18,11 @@ use crate::recipe::{FilesItem, LayerItem, Location, SourceKind};
 pub(super) fn add_item(
     tree: &mut LayerTree,
     item: &LayerItem,
-    time: &TimePolicy,
+    clock: &Clock,
 ) -> Result<String, PlanError> {
-    let mtime = time.epoch();
+    let mtime = clock.generated_time();
     match item {
-        LayerItem::Files(f) => add_files(tree, f, mtime),
+        LayerItem::Files(f) => add_files(tree, f, clock),
         LayerItem::Dir {
             path,
             mode,
@@ -84,7 +87,8 @@ fn insert(
         .map_err(|e| PlanError::new(location, e.to_string()))
 }
 
-fn add_files(tree: &mut LayerTree, f: &FilesItem, mtime: u64) -> Result<String, PlanError> {
+fn add_files(tree: &mut LayerTree, f: &FilesItem, clock: &Clock) -> Result<String, PlanError> {
+    let mtime = clock.generated_time();
     let dir_meta = Meta {
         mode: f.dir_mode.unwrap_or(0o755),
         uid: f.owner.uid,
@@ -107,12 +111,12 @@ fn add_files(tree: &mut LayerTree, f: &FilesItem, mtime: u64) -> Result<String, 
             } else {
                 f.dest.clone()
             };
-            add_path(tree, f, host, &dest, mtime)?;
+            add_path(tree, f, host, &dest, clock)?;
             count += 1;
         }
         SourceKind::Dir(base) => {
             ensure_dir(tree, f, &f.dest, dir_meta)?;
-            count += walk(tree, f, base, &f.dest, &excludes, None, dir_meta, mtime)?;
+            count += walk(tree, f, base, &f.dest, &excludes, None, dir_meta, clock)?;
         }
         SourceKind::Glob { base, pattern } => {
             let matcher = GlobBuilder::new(pattern)
@@ -129,7 +133,7 @@ fn add_files(tree: &mut LayerTree, f: &FilesItem, mtime: u64) -> Result<String, 
                 &excludes,
                 Some(&matcher),
                 dir_meta,
-                mtime,
+                clock,
             )?;
             if count == 0 {
                 return Err(PlanError::new(
@@ -191,7 +195,7 @@ fn walk(
     excludes: &GlobSet,
     glob: Option<&globset::GlobMatcher>,
     dir_meta: Meta,
-    mtime: u64,
+    clock: &Clock,
 ) -> Result<usize, PlanError> {
     let mut count = 0;
     let mut matched_dirs: Vec<String> = Vec::new();
@@ -246,7 +250,7 @@ fn walk(
                     }
                 }
             }
-            add_path(tree, f, entry.path(), &target, mtime)?;
+            add_path(tree, f, entry.path(), &target, clock)?;
             count += 1;
         }
     }
@@ -259,12 +263,13 @@ fn add_path(
     f: &FilesItem,
     host: &Path,
     dest: &ImagePath,
-    mtime: u64,
+    clock: &Clock,
 ) -> Result<(), PlanError> {
     let io = |e: std::io::Error| PlanError::new(&f.location, format!("{}: {e}", host.display()));
     let md = fs::symlink_metadata(host).map_err(io)?;
     let ft = md.file_type();
-    let (kind, mode) = if ft.is_symlink() {
+    let tracked = clock.tracked(host).is_some();
+    let (kind, mode, git_id) = if ft.is_symlink() {
         let target = fs::read_link(host).map_err(io)?;
         let target = target.to_str().ok_or_else(|| {
             PlanError::new(
@@ -272,15 +277,21 @@ fn add_path(
                 format!("{}: link target is not UTF-8", host.display()),
             )
         })?;
+        let git_id = tracked.then(|| {
+            let mut h = git::blob_id(target.len() as u64);
+            h.update(target.as_bytes());
+            h.try_finalize().ok()
+        });
         (
             EntryKind::Symlink {
                 target: target.to_string(),
             },
             0o777,
+            git_id.flatten(),
         )
     } else if ft.is_file() {
         let file = fs::File::open(host).map_err(io)?;
-        let (digest, size) = digest_reader(file).map_err(io)?;
+        let (digest, size, git_id) = hash_file(file, md.len(), tracked).map_err(io)?;
         // Without an explicit mode only the executable bit survives, as in git: a checkout's
         // umask must not change the image.
         let mode = f.mode.unwrap_or(if md.permissions().mode() & 0o111 != 0 {
@@ -295,6 +306,7 @@ fn add_path(
                 digest,
             }),
             mode,
+            git_id,
         )
     } else {
         return Err(PlanError::new(
@@ -307,7 +319,35 @@ fn add_path(
         mode,
         uid: f.owner.uid,
         gid: f.owner.gid,
-        mtime,
+        mtime: clock.source_time(host, git_id),
     };
     insert(tree, &f.location, dest, kind, meta).map(|_| ())
+}
+
+/// SHA-256 and size of a file, and its git blob id when `with_git_id` (one read for both).
+fn hash_file(
+    mut file: fs::File,
+    expected_len: u64,
+    with_git_id: bool,
+) -> std::io::Result<(Digest, u64, Option<gix::ObjectId>)> {
+    let mut sha = Hasher::new();
+    let mut git = with_git_id.then(|| git::blob_id(expected_len));
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        sha.update(&buf[..n]);
+        if let Some(g) = git.as_mut() {
+            g.update(&buf[..n]);
+        }
+    }
+    let (digest, size) = sha.finish();
+    // A file that changed size while being read cannot match the header hashed up front.
+    let git_id = match git {
+        Some(g) if size == expected_len => g.try_finalize().ok(),
+        _ => None,
+    };
+    Ok((digest, size, git_id))
 }

@@ -215,7 +215,7 @@ impl Validator<'_> {
                 self.error(
                     tag.span(),
                     format!("`{}` is not a valid tag", tag.get_ref()),
-                    "tags are 1-128 characters of letters, digits, `_`, `.` and `-`, not starting with `.` or `-`",
+                    "tags are 1-128 characters of letters, digits, `_`, `.` and `-`, not starting with `.` or `-`; placeholders: {git.sha} {git.short} {git.branch} {git.tag}",
                 );
             }
         }
@@ -889,7 +889,16 @@ impl Accounts<'_> {
     }
 }
 
+/// A tag, possibly with git placeholders (`{git.sha}`, `{git.short}`, `{git.branch}`,
+/// `{git.tag}`) that the plan fills in and checks again.
 fn valid_tag(t: &str) -> bool {
+    if t.contains('{') {
+        let mut rest = t.to_string();
+        for p in ["{git.sha}", "{git.short}", "{git.branch}", "{git.tag}"] {
+            rest = rest.replace(p, "x");
+        }
+        return !rest.contains(['{', '}']) && valid_tag(&rest);
+    }
     !t.is_empty()
         && t.len() <= 128
         && !t.starts_with(['.', '-'])
