@@ -14,6 +14,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tempfile::NamedTempFile;
 
+mod stat;
+pub use stat::{FileStamp, KnownDigests, StatCache};
+
 use crate::digest::Digest;
 
 #[derive(Debug, thiserror::Error)]
