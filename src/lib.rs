@@ -12,3 +12,4 @@
 //! [`build`] strings the stages together; the CLI only parses arguments and calls it.
 
 pub mod digest;
+pub mod registry;
