@@ -117,9 +117,7 @@ pub(crate) async fn fetch_token(
     credential: Option<&Credential>,
 ) -> Result<(Secret, Duration), RegistryError> {
     let mut url = reqwest::Url::parse(realm).map_err(|e| {
-        RegistryError::Protocol(format!(
-            "{registry} sent a bad token realm {realm:?}: {e}"
-        ))
+        RegistryError::Protocol(format!("{registry} sent a bad token realm {realm:?}: {e}"))
     })?;
     let req = match credential {
         Some(Credential::IdentityToken(refresh)) => {
@@ -245,7 +243,10 @@ mod tests {
     fn token_cache_expires_early() {
         let c = TokenCache::default();
         c.put("a", Secret::new("t"), Duration::from_secs(5));
-        assert!(c.get("a").is_none(), "a token within 10 s of expiry is not reused");
+        assert!(
+            c.get("a").is_none(),
+            "a token within 10 s of expiry is not reused"
+        );
         c.put("a", Secret::new("t"), Duration::from_secs(300));
         assert_eq!(c.get("a").unwrap().expose(), "t");
         c.forget("a");

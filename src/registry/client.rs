@@ -123,13 +123,17 @@ pub(crate) struct Host {
     challenge: Mutex<Option<Challenge>>,
     credential: Option<Credential>,
     tokens: TokenCache,
+    /// One token fetch at a time, so parallel blob uploads do not all ask for the same token.
+    token_fetch: tokio::sync::Mutex<()>,
     /// Set after a 413: this registry wants chunks.
     pub(crate) prefer_chunked: AtomicBool,
 }
 
 impl Host {
     pub(crate) fn url(&self, path: &str) -> Url {
-        self.base.join(path).expect("registry paths are valid URL paths")
+        self.base
+            .join(path)
+            .expect("registry paths are valid URL paths")
     }
 
     /// Resolves a `Location` header (absolute or relative) against this host.
@@ -175,8 +179,7 @@ fn build_http(opts: &RegistryOptions, accept_invalid: bool) -> Result<reqwest::C
     if accept_invalid {
         b = b.danger_accept_invalid_certs(true);
     }
-    b.build()
-        .map_err(|e| RegistryError::Setup(error_chain(&e)))
+    b.build().map_err(|e| RegistryError::Setup(error_chain(&e)))
 }
 
 /// Hosts that may use plain HTTP without `--insecure`.
@@ -404,6 +407,7 @@ impl Registry {
             challenge: Mutex::new(challenge),
             credential,
             tokens: TokenCache::default(),
+            token_fetch: tokio::sync::Mutex::new(()),
             prefer_chunked: AtomicBool::new(false),
         })
     }
@@ -449,7 +453,9 @@ impl Registry {
             .sleep(tokio::time::sleep)
             .when(|e: &RegistryError| e.is_retryable())
             // Only while the schedule still allows a retry (`d` is None once it is used up).
-            .adjust(move |e: &RegistryError, d| d.map(|d| e.retry_after().map_or(d, |ra| ra.min(cap))))
+            .adjust(move |e: &RegistryError, d| {
+                d.map(|d| e.retry_after().map_or(d, |ra| ra.min(cap)))
+            })
             .notify(|e: &RegistryError, d| {
                 tracing::warn!("{e}; retrying in {:.1}s", d.as_secs_f32())
             })
@@ -508,26 +514,28 @@ impl Registry {
                 }
             }
             let body_err = api_error(resp, &method).await;
-            return Err(match (&host.credential, host.challenge.lock().unwrap().clone()) {
-                (None, _) => RegistryError::NoCredentials {
-                    registry: host.name.clone(),
-                },
-                (Some(_), Some(Challenge::Bearer { .. })) if body_err.has_code("DENIED") => {
-                    RegistryError::Denied {
+            return Err(
+                match (&host.credential, host.challenge.lock().unwrap().clone()) {
+                    (None, _) => RegistryError::NoCredentials {
                         registry: host.name.clone(),
-                        repository: url.path().to_owned(),
-                        action: if method == Method::GET || method == Method::HEAD {
-                            "pull"
-                        } else {
-                            "push"
-                        },
-                        message: "the token server did not grant the requested scope".into(),
+                    },
+                    (Some(_), Some(Challenge::Bearer { .. })) if body_err.has_code("DENIED") => {
+                        RegistryError::Denied {
+                            registry: host.name.clone(),
+                            repository: url.path().to_owned(),
+                            action: if method == Method::GET || method == Method::HEAD {
+                                "pull"
+                            } else {
+                                "push"
+                            },
+                            message: "the token server did not grant the requested scope".into(),
+                        }
                     }
-                }
-                (Some(_), _) => RegistryError::AuthFailed {
-                    registry: host.name.clone(),
+                    (Some(_), _) => RegistryError::AuthFailed {
+                        registry: host.name.clone(),
+                    },
                 },
-            });
+            );
         }
         unreachable!("the loop returns on its second pass")
     }
@@ -585,7 +593,12 @@ impl Registry {
             }),
             Some(Challenge::Bearer { realm, service, .. }) => {
                 let key = Self::scope_key(scopes);
-                let token = match host.tokens.get(&key) {
+                let cached = host.tokens.get(&key);
+                let _guard = match cached {
+                    Some(_) => None,
+                    None => Some(host.token_fetch.lock().await),
+                };
+                let token = match cached.or_else(|| host.tokens.get(&key)) {
                     Some(t) => t,
                     None => {
                         let (t, life) = self
@@ -679,7 +692,8 @@ impl BlockingRegistry {
         reference: &super::Reference,
         digest: &crate::digest::Digest,
     ) -> Result<bool> {
-        self.rt.block_on(self.registry.blob_exists(reference, digest))
+        self.rt
+            .block_on(self.registry.blob_exists(reference, digest))
     }
 
     pub fn manifest_digest(
@@ -709,7 +723,10 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("retry-after", "3".parse().unwrap());
         assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
-        h.insert("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+        h.insert(
+            "retry-after",
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
         assert_eq!(retry_after(&h), None);
     }
 

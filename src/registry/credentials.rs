@@ -68,7 +68,10 @@ impl CredentialSource {
 /// What was found for one registry.
 #[derive(Clone, Debug)]
 pub(crate) enum Credential {
-    Basic { username: String, password: Secret },
+    Basic {
+        username: String,
+        password: Secret,
+    },
     /// An OAuth2 refresh token (`identitytoken` in config.json), exchanged at the token endpoint.
     IdentityToken(Secret),
 }

@@ -191,9 +191,7 @@ impl Registry {
 
     /// The digest of the manifest `reference` names, if it exists (a HEAD, no download).
     pub async fn manifest_digest(&self, reference: &Reference) -> Result<Option<Digest>> {
-        let host = self
-            .host(&reference.registry, reference.api_host())
-            .await?;
+        let host = self.host(&reference.registry, reference.api_host()).await?;
         let repo = reference.repository.as_str();
         self.manifest_digest_on(&host, repo, &[pull_scope(repo)], &reference.manifest_ref())
             .await
@@ -202,9 +200,7 @@ impl Registry {
 
     /// Does the repository `reference` names hold this blob?
     pub async fn blob_exists(&self, reference: &Reference, digest: &Digest) -> Result<bool> {
-        let host = self
-            .host(&reference.registry, reference.api_host())
-            .await?;
+        let host = self.host(&reference.registry, reference.api_host()).await?;
         let repo = reference.repository.as_str();
         let scopes = [pull_scope(repo)];
         self.retry(|| self.head_blob(&host, repo, &scopes, digest))
@@ -225,9 +221,7 @@ impl Registry {
         if dest.is_file() {
             return Ok(dest);
         }
-        let host = self
-            .host(&reference.registry, reference.api_host())
-            .await?;
+        let host = self.host(&reference.registry, reference.api_host()).await?;
         let repo = reference.repository.as_str();
         let scopes = [pull_scope(repo)];
         let url = host.url(&format!("v2/{repo}/blobs/{digest}"));
@@ -269,16 +263,20 @@ impl Registry {
                 };
                 hasher.update(&chunk);
                 // Small synchronous writes into the page cache; not worth a blocking-pool hop.
-                tmp.write_all(&chunk)
-                    .map_err(|e| RegistryError::io(format!("writing {}", tmp.path().display()), e))?;
+                tmp.write_all(&chunk).map_err(|e| {
+                    RegistryError::io(format!("writing {}", tmp.path().display()), e)
+                })?;
             }
             let (got, _) = hasher.finish();
             if &got != digest {
                 // A corrupted transfer: retryable as a transport problem would be, but say what.
-                return Err(transport(format!("downloaded bytes hash to {got}, not {digest}")));
+                return Err(transport(format!(
+                    "downloaded bytes hash to {got}, not {digest}"
+                )));
             }
-            tmp.persist(&dest)
-                .map_err(|e| RegistryError::io(format!("renaming to {}", dest.display()), e.error))?;
+            tmp.persist(&dest).map_err(|e| {
+                RegistryError::io(format!("renaming to {}", dest.display()), e.error)
+            })?;
             Ok(dest.clone())
         })
         .await

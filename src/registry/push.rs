@@ -155,15 +155,14 @@ fn file_body(
         .map_err(|e| RegistryError::io(format!("seeking in blob {}", path.display()), e))?;
     meter.pos.store(offset, Ordering::Relaxed);
     let reader = tokio::fs::File::from_std(f).take(len);
-    let stream = tokio_util::io::ReaderStream::with_capacity(reader, 256 << 10).inspect_ok(
-        move |chunk| {
+    let stream =
+        tokio_util::io::ReaderStream::with_capacity(reader, 256 << 10).inspect_ok(move |chunk| {
             act.touch();
             let n = chunk.len() as u64;
             meter.sent.fetch_add(n, Ordering::Relaxed);
             let pos = meter.pos.fetch_add(n, Ordering::Relaxed) + n;
             meter.progress.blob_progress(&meter.digest, pos, meter.size);
-        },
-    );
+        });
     Ok(Body::wrap_stream(stream))
 }
 
@@ -487,7 +486,11 @@ impl Registry {
                 }
                 let mut session = None;
                 for src in sources {
-                    if self.head_blob(host, src, scopes, &blob.digest).await?.is_none() {
+                    if self
+                        .head_blob(host, src, scopes, &blob.digest)
+                        .await?
+                        .is_none()
+                    {
                         continue;
                     }
                     match self.mount(host, repo, scopes, src, &blob.digest).await? {
@@ -645,12 +648,16 @@ impl Registry {
                 }
                 Err(e) if e.is_retryable() && resumes < policy.max_retries => {
                     resumes += 1;
-                    let backoff = (policy.min_delay * (1 << resumes.min(10)) as u32)
-                        .min(policy.max_delay);
+                    let backoff =
+                        (policy.min_delay * (1 << resumes.min(10)) as u32).min(policy.max_delay);
                     let wait = e
                         .retry_after()
                         .map_or(backoff, |ra| ra.min(policy.max_retry_after));
-                    tracing::warn!("{e}; resuming the upload of {} in {:.1}s", blob.digest, wait.as_secs_f32());
+                    tracing::warn!(
+                        "{e}; resuming the upload of {} in {:.1}s",
+                        blob.digest,
+                        wait.as_secs_f32()
+                    );
                     self.inner
                         .opts
                         .progress
