@@ -124,7 +124,7 @@ impl Registry {
         let scopes = [pull_scope(repo)];
         let url = host.url(&format!("v2/{repo}/manifests/{mref}"));
         let what = format!("{}/{repo}:{mref}", r.registry);
-        let (bytes, media_type, header_digest) = self
+        let r = self
             .retry(|| async {
                 let resp = self
                     .send(
@@ -165,7 +165,30 @@ impl Registry {
                 Ok((bytes.to_vec(), ct, hd))
             })
             .await
-            .map_err(|e| refine(e, &host.name, repo, "pull"))?;
+            .map_err(|e| refine(e, &host.name, repo, "pull"));
+        let (bytes, media_type, header_digest) = match r {
+            Ok(x) => x,
+            // distribution answers MANIFEST_UNKNOWN even when the whole repository is missing;
+            // its tag list tells the two apart, so the message can name the right culprit.
+            Err(RegistryError::ManifestNotFound { reference }) => {
+                let tags = host.url(&format!("v2/{repo}/tags/list?n=1"));
+                let probe = self
+                    .send(&host, &scopes, Method::GET, &tags, &|rb| Ok(rb), None)
+                    .await;
+                return Err(match probe {
+                    Ok(resp) if resp.status().as_u16() == 404 => {
+                        let e = expect_status(resp, &Method::GET, &[]).await.unwrap_err();
+                        if e.has_code("NAME_UNKNOWN") {
+                            refine(e, &host.name, repo, "pull")
+                        } else {
+                            RegistryError::ManifestNotFound { reference }
+                        }
+                    }
+                    _ => RegistryError::ManifestNotFound { reference },
+                });
+            }
+            Err(e) => return Err(e),
+        };
         let digest = Digest::of(&bytes);
         // Pinned by digest: the bytes must hash to it. By tag: to what the registry says it served.
         let expected = match mref.parse::<Digest>() {
