@@ -219,10 +219,14 @@ impl Activity {
     }
 }
 
-/// Flattens an error and its sources into one line (reqwest's Display hides the cause).
+/// Flattens an error and its sources into one line (reqwest's Display hides the cause). reqwest's
+/// own "error sending request for url (…)" is dropped: our messages already name the URL.
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
+    let top = e.to_string();
+    let (mut s, mut cur) = match e.source() {
+        Some(src) if top.starts_with("error sending request") => (src.to_string(), src.source()),
+        _ => (top, e.source()),
+    };
     while let Some(c) = cur {
         let m = c.to_string();
         if !s.contains(&m) {
@@ -417,12 +421,16 @@ impl Registry {
         let stall = self.inner.opts.stall_timeout;
         let r = self
             .retry(|| async {
-                client
+                let resp = client
                     .get(url.clone())
                     .timeout(stall)
                     .send()
                     .await
-                    .map_err(|e| map_send_error(&Method::GET, &url, &e))
+                    .map_err(|e| map_send_error(&Method::GET, &url, &e))?;
+                if matches!(resp.status().as_u16(), 408 | 429 | 500..=599) {
+                    return Err(api_error(resp, &Method::GET).await);
+                }
+                Ok(resp)
             })
             .await;
         match r {

@@ -41,8 +41,9 @@ pub struct FaultProxy {
 }
 
 struct Schedule {
-    /// Faults for the first requests, in order, before the random schedule takes over.
-    script: std::collections::VecDeque<Fault>,
+    /// `(request-line prefix, fault)`: the front entry applies to the next request it matches;
+    /// other requests pass. Once empty, the random schedule takes over.
+    script: std::collections::VecDeque<(String, Fault)>,
     rng: Rng,
     percent: u64,
     stall: Duration,
@@ -54,10 +55,10 @@ impl FaultProxy {
         Self::scripted(upstream, vec![], seed, percent, stall)
     }
 
-    /// `script` faults first (one per request), then the random schedule.
+    /// `script` faults first (see [`Schedule::script`]), then the random schedule.
     pub fn scripted(
         upstream: u16,
-        script: Vec<Fault>,
+        script: Vec<(&str, Fault)>,
         seed: u64,
         percent: u64,
         stall: Duration,
@@ -67,7 +68,7 @@ impl FaultProxy {
         let injected = Arc::new(Mutex::new(vec![]));
         let stop = Arc::new(AtomicBool::new(false));
         let sched = Arc::new(Mutex::new(Schedule {
-            script: script.into(),
+            script: script.into_iter().map(|(p, f)| (p.to_owned(), f)).collect(),
             rng: Rng::new(seed),
             percent,
             stall,
@@ -153,14 +154,28 @@ fn handle(
     injected: &Mutex<Vec<(Fault, String)>>,
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(client.try_clone()?);
+    // A TLS ClientHello (the client probing for HTTPS): answer as Go's HTTP server does.
+    if reader.fill_buf()?.first() == Some(&0x16) {
+        client.write_all(
+            b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n",
+        )?;
+        let _ = client.shutdown(Shutdown::Both);
+        return Ok(());
+    }
     let Some(head) = read_head(&mut reader)? else {
         return Ok(());
     };
     let len = content_length(&head);
     let (fault, cut, stall) = {
         let mut s = sched.lock().unwrap();
-        let f = if let Some(f) = s.script.pop_front() {
-            f
+        let line = head.first().cloned().unwrap_or_default();
+        let f = if let Some((prefix, f)) = s.script.front().cloned() {
+            if line.starts_with(&prefix) {
+                s.script.pop_front();
+                f
+            } else {
+                Fault::Pass
+            }
         } else if s.rng.below(100) < s.percent {
             FAULTS[s.rng.below(FAULTS.len() as u64) as usize]
         } else {
