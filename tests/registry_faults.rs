@@ -235,7 +235,7 @@ fn chunked_push(
         .unwrap();
     let r = rt.block_on(client.push_image(&target, &img.image)).unwrap();
     assert_eq!(r.manifest_digest, img.manifest_digest);
-    assert!(proxy.injected.lock().unwrap().len() >= 1);
+    assert!(!proxy.injected.lock().unwrap().is_empty());
     let direct = Registry::new(RegistryOptions::default()).unwrap();
     rt.block_on(assert_complete(
         &direct,
@@ -288,4 +288,34 @@ fn chunk_cut_mid_body_restarts_cleanly() {
         ],
     );
     assert!(r.bytes_sent > r.bytes_uploaded, "{r:?}: no retry happened");
+}
+
+#[test]
+fn payload_too_large_switches_to_chunks() {
+    let reg = TestRegistry::start(Auth::None);
+    let dir = tempfile::tempdir().unwrap();
+    let img = make_image(dir.path(), 80, &[], &[400_000], "amd64");
+    // The first whole-blob PUT hits a body cap: the client must go on in PATCH chunks.
+    let proxy = FaultProxy::scripted(
+        reg.port,
+        vec![("PUT", Fault::TooLarge)],
+        0,
+        0,
+        Duration::ZERO,
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = Registry::new(RegistryOptions {
+        max_concurrent: 1,
+        ..fault_opts(false)
+    })
+    .unwrap();
+    let target: Reference = format!("127.0.0.1:{}/cap/app:1", proxy.port)
+        .parse()
+        .unwrap();
+    let r = rt.block_on(client.push_image(&target, &img.image)).unwrap();
+    assert_eq!(r.manifest_digest, img.manifest_digest);
+    assert_eq!(proxy.injected.lock().unwrap()[0].0, Fault::TooLarge);
+    assert_eq!(reg.skopeo_raw("cap/app:1"), img.image.manifest.bytes);
+    let direct = Registry::new(RegistryOptions::default()).unwrap();
+    rt.block_on(assert_complete(&direct, &reg.reference("cap/app:1"), &img));
 }

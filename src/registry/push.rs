@@ -196,6 +196,15 @@ impl Registry {
     /// Pushes an image (or an index and its children) to `target`, tagging it with the target's tag
     /// and `image.tags`. Returns the manifest digest and what happened to each blob.
     pub async fn push_image(&self, target: &Reference, image: &ImageToPush) -> Result<PushReport> {
+        if let Some(d) = &target.digest
+            && *d != image.manifest.digest()
+        {
+            return Err(RegistryError::DigestMismatch {
+                what: format!("push target {target}"),
+                expected: d.clone(),
+                actual: image.manifest.digest().to_string(),
+            });
+        }
         let host = self.host(&target.registry, target.api_host()).await?;
         let repo = target.repository.as_str();
         let sources: Vec<String> = image

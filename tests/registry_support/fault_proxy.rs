@@ -22,9 +22,14 @@ pub enum Fault {
     DropAnswer,
     /// Read the request, then say nothing for a while.
     Stall,
+    /// Forward part of the body, then stop reading for a while (a stuck upload).
+    StallMidBody,
+    /// 413 Payload Too Large (scripted only: a proxy's body cap).
+    TooLarge,
 }
 
-const FAULTS: [Fault; 6] = [
+const FAULTS: [Fault; 7] = [
+    Fault::StallMidBody,
     Fault::Status500,
     Fault::Status503,
     Fault::TooMany,
@@ -205,6 +210,19 @@ fn handle(
         Fault::TooMany => {
             discard(&mut reader)?;
             respond(&mut client, "429 Too Many Requests", "Retry-After: 1\r\n")
+        }
+        Fault::TooLarge => {
+            discard(&mut reader)?;
+            respond(&mut client, "413 Payload Too Large", "")
+        }
+        Fault::StallMidBody => {
+            let mut up = TcpStream::connect(("127.0.0.1", upstream))?;
+            up.write_all(&rewrite(&head))?;
+            std::io::copy(&mut (&mut reader).take(cut), &mut up)?;
+            std::thread::sleep(stall);
+            let _ = up.shutdown(Shutdown::Both);
+            let _ = client.shutdown(Shutdown::Both);
+            Ok(())
         }
         Fault::Stall => {
             discard(&mut reader)?;
