@@ -195,3 +195,16 @@ fn unreachable_host_names_the_url() {
     check(&e, &[&format!("127.0.0.1:{port}/v2/"), "cannot reach"]);
     assert!(t0.elapsed() < Duration::from_secs(10), "gave up too slowly");
 }
+
+#[test]
+fn missing_push_right_is_denied_not_bad_password() {
+    let reg = TestRegistry::start(Auth::Token);
+    let c = BlockingRegistry::new(opts(
+        CredentialSource::from_user_pass(&format!("{USER}:{PASSWORD}")).unwrap(),
+    ))
+    .unwrap();
+    // The token server grants only pull on readonly/*.
+    let e = push_small(&c, &reg.reference("readonly/app:1")).unwrap_err();
+    check(&e, &["access to readonly/app on", "denied", "push rights"]);
+    assert!(!reg.skopeo_has("readonly/app:1"));
+}

@@ -319,3 +319,62 @@ fn payload_too_large_switches_to_chunks() {
     let direct = Registry::new(RegistryOptions::default()).unwrap();
     rt.block_on(assert_complete(&direct, &reg.reference("cap/app:1"), &img));
 }
+
+#[test]
+fn mount_answered_202_continues_on_the_same_session() {
+    let reg = TestRegistry::start(Auth::None);
+    let dir = tempfile::tempdir().unwrap();
+    let parent = make_image(dir.path(), 81, &[], &[120_000, 90_000], "amd64");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let direct = Registry::new(RegistryOptions::default()).unwrap();
+    rt.block_on(direct.push_image(&reg.reference("m202/parent:1"), &parent.image))
+        .unwrap();
+    let child_dir = tempfile::tempdir().unwrap();
+    let child = make_image(child_dir.path(), 82, &parent.layers, &[50_000], "amd64");
+    // Both mount requests reach the registry without their query: it opens a session (202).
+    let mount = "POST /v2/m202/child/blobs/uploads/?mount";
+    let proxy = FaultProxy::scripted(
+        reg.port,
+        vec![(mount, Fault::StripMount), (mount, Fault::StripMount)],
+        0,
+        0,
+        Duration::ZERO,
+    );
+    let client = Registry::new(RegistryOptions {
+        max_concurrent: 1,
+        ..fault_opts(false)
+    })
+    .unwrap();
+    let mut image = child.image.clone();
+    // Same registry as the target (through the proxy), so the mount is attempted.
+    image.mount_sources = vec![
+        format!("127.0.0.1:{}/m202/parent:1", proxy.port)
+            .parse()
+            .unwrap(),
+    ];
+    let target: Reference = format!("127.0.0.1:{}/m202/child:1", proxy.port)
+        .parse()
+        .unwrap();
+    let r = rt.block_on(client.push_image(&target, &image)).unwrap();
+    assert_eq!(proxy.injected.lock().unwrap().len(), 2, "{r:?}");
+    assert_eq!((r.blobs_mounted, r.blobs_uploaded), (0, 4), "{r:?}");
+    rt.block_on(assert_complete(
+        &direct,
+        &reg.reference("m202/child:1"),
+        &child,
+    ));
+    // No second session was opened next to the 202 one: no upload is left dangling.
+    let uploads = reg
+        .dir
+        .path()
+        .join("data/docker/registry/v2/repositories/m202/child/_uploads");
+    assert!(
+        uploads.is_dir(),
+        "the registry's storage layout changed: {uploads:?}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&uploads)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "dangling upload sessions: {left:?}");
+}

@@ -527,10 +527,17 @@ impl Registry {
                     (None, _) => RegistryError::NoCredentials {
                         registry: host.name.clone(),
                     },
-                    (Some(_), Some(Challenge::Bearer { .. })) if body_err.has_code("DENIED") => {
+                    // The token server took our credentials (or fetch_token would have failed),
+                    // yet the token does not open this door: a missing right, not a bad password.
+                    (Some(_), Some(Challenge::Bearer { .. })) => {
+                        let _ = body_err;
                         RegistryError::Denied {
                             registry: host.name.clone(),
-                            repository: url.path().to_owned(),
+                            repository: scopes
+                                .first()
+                                .and_then(|s| s.split(':').nth(1))
+                                .unwrap_or("?")
+                                .to_owned(),
                             action: if method == Method::GET || method == Method::HEAD {
                                 "pull"
                             } else {

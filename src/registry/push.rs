@@ -400,12 +400,8 @@ impl Registry {
                         progress.blob_mounted(digest, size, src);
                         return Ok(Outcome::Mounted);
                     }
-                    Err(session) => {
-                        // The registry would not mount: nothing to upload from, so close the session.
-                        let _ = self
-                            .send(host, scopes, Method::DELETE, &session.0, &|rb| Ok(rb), None)
-                            .await;
-                    }
+                    // The registry would not mount: nothing to upload from, so close the session.
+                    Err(session) => self.abandon(host, scopes, &session.0).await,
                 }
             }
             Err(RegistryError::MissingBlob {
@@ -521,26 +517,43 @@ impl Registry {
                 };
                 let chunked = blob.size >= self.inner.opts.chunked_threshold
                     || host.prefer_chunked.load(Ordering::Relaxed);
-                if chunked {
+                let first = loc.clone();
+                let r = if chunked {
                     self.upload_chunked(host, scopes, blob, loc, min_chunk, &meter)
-                        .await?;
+                        .await
                 } else {
                     match self.upload_whole(host, scopes, blob, loc, &meter).await {
                         Err(RegistryError::Api { status: 413, .. }) => {
                             // Too large for one request (a proxy's body cap): chunks from now on.
                             host.prefer_chunked.store(true, Ordering::Relaxed);
+                            self.abandon(host, scopes, &first).await;
                             let (loc, min_chunk) = self.open_session(host, repo, scopes).await?;
                             self.upload_chunked(host, scopes, blob, loc, min_chunk, &meter)
-                                .await?;
+                                .await
                         }
-                        r => r?,
+                        r => r,
                     }
+                };
+                if r.is_err() {
+                    // The retry opens a fresh session; do not leave this one on the registry.
+                    self.abandon(host, scopes, &first).await;
                 }
+                r?;
                 progress.blob_uploaded(&blob.digest, blob.size);
                 Ok(Outcome::Uploaded)
             })
             .await?;
         Ok(outcome)
+    }
+
+    /// Best-effort DELETE of an upload session we are giving up on (a failure here changes nothing).
+    async fn abandon(&self, host: &Host, scopes: &[String], session: &Url) {
+        let r = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            self.send(host, scopes, Method::DELETE, session, &|rb| Ok(rb), None),
+        )
+        .await;
+        tracing::debug!(ok = matches!(r, Ok(Ok(_))), "abandoned upload session");
     }
 
     async fn open_session(

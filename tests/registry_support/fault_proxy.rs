@@ -26,6 +26,9 @@ pub enum Fault {
     StallMidBody,
     /// 413 Payload Too Large (scripted only: a proxy's body cap).
     TooLarge,
+    /// Forward with the query cut off (scripted only): turns a mount POST into a plain one, so
+    /// the registry answers 202 with a session, as registries do when they will not mount.
+    StripMount,
 }
 
 const FAULTS: [Fault; 7] = [
@@ -241,7 +244,13 @@ fn handle(
             let _ = client.shutdown(Shutdown::Both);
             Ok(())
         }
-        Fault::Pass | Fault::DropAnswer => {
+        Fault::Pass | Fault::DropAnswer | Fault::StripMount => {
+            let mut head = head;
+            if fault == Fault::StripMount {
+                let mut parts: Vec<String> = head[0].split(' ').map(str::to_owned).collect();
+                parts[1] = parts[1].split('?').next().unwrap().to_owned();
+                head[0] = parts.join(" ");
+            }
             let mut up = TcpStream::connect(("127.0.0.1", upstream))?;
             up.write_all(&rewrite(&head))?;
             std::io::copy(&mut (&mut reader).take(len), &mut up)?;

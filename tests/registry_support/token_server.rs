@@ -134,7 +134,12 @@ impl TokenServer {
                                 .filter_map(|s| {
                                     let mut p = s.splitn(3, ':');
                                     let (t, n, a) = (p.next()?, p.next()?, p.next()?);
-                                    Some(json!({"type": t, "name": n, "actions": a.split(',').collect::<Vec<_>>()}))
+                                    // `readonly/…` repositories: pull only, whatever is asked.
+                                    let actions: Vec<&str> = a
+                                        .split(',')
+                                        .filter(|a| !n.starts_with("readonly/") || *a == "pull")
+                                        .collect();
+                                    Some(json!({"type": t, "name": n, "actions": actions}))
                                 })
                                 .collect()
                         };
