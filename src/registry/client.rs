@@ -264,6 +264,12 @@ fn looks_like_tls_error(chain: &str) -> bool {
         || c.contains("corrupt message")
 }
 
+/// rustls' complaint when the server answered the ClientHello with plain HTTP.
+fn speaks_plain_http(detail: &str) -> bool {
+    let d = detail.to_ascii_lowercase();
+    d.contains("invalidcontenttype") || d.contains("corrupt message")
+}
+
 fn map_send_error(method: &Method, url: &Url, e: &reqwest::Error) -> RegistryError {
     let chain = error_chain(e);
     if url.scheme() == "https" && looks_like_tls_error(&chain) {
@@ -379,6 +385,10 @@ impl Registry {
                     _ => return Err(tls_err),
                 }
             }
+            // A plain-HTTP registry elsewhere than loopback: say how to allow it.
+            Err(RegistryError::Tls { host, detail }) if speaks_plain_http(&detail) => {
+                return Err(RegistryError::PlainHttp { host });
+            }
             Err(e) => return Err(e),
         };
         let challenge = match resp.status() {
@@ -395,10 +405,12 @@ impl Registry {
                 )));
             }
         };
+        // Some registries only challenge per repository, so credentials are looked up even when
+        // the ping needed none; a broken helper only matters if auth is actually asked for.
         let credential = if challenge.is_some() {
             opts.credentials.resolve(registry)?
         } else {
-            None
+            opts.credentials.resolve(registry).ok().flatten()
         };
         tracing::debug!(registry, %base, challenge = ?challenge.as_ref().map(|c| match c {
             Challenge::Basic => "basic",
@@ -731,6 +743,29 @@ mod tests {
         assert!(is_loopback("127.3.4.5"));
         assert!(!is_loopback("registry.local:5000"));
         assert!(!is_loopback("10.0.0.1:5000"));
+    }
+
+    /// What rustls says when a plain-HTTP server answers the ClientHello, as Go's server does.
+    #[tokio::test]
+    async fn plain_http_answer_to_tls_is_recognised() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut c, _) = l.accept().await.unwrap();
+            let mut buf = [0u8; 512];
+            let _ = c.read(&mut buf).await;
+            let _ = c
+                .write_all(b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
+                .await;
+        });
+        let http = build_http(&RegistryOptions::default(), false).unwrap();
+        let url = Url::parse(&format!("https://127.0.0.1:{port}/v2/")).unwrap();
+        let e = http.get(url.clone()).send().await.unwrap_err();
+        match map_send_error(&Method::GET, &url, &e) {
+            RegistryError::Tls { detail, .. } => assert!(speaks_plain_http(&detail), "{detail}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -58,6 +58,11 @@ pub enum RegistryError {
     )]
     Tls { host: String, detail: String },
 
+    #[error(
+        "{host} speaks plain HTTP, not HTTPS; plain HTTP is only used for loopback registries or with --insecure"
+    )]
+    PlainHttp { host: String },
+
     #[error("cannot reach {url}: {detail}")]
     Unreachable { url: String, detail: String },
 
