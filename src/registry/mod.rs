@@ -10,6 +10,32 @@
 //! - [`PushProgress`] lets a front end draw per-blob progress without this module knowing about it.
 //!
 //! Secrets (passwords, tokens) only ever live in [`Secret`], whose `Debug`/`Display` print `***`.
+//!
+//! ```no_run
+//! use stevedore::registry::*;
+//! # fn blobs() -> Vec<BlobRef> { vec![] }
+//! # fn main() -> Result<(), RegistryError> {
+//! let reg = BlockingRegistry::new(RegistryOptions {
+//!     credentials: CredentialSource::from_user_pass("ci:token")?, // or CredentialSource::Auto
+//!     ..Default::default()
+//! })?;
+//! let manifest = RawManifest {
+//!     bytes: std::fs::read("manifest.json").unwrap(), // the exact bytes that were hashed
+//!     media_type: media_types::OCI_MANIFEST.into(),
+//! };
+//! let mut image = ImageToPush::new(manifest, blobs());
+//! image.tags = vec!["latest".into()];
+//! // Base layers that are not local: leave them out of `blobs`, name their repository here.
+//! image.mount_sources = vec!["registry.local:5000/base/debian:12".parse()?];
+//! let report = reg.push_image(&"registry.local:5000/app:1.0".parse()?, &image)?;
+//! println!("{}", report.manifest_digest);
+//! # Ok(()) }
+//! ```
+//!
+//! Transport rules: HTTPS by default (system roots, plus `ca_file` or `SSL_CERT_FILE`); plain HTTP
+//! only for loopback registries or with `insecure`. Requests that fail with connection errors,
+//! stalls, 408, 429 or 5xx are retried with backoff, honouring `Retry-After`; every attempt streams
+//! the body afresh from the file.
 
 mod auth;
 mod client;
