@@ -374,3 +374,57 @@ fn base64_encode(s: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(s)
 }
+
+#[test]
+fn token_refresh_on_401_and_identity_token() {
+    let reg = TestRegistry::start(Auth::Token);
+    let ts = reg.token.as_ref().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let img = make_image(dir.path(), 13, &[], &[100_000], "amd64");
+
+    // The first token is already expired: the registry says 401, the client fetches a new one.
+    ts.expire_next.store(1, Ordering::SeqCst);
+    let c = client(&reg);
+    c.push_image(&reg.reference("refresh/app:1"), &img.image)
+        .unwrap();
+    assert_served(&reg, "refresh/app:1", &img);
+    let asked = ts
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.as_str() == format!("{USER} repository:refresh/app:pull,push"))
+        .count();
+    assert_eq!(asked, 2, "expected one refresh of the token");
+
+    // An identity token (`docker login` with a token service) goes through the OAuth2 refresh grant.
+    let cfg = dir.path().join("config.json");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"{{"auths":{{"{}":{{"identitytoken":"{}"}}}}}}"#,
+            reg.host(),
+            registry_support::token_server::REFRESH_TOKEN
+        ),
+    )
+    .unwrap();
+    let c = BlockingRegistry::new(RegistryOptions {
+        credentials: CredentialSource::File(cfg),
+        ..Default::default()
+    })
+    .unwrap();
+    c.push_image(&reg.reference("identity/app:1"), &img.image)
+        .unwrap();
+    assert_served(&reg, "identity/app:1", &img);
+    assert!(
+        ts.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|r| r.starts_with(&format!(
+                "{USER}(refresh) repository:identity/app:pull,push"
+            ))),
+        "{:#?}",
+        ts.requests.lock().unwrap()
+    );
+}

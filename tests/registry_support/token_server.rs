@@ -17,8 +17,13 @@ use serde_json::json;
 
 use super::run;
 
+/// The refresh token (`identitytoken` in config.json) this server accepts for the test user.
+pub const REFRESH_TOKEN: &str = "refresh-s3cr3t-never-printed";
+
 pub struct TokenServer {
     pub port: u16,
+    /// The next this-many tokens are issued already expired (the registry then answers 401).
+    pub expire_next: Arc<std::sync::atomic::AtomicUsize>,
     pub cert_pem: PathBuf,
     /// Every token request: `user scopes…` (user `-` when anonymous).
     pub requests: Arc<Mutex<Vec<String>>>,
@@ -81,6 +86,8 @@ impl TokenServer {
         let requests = Arc::new(Mutex::new(vec![]));
         let (user, password) = (user.to_owned(), password.to_owned());
         let log = requests.clone();
+        let expire_next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let expire = expire_next.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(mut conn) = conn else { continue };
@@ -91,24 +98,46 @@ impl TokenServer {
                 }
                 let target = line.split_whitespace().nth(1).unwrap_or("").to_owned();
                 let mut auth = None;
+                let mut len = 0usize;
                 loop {
                     let mut h = String::new();
                     if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
                         break;
                     }
-                    if let Some((k, v)) = h.split_once(':')
-                        && k.eq_ignore_ascii_case("authorization")
-                    {
-                        auth = Some(v.trim().to_owned());
+                    if let Some((k, v)) = h.split_once(':') {
+                        if k.eq_ignore_ascii_case("authorization") {
+                            auth = Some(v.trim().to_owned());
+                        } else if k.eq_ignore_ascii_case("content-length") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
                     }
                 }
-                let query = target.split_once('?').map(|x| x.1).unwrap_or("");
-                let scopes: Vec<String> = query
-                    .split('&')
-                    .filter_map(|kv| kv.strip_prefix("scope="))
-                    .map(percent_decode)
+                let post = line.starts_with("POST");
+                let mut body = vec![0u8; len];
+                if std::io::Read::read_exact(&mut reader, &mut body).is_err() {
+                    continue;
+                }
+                // GET: scopes in the query. POST (OAuth2 refresh-token grant): a form body.
+                let form = if post {
+                    String::from_utf8_lossy(&body).into_owned()
+                } else {
+                    target.split_once('?').map(|x| x.1).unwrap_or("").to_owned()
+                };
+                let field = |name: &str| -> Vec<String> {
+                    form.split('&')
+                        .filter_map(|kv| kv.strip_prefix(&format!("{name}=")))
+                        .map(percent_decode)
+                        .collect()
+                };
+                let scopes: Vec<String> = field("scope")
+                    .iter()
+                    .flat_map(|s| s.split(' ').map(str::to_owned).collect::<Vec<_>>())
+                    .filter(|s| !s.is_empty())
                     .collect();
                 let who = match &auth {
+                    None if post => (field("grant_type") == ["refresh_token"]
+                        && field("refresh_token") == [REFRESH_TOKEN])
+                    .then(|| format!("{user}(refresh)")),
                     None => Some("-".to_owned()),
                     Some(a) => a
                         .strip_prefix("Basic ")
@@ -143,8 +172,20 @@ impl TokenServer {
                                 })
                                 .collect()
                         };
-                        let token = sign(&key, &rng, &x5c, &who, access);
-                        let body = json!({"token": token, "expires_in": 300}).to_string();
+                        let expired = expire
+                            .fetch_update(
+                                std::sync::atomic::Ordering::SeqCst,
+                                std::sync::atomic::Ordering::SeqCst,
+                                |n| n.checked_sub(1),
+                            )
+                            .is_ok();
+                        let token = sign(&key, &rng, &x5c, &who, access, expired);
+                        let body = if post {
+                            json!({"access_token": token, "expires_in": 300})
+                        } else {
+                            json!({"token": token, "expires_in": 300})
+                        }
+                        .to_string();
                         format!(
                             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                             body.len()
@@ -156,6 +197,7 @@ impl TokenServer {
         });
         TokenServer {
             port,
+            expire_next,
             cert_pem,
             requests,
         }
@@ -172,6 +214,7 @@ fn sign(
     x5c: &str,
     sub: &str,
     access: Vec<serde_json::Value>,
+    expired: bool,
 ) -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -180,7 +223,7 @@ fn sign(
     let header = json!({"typ": "JWT", "alg": "ES256", "x5c": [x5c]});
     let claims = json!({
         "iss": "test-issuer", "sub": sub, "aud": "test-registry",
-        "exp": now + 300, "nbf": now - 10, "iat": now - 10,
+        "exp": if expired { now - 60 } else { now + 300 }, "nbf": now - 120, "iat": now - 120,
         "jti": format!("{now}-{}", rand_u64(rng)), "access": access,
     });
     let signing_input = format!(
