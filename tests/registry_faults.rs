@@ -378,3 +378,45 @@ fn mount_answered_202_continues_on_the_same_session() {
         .collect();
     assert!(left.is_empty(), "dangling upload sessions: {left:?}");
 }
+
+#[test]
+fn registry_chunk_minimum_is_respected() {
+    let reg = TestRegistry::start(Auth::None);
+    let dir = tempfile::tempdir().unwrap();
+    let img = make_image(dir.path(), 83, &[], &[700_000], "amd64");
+    // Both sessions' answers ask for chunks of at least 300000 bytes; ours would be 64 KiB.
+    let proxy = FaultProxy::scripted(
+        reg.port,
+        vec![
+            ("POST /v2/min/app/blobs/uploads/", Fault::ChunkMin),
+            ("POST /v2/min/app/blobs/uploads/", Fault::ChunkMin),
+        ],
+        0,
+        0,
+        Duration::ZERO,
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = Registry::new(RegistryOptions {
+        max_concurrent: 1,
+        chunked_threshold: 0,
+        chunk_size: 64 << 10,
+        ..fault_opts(true)
+    })
+    .unwrap();
+    let target: Reference = format!("127.0.0.1:{}/min/app:1", proxy.port)
+        .parse()
+        .unwrap();
+    rt.block_on(client.push_image(&target, &img.image)).unwrap();
+    let layer = &img.layers[0];
+    let patches = proxy
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.starts_with("PATCH"))
+        .count();
+    // 3 + 1 chunks of the registry's minimum, not 11 + 1 of ours.
+    assert_eq!(patches as u64, layer.size.div_ceil(300_000) + 1);
+    let direct = Registry::new(RegistryOptions::default()).unwrap();
+    rt.block_on(assert_complete(&direct, &reg.reference("min/app:1"), &img));
+}

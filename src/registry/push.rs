@@ -205,6 +205,13 @@ impl Registry {
                 actual: image.manifest.digest().to_string(),
             });
         }
+        let mut tags: Vec<String> = target.tag.iter().cloned().collect();
+        for t in &image.tags {
+            if !tags.contains(t) {
+                target.with_tag(t)?; // validates before anything is sent
+                tags.push(t.clone());
+            }
+        }
         let host = self.host(&target.registry, target.api_host()).await?;
         let repo = target.repository.as_str();
         let sources: Vec<String> = image
@@ -332,13 +339,6 @@ impl Registry {
             .opts
             .progress
             .manifest_pushed(&format!("{}@{digest}", target.name()), &digest);
-        let mut tags: Vec<String> = target.tag.iter().cloned().collect();
-        for t in &image.tags {
-            if !tags.contains(t) {
-                target.with_tag(t)?; // validates
-                tags.push(t.clone());
-            }
-        }
         for t in &tags {
             self.put_manifest(&host, repo, &scopes, &image.manifest, t)
                 .await

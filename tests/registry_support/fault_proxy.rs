@@ -29,6 +29,9 @@ pub enum Fault {
     /// Forward with the query cut off (scripted only): turns a mount POST into a plain one, so
     /// the registry answers 202 with a session, as registries do when they will not mount.
     StripMount,
+    /// Forward, adding `OCI-Chunk-Min-Length: 300000` to the answer (scripted only), as an
+    /// S3-backed registry does.
+    ChunkMin,
 }
 
 const FAULTS: [Fault; 7] = [
@@ -45,6 +48,8 @@ pub struct FaultProxy {
     pub port: u16,
     /// Faults injected, with the request line they hit.
     pub injected: Arc<Mutex<Vec<(Fault, String)>>>,
+    /// Every request line seen.
+    pub seen: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -74,6 +79,7 @@ impl FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let injected = Arc::new(Mutex::new(vec![]));
+        let seen = Arc::new(Mutex::new(vec![]));
         let stop = Arc::new(AtomicBool::new(false));
         let sched = Arc::new(Mutex::new(Schedule {
             script: script.into_iter().map(|(p, f)| (p.to_owned(), f)).collect(),
@@ -81,22 +87,23 @@ impl FaultProxy {
             percent,
             stall,
         }));
-        let (inj, stop2) = (injected.clone(), stop.clone());
+        let (inj, seen2, stop2) = (injected.clone(), seen.clone(), stop.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if stop2.load(Ordering::Relaxed) {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                let (sched, inj) = (sched.clone(), inj.clone());
+                let (sched, inj, seen) = (sched.clone(), inj.clone(), seen2.clone());
                 std::thread::spawn(move || {
-                    let _ = handle(conn, upstream, &sched, &inj);
+                    let _ = handle(conn, upstream, &sched, &inj, &seen);
                 });
             }
         });
         FaultProxy {
             port,
             injected,
+            seen,
             stop,
         }
     }
@@ -160,6 +167,7 @@ fn handle(
     upstream: u16,
     sched: &Mutex<Schedule>,
     injected: &Mutex<Vec<(Fault, String)>>,
+    seen: &Mutex<Vec<String>>,
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(client.try_clone()?);
     // A TLS ClientHello (the client probing for HTTPS): answer as Go's HTTP server does.
@@ -174,6 +182,9 @@ fn handle(
         return Ok(());
     };
     let len = content_length(&head);
+    seen.lock()
+        .unwrap()
+        .push(head.first().cloned().unwrap_or_default());
     let (fault, cut, stall) = {
         let mut s = sched.lock().unwrap();
         let line = head.first().cloned().unwrap_or_default();
@@ -244,7 +255,7 @@ fn handle(
             let _ = client.shutdown(Shutdown::Both);
             Ok(())
         }
-        Fault::Pass | Fault::DropAnswer | Fault::StripMount => {
+        Fault::Pass | Fault::DropAnswer | Fault::StripMount | Fault::ChunkMin => {
             let mut head = head;
             if fault == Fault::StripMount {
                 let mut parts: Vec<String> = head[0].split(' ').map(str::to_owned).collect();
@@ -263,6 +274,10 @@ fn handle(
             if fault == Fault::DropAnswer {
                 let _ = client.shutdown(Shutdown::Both);
                 return Ok(());
+            }
+            let mut resp_head = resp_head;
+            if fault == Fault::ChunkMin {
+                resp_head.push("OCI-Chunk-Min-Length: 300000".into());
             }
             client.write_all(&rewrite(&resp_head))?;
             client.write_all(&rest)?;
