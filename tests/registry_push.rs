@@ -340,6 +340,20 @@ fn tls_push_with_generated_ca() {
     assert_eq!(d, img.manifest_digest);
 }
 
+/// A registry set up as environment.md says: one self-signed certificate (CA:TRUE), given as the CA.
+#[test]
+fn tls_push_with_self_signed_certificate() {
+    let reg = TestRegistry::start(Auth::TlsSelfSigned);
+    let dir = tempfile::tempdir().unwrap();
+    let img = make_image(dir.path(), 14, &[], &[100_000], "amd64");
+    let c = client(&reg);
+    let r = c
+        .push_image(&reg.reference("selfsigned/app:1"), &img.image)
+        .unwrap();
+    assert_eq!(r.manifest_digest, img.manifest_digest);
+    assert_served(&reg, "selfsigned/app:1", &img);
+}
+
 #[test]
 fn token_auth_push_and_cross_repo_mount() {
     let reg = TestRegistry::start(Auth::Token);

@@ -160,26 +160,113 @@ fn build_http(opts: &RegistryOptions, accept_invalid: bool) -> Result<reqwest::C
     let mut b = reqwest::Client::builder()
         .connect_timeout(opts.connect_timeout)
         .user_agent(concat!("stevedore/", env!("CARGO_PKG_VERSION")));
-    if let Some(ca) = &opts.ca_file {
-        let pem = std::fs::read(ca)
-            .map_err(|e| RegistryError::io(format!("reading CA file {}", ca.display()), e))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-            RegistryError::Setup(format!("CA file {}: {}", ca.display(), error_chain(&e)))
-        })?;
-        if certs.is_empty() {
-            return Err(RegistryError::Setup(format!(
-                "CA file {} holds no PEM certificate",
-                ca.display()
-            )));
-        }
-        for c in certs {
-            b = b.add_root_certificate(c);
-        }
-    }
     if accept_invalid {
         b = b.danger_accept_invalid_certs(true);
+    } else if let Some(ca) = &opts.ca_file {
+        b = b.tls_backend_preconfigured(tls_config_with_ca(ca)?);
     }
     b.build().map_err(|e| RegistryError::Setup(error_chain(&e)))
+}
+
+/// TLS config trusting the system roots plus the certificates of `ca_file`.
+fn tls_config_with_ca(ca: &std::path::Path) -> Result<rustls::ClientConfig> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let pem = std::fs::read(ca)
+        .map_err(|e| RegistryError::io(format!("reading CA file {}", ca.display()), e))?;
+    let bad = |e: String| RegistryError::Setup(format!("CA file {}: {e}", ca.display()));
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| bad(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(bad("holds no PEM certificate".into()));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let inner =
+        rustls_platform_verifier::Verifier::new_with_extra_roots(certs.clone(), provider.clone())
+            .map_err(|e| bad(e.to_string()))?;
+    let verifier = PinnedOrPlatform {
+        pinned: certs,
+        inner,
+        provider: provider.clone(),
+    };
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    // A preconfigured config is used as is: offer h2 ourselves.
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
+/// webpki refuses a CA certificate as a server's own (`CaUsedAsEndEntity`), yet `openssl req -x509`
+/// makes exactly that and hand-made registries use it. When the server presents the very
+/// certificate the user gave as `--ca-file`, it is accepted (its name still checked, and the
+/// handshake still proves the server holds its key); anything else goes to the platform verifier.
+#[derive(Debug)]
+struct PinnedOrPlatform {
+    pinned: Vec<rustls::pki_types::CertificateDer<'static>>,
+    inner: rustls_platform_verifier::Verifier,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for PinnedOrPlatform {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        if self
+            .pinned
+            .iter()
+            .any(|p| p.as_ref() == end_entity.as_ref())
+        {
+            let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
+            rustls::client::verify_server_name(&parsed, server_name)?;
+            return Ok(rustls::client::danger::ServerCertVerified::assertion());
+        }
+        self.inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
 }
 
 /// Hosts that may use plain HTTP without `--insecure`.

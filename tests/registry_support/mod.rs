@@ -63,6 +63,9 @@ pub enum Auth {
     None,
     Htpasswd,
     Tls,
+    /// TLS with one self-signed certificate made as environment.md does (`openssl req -x509`,
+    /// which marks it CA:TRUE), no auth.
+    TlsSelfSigned,
     Token,
 }
 
@@ -106,8 +109,12 @@ impl TestRegistry {
             );
         }
         let mut tls = String::new();
-        if auth == Auth::Tls {
-            let (ca, cert, key) = make_server_cert(d);
+        if matches!(auth, Auth::Tls | Auth::TlsSelfSigned) {
+            let (ca, cert, key) = if auth == Auth::Tls {
+                make_server_cert(d)
+            } else {
+                make_self_signed(d)
+            };
             tls = format!(
                 "  tls:\n    certificate: {}\n    key: {}\n",
                 cert.display(),
@@ -179,13 +186,13 @@ impl TestRegistry {
     fn skopeo_flags(&self, prefix: &str) -> Vec<String> {
         let mut v = vec![];
         match self.auth {
-            Auth::Tls => {
+            Auth::Tls | Auth::TlsSelfSigned => {
                 let certs = self.dir.path().join("certs.d");
                 v.push(format!("--{prefix}cert-dir={}", certs.display()));
             }
             _ => v.push(format!("--{prefix}tls-verify=false")),
         }
-        if self.auth != Auth::None {
+        if !matches!(self.auth, Auth::None | Auth::TlsSelfSigned) {
             v.push(format!("--{prefix}creds={USER}:{PASSWORD}"));
         }
         v
@@ -283,6 +290,29 @@ fn make_server_cert(d: &Path) -> (PathBuf, PathBuf, PathBuf) {
     std::fs::create_dir_all(d.join("certs.d")).unwrap();
     std::fs::copy(d.join("ca.pem"), d.join("certs.d/ca.crt")).unwrap();
     (d.join("ca.pem"), d.join("server.pem"), d.join("server.key"))
+}
+
+/// environment.md's recipe: one self-signed certificate for 127.0.0.1 (CA:TRUE by openssl's default).
+fn make_self_signed(d: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    run(Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        .arg("-keyout")
+        .arg(d.join("self.key"))
+        .arg("-out")
+        .arg(d.join("self.pem"))
+        .stderr(Stdio::piped()));
+    std::fs::create_dir_all(d.join("certs.d")).unwrap();
+    std::fs::copy(d.join("self.pem"), d.join("certs.d/ca.crt")).unwrap();
+    (d.join("self.pem"), d.join("self.pem"), d.join("self.key"))
 }
 
 /// xorshift64*: reproducible test bytes and fault schedules without a rand dependency.
