@@ -104,6 +104,12 @@ async fn run_schedule(reg: &TestRegistry, direct: &Registry, seed: u64, harsh: b
         Err(e) => {
             let msg = e.to_string();
             assert!(msg.len() > 20, "seed {seed}: unhelpful error {msg:?}");
+            // skopeo sees the same thing as our HEAD.
+            assert_eq!(
+                tagged.is_some(),
+                reg.skopeo_has(&format!("faults/s{seed}:v1")),
+                "seed {seed}"
+            );
             // A failed push may only leave a tag if the image behind it is whole (the tag PUT
             // landed but its answer was lost, and the retries ran out).
             if let Some(d) = tagged {

@@ -45,7 +45,9 @@ mod pull;
 mod push;
 mod reference;
 
-pub use client::{BlockingRegistry, Registry, RegistryOptions, RetryPolicy};
+pub use client::{
+    BlockingRegistry, Registry, RegistryOptions, RetryPolicy, install_crypto_provider,
+};
 pub use credentials::{CredentialSource, Secret};
 pub use error::RegistryError;
 pub use pull::Platform;
