@@ -95,9 +95,35 @@ impl TokenCache {
             .insert(key.to_owned(), (token, Instant::now() + lifetime));
     }
 
-    pub(crate) fn forget(&self, key: &str) {
-        self.tokens.lock().unwrap().remove(key);
+    /// Forgets the token for `key` only if it is still `token`.
+    pub(crate) fn forget_if(&self, key: &str, token: &Secret) {
+        let mut map = self.tokens.lock().unwrap();
+        if map.get(key).is_some_and(|(t, _)| t == token) {
+            map.remove(key);
+        }
     }
+}
+
+/// Is `wanted` (`type:name:actions`) already granted by one of `scopes`? A registry's 401 names
+/// the scope of that one request (`…:pull` for a HEAD), which our `…:pull,push` already covers;
+/// adding it anyway would mint a needless second token.
+pub(crate) fn scope_covered(scopes: &[String], wanted: &str) -> bool {
+    let split = |s: &str| {
+        let (rest, actions) = s.rsplit_once(':')?;
+        Some((
+            rest.to_owned(),
+            actions.split(',').map(str::to_owned).collect::<Vec<_>>(),
+        ))
+    };
+    let Some((target, want)) = split(wanted) else {
+        return false;
+    };
+    scopes.iter().filter_map(|s| split(s)).any(|(name, have)| {
+        name == target
+            && want
+                .iter()
+                .all(|a| have.contains(a) || have.iter().any(|h| h == "*"))
+    })
 }
 
 #[derive(serde::Deserialize)]
@@ -240,6 +266,20 @@ mod tests {
     }
 
     #[test]
+    fn scopes_cover_narrower_ones() {
+        let have = vec![
+            "repository:a/b:pull,push".to_owned(),
+            "repository:c:pull".to_owned(),
+        ];
+        assert!(scope_covered(&have, "repository:a/b:pull"));
+        assert!(scope_covered(&have, "repository:a/b:push,pull"));
+        assert!(scope_covered(&have, "repository:c:pull"));
+        assert!(!scope_covered(&have, "repository:c:push"));
+        assert!(!scope_covered(&have, "repository:d:pull"));
+        assert!(!scope_covered(&have, "registry:catalog:*"));
+    }
+
+    #[test]
     fn token_cache_expires_early() {
         let c = TokenCache::default();
         c.put("a", Secret::new("t"), Duration::from_secs(5));
@@ -249,7 +289,9 @@ mod tests {
         );
         c.put("a", Secret::new("t"), Duration::from_secs(300));
         assert_eq!(c.get("a").unwrap().expose(), "t");
-        c.forget("a");
+        c.forget_if("a", &Secret::new("other"));
+        assert!(c.get("a").is_some(), "a newer token is kept");
+        c.forget_if("a", &Secret::new("t"));
         assert!(c.get("a").is_none());
     }
 }

@@ -12,7 +12,7 @@ use reqwest::header::{HeaderMap, WWW_AUTHENTICATE};
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 
 use super::auth::{self, Challenge, TokenCache};
-use super::credentials::{Credential, CredentialSource};
+use super::credentials::{Credential, CredentialSource, Secret};
 use super::push::{NoProgress, PushProgress};
 use super::{RegistryError, Result};
 
@@ -584,9 +584,9 @@ impl Registry {
     ) -> Result<Response> {
         let mut scopes: Vec<String> = scopes.to_vec();
         for attempt in 0..2 {
-            let mut rb = host.http.request(method.clone(), url.clone());
-            rb = self.authorize(host, &scopes, rb).await?;
-            rb = build(rb)?;
+            let rb = host.http.request(method.clone(), url.clone());
+            let (rb, used_token) = self.authorize(host, &scopes, rb).await?;
+            let rb = build(rb)?;
             let act = activity.clone().unwrap_or_else(Activity::new);
             act.touch();
             let resp = self.watch(rb.send(), &act, &method, url).await?;
@@ -601,9 +601,13 @@ impl Registry {
             if attempt == 0 {
                 match challenge {
                     Some(Challenge::Bearer { ref scope, .. }) => {
-                        self.forget_token(host, &scopes);
+                        // Drop the token only if it is still the one that failed: a parallel
+                        // request may already have fetched a fresh one.
+                        if let Some(t) = &used_token {
+                            host.tokens.forget_if(&Self::scope_key(&scopes), t);
+                        }
                         if let Some(s) = scope
-                            && !scopes.contains(s)
+                            && !auth::scope_covered(&scopes, s)
                         {
                             scopes.push(s.clone());
                         }
@@ -686,25 +690,25 @@ impl Registry {
         s.join(" ")
     }
 
-    fn forget_token(&self, host: &Host, scopes: &[String]) {
-        host.tokens.forget(&Self::scope_key(scopes));
-    }
-
+    /// Attaches credentials; returns the bearer token used, if any (to drop it after a 401).
     async fn authorize(
         &self,
         host: &Host,
         scopes: &[String],
         rb: RequestBuilder,
-    ) -> Result<RequestBuilder> {
+    ) -> Result<(RequestBuilder, Option<Secret>)> {
         let challenge = host.challenge.lock().unwrap().clone();
         match challenge {
-            None => Ok(rb),
-            Some(Challenge::Basic) => Ok(match &host.credential {
-                Some(Credential::Basic { username, password }) => {
-                    rb.basic_auth(username, Some(password.expose()))
-                }
-                _ => rb,
-            }),
+            None => Ok((rb, None)),
+            Some(Challenge::Basic) => Ok((
+                match &host.credential {
+                    Some(Credential::Basic { username, password }) => {
+                        rb.basic_auth(username, Some(password.expose()))
+                    }
+                    _ => rb,
+                },
+                None,
+            )),
             Some(Challenge::Bearer { realm, service, .. }) => {
                 let key = Self::scope_key(scopes);
                 let cached = host.tokens.get(&key);
@@ -731,7 +735,7 @@ impl Registry {
                         t
                     }
                 };
-                Ok(rb.bearer_auth(token.expose()))
+                Ok((rb.bearer_auth(token.expose()), Some(token)))
             }
         }
     }
