@@ -121,7 +121,10 @@ pub(crate) struct Host {
     pub(crate) base: Url,
     http: reqwest::Client,
     challenge: Mutex<Option<Challenge>>,
-    credential: Option<Credential>,
+    /// Looked up when the ping asks for auth, or lazily at the first 401 (so a registry that
+    /// never asks never runs a credential helper).
+    credential: OnceLock<Option<Credential>>,
+    source: CredentialSource,
     tokens: TokenCache,
     /// One token fetch at a time, so parallel blob uploads do not all ask for the same token.
     token_fetch: tokio::sync::Mutex<()>,
@@ -130,6 +133,12 @@ pub(crate) struct Host {
 }
 
 impl Host {
+    fn credential(&self) -> Option<&Credential> {
+        self.credential
+            .get_or_init(|| self.source.resolve(&self.name).ok().flatten())
+            .as_ref()
+    }
+
     pub(crate) fn url(&self, path: &str) -> Url {
         self.base
             .join(path)
@@ -494,21 +503,21 @@ impl Registry {
         };
         // Some registries only challenge per repository, so credentials are looked up even when
         // the ping needed none; a broken helper only matters if auth is actually asked for.
-        let credential = if challenge.is_some() {
-            opts.credentials.resolve(registry)?
-        } else {
-            opts.credentials.resolve(registry).ok().flatten()
-        };
+        let credential = OnceLock::new();
+        if challenge.is_some() {
+            let _ = credential.set(opts.credentials.resolve(registry)?);
+        }
         tracing::debug!(registry, %base, challenge = ?challenge.as_ref().map(|c| match c {
             Challenge::Basic => "basic",
             Challenge::Bearer { .. } => "bearer",
-        }), has_credentials = credential.is_some(), "registry contacted");
+        }), "registry contacted");
         Ok(Host {
             name: registry.to_owned(),
             base,
             http: client,
             challenge: Mutex::new(challenge),
             credential,
+            source: opts.credentials.clone(),
             tokens: TokenCache::default(),
             token_fetch: tokio::sync::Mutex::new(()),
             prefer_chunked: AtomicBool::new(false),
@@ -617,7 +626,7 @@ impl Registry {
                     Some(Challenge::Basic) if host.challenge.lock().unwrap().is_none() => {
                         // The ping did not ask for auth but this request does.
                         *host.challenge.lock().unwrap() = Some(Challenge::Basic);
-                        if host.credential.is_some() {
+                        if host.credential().is_some() {
                             continue;
                         }
                     }
@@ -626,7 +635,7 @@ impl Registry {
             }
             let body_err = api_error(resp, &method).await;
             return Err(
-                match (&host.credential, host.challenge.lock().unwrap().clone()) {
+                match (host.credential(), host.challenge.lock().unwrap().clone()) {
                     (None, _) => RegistryError::NoCredentials {
                         registry: host.name.clone(),
                     },
@@ -701,7 +710,7 @@ impl Registry {
         match challenge {
             None => Ok((rb, None)),
             Some(Challenge::Basic) => Ok((
-                match &host.credential {
+                match host.credential() {
                     Some(Credential::Basic { username, password }) => {
                         rb.basic_auth(username, Some(password.expose()))
                     }
@@ -727,7 +736,7 @@ impl Registry {
                                     &realm,
                                     service.as_deref(),
                                     scopes,
-                                    host.credential.as_ref(),
+                                    host.credential(),
                                 )
                             })
                             .await?;
