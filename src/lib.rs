@@ -20,3 +20,4 @@ pub mod layer;
 pub mod output;
 pub mod plan;
 pub mod recipe;
+pub mod registry;

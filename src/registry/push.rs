@@ -1,0 +1,830 @@
+//! Pushing an image: blobs (HEAD, mount, streaming upload, chunked and resumable), then manifests by
+//! digest, then tags. A manifest goes up only once every blob it needs is confirmed on the registry,
+//! so a failed push never leaves a tag on an incomplete image.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Seek, SeekFrom};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures_util::{FutureExt, StreamExt, TryStreamExt};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use reqwest::{Body, Method, Response, Url};
+use tokio::io::AsyncReadExt;
+
+use super::client::{Activity, Host, expect_status, pull_scope, push_scope};
+use super::{Reference, Registry, RegistryError, Result};
+use crate::digest::Digest;
+
+/// Manifest bytes exactly as hashed: they are pushed as-is, never re-serialised.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawManifest {
+    pub bytes: Vec<u8>,
+    pub media_type: String,
+}
+
+impl RawManifest {
+    pub fn digest(&self) -> Digest {
+        Digest::of(&self.bytes)
+    }
+}
+
+/// A blob on local disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobRef {
+    pub digest: Digest,
+    pub size: u64,
+    pub media_type: String,
+    pub path: PathBuf,
+}
+
+/// Everything one push needs.
+#[derive(Clone, Debug)]
+pub struct ImageToPush {
+    /// The image manifest, or the index for a multi-platform image.
+    pub manifest: RawManifest,
+    /// For an index: its child manifests, pushed by digest before it.
+    pub children: Vec<RawManifest>,
+    /// Local blobs (configs and layers of the manifest and its children). A blob the manifests
+    /// reference but that is not listed here must already be on the registry, in the target or in
+    /// one of `mount_sources` (a base image's layers are then mounted, never downloaded).
+    pub blobs: Vec<BlobRef>,
+    /// Tags to set besides the target reference's own tag.
+    pub tags: Vec<String>,
+    /// Repositories (on any registry; only those on the target registry are used) that may hold
+    /// some of the blobs: they are mounted from there instead of uploaded.
+    pub mount_sources: Vec<Reference>,
+}
+
+impl ImageToPush {
+    pub fn new(manifest: RawManifest, blobs: Vec<BlobRef>) -> Self {
+        ImageToPush {
+            manifest,
+            children: vec![],
+            blobs,
+            tags: vec![],
+            mount_sources: vec![],
+        }
+    }
+}
+
+/// What a push did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PushReport {
+    pub manifest_digest: Digest,
+    /// Tags set, in order.
+    pub tags: Vec<String>,
+    pub blobs_skipped: usize,
+    pub blobs_mounted: usize,
+    pub blobs_uploaded: usize,
+    /// Sizes of the uploaded blobs.
+    pub bytes_uploaded: u64,
+    /// Bytes actually sent, counting attempts that failed and were retried.
+    pub bytes_sent: u64,
+}
+
+/// Per-blob progress for a front end. Called from the runtime's threads; keep it quick.
+pub trait PushProgress: Send + Sync {
+    fn blob_started(&self, _digest: &Digest, _size: u64) {}
+    /// Absolute position in the blob; it goes back when an upload restarts.
+    fn blob_progress(&self, _digest: &Digest, _done: u64, _size: u64) {}
+    fn blob_retrying(&self, _digest: &Digest, _reason: &str) {}
+    fn blob_uploaded(&self, _digest: &Digest, _size: u64) {}
+    fn blob_skipped(&self, _digest: &Digest, _size: u64) {}
+    fn blob_mounted(&self, _digest: &Digest, _size: u64, _from: &str) {}
+    fn manifest_pushed(&self, _reference: &str, _digest: &Digest) {}
+}
+
+/// Progress that goes nowhere.
+pub struct NoProgress;
+impl PushProgress for NoProgress {}
+
+enum Outcome {
+    Skipped,
+    Mounted,
+    Uploaded,
+}
+
+/// The blob and manifest references inside a manifest or index.
+#[derive(serde::Deserialize)]
+pub(crate) struct ManifestRefs {
+    #[serde(rename = "mediaType")]
+    pub(crate) media_type: Option<String>,
+    pub(crate) config: Option<Descriptor>,
+    #[serde(default)]
+    pub(crate) layers: Vec<Descriptor>,
+    #[serde(default)]
+    pub(crate) manifests: Vec<Descriptor>,
+}
+
+#[derive(serde::Deserialize, Clone)]
+pub(crate) struct Descriptor {
+    pub(crate) digest: Digest,
+    pub(crate) size: u64,
+    pub(crate) platform: Option<super::pull::Platform>,
+}
+
+impl ManifestRefs {
+    pub(crate) fn parse(bytes: &[u8]) -> Result<Self> {
+        serde_json::from_slice(bytes).map_err(|e| RegistryError::InvalidManifest(e.to_string()))
+    }
+}
+
+/// Tracks one blob's bytes for the progress callbacks and the report.
+struct BlobMeter {
+    digest: Digest,
+    size: u64,
+    pos: AtomicU64,
+    sent: Arc<AtomicU64>,
+    progress: Arc<dyn PushProgress>,
+}
+
+/// A streaming request body over `len` bytes of the file from `offset`. Opened per attempt, so a
+/// retry never reuses a half-read stream; memory stays at one read buffer.
+fn file_body(
+    path: &std::path::Path,
+    offset: u64,
+    len: u64,
+    act: Arc<Activity>,
+    meter: Arc<BlobMeter>,
+) -> Result<Body> {
+    let mut f = std::fs::File::open(path)
+        .map_err(|e| RegistryError::io(format!("opening blob {}", path.display()), e))?;
+    f.seek(SeekFrom::Start(offset))
+        .map_err(|e| RegistryError::io(format!("seeking in blob {}", path.display()), e))?;
+    meter.pos.store(offset, Ordering::Relaxed);
+    let reader = tokio::fs::File::from_std(f).take(len);
+    let stream =
+        tokio_util::io::ReaderStream::with_capacity(reader, 256 << 10).inspect_ok(move |chunk| {
+            act.touch();
+            let n = chunk.len() as u64;
+            meter.sent.fetch_add(n, Ordering::Relaxed);
+            let pos = meter.pos.fetch_add(n, Ordering::Relaxed) + n;
+            meter.progress.blob_progress(&meter.digest, pos, meter.size);
+        });
+    Ok(Body::wrap_stream(stream))
+}
+
+fn header_str<'a>(resp: &'a Response, name: &str) -> Option<&'a str> {
+    resp.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// `Range: 0-N` (inclusive) from an upload status: the next offset to send.
+fn next_offset(resp: &Response) -> Option<u64> {
+    let r = header_str(resp, "range")?;
+    let r = r.strip_prefix("bytes=").unwrap_or(r);
+    let (_, end) = r.split_once('-')?;
+    let end: u64 = end.trim().parse().ok()?;
+    // distribution answers "0-0" for an empty session too; sending byte 0 again is harmless only
+    // if it was not stored, so treat "0-0" as empty: a wrong guess fails the PATCH and restarts.
+    Some(if end == 0 { 0 } else { end + 1 })
+}
+
+fn check_digest(resp: &Response, expected: &Digest, what: &str) -> Result<()> {
+    match header_str(resp, "docker-content-digest") {
+        Some(d) if d != expected.to_string() => Err(RegistryError::DigestMismatch {
+            what: what.to_owned(),
+            expected: expected.clone(),
+            actual: d.to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+impl Registry {
+    /// Pushes an image (or an index and its children) to `target`, tagging it with the target's tag
+    /// and `image.tags`. Returns the manifest digest and what happened to each blob.
+    pub async fn push_image(&self, target: &Reference, image: &ImageToPush) -> Result<PushReport> {
+        if let Some(d) = &target.digest
+            && *d != image.manifest.digest()
+        {
+            return Err(RegistryError::DigestMismatch {
+                what: format!("push target {target}"),
+                expected: d.clone(),
+                actual: image.manifest.digest().to_string(),
+            });
+        }
+        let mut tags: Vec<String> = target.tag.iter().cloned().collect();
+        for t in &image.tags {
+            if !tags.contains(t) {
+                target.with_tag(t)?; // validates before anything is sent
+                tags.push(t.clone());
+            }
+        }
+        let host = self.host(&target.registry, target.api_host()).await?;
+        let repo = target.repository.as_str();
+        let sources: Vec<String> = image
+            .mount_sources
+            .iter()
+            .filter(|s| s.registry == target.registry && s.repository != target.repository)
+            .map(|s| s.repository.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        // One token for the whole push: push on the target, pull on every mount source, so the
+        // registry can grant the mounts (a target-only token makes every mount fall back to 202).
+        let mut scopes = vec![push_scope(repo)];
+        scopes.extend(sources.iter().map(|s| pull_scope(s)));
+        let refine = |e| refine(e, &host.name, repo, "push");
+
+        // Every blob the manifests need, by digest.
+        let mut needed: BTreeMap<Digest, u64> = BTreeMap::new();
+        let child_digests: BTreeSet<Digest> = image.children.iter().map(|c| c.digest()).collect();
+        for m in std::iter::once(&image.manifest).chain(&image.children) {
+            let refs = ManifestRefs::parse(&m.bytes)?;
+            for d in refs.config.iter().chain(&refs.layers) {
+                needed.insert(d.digest.clone(), d.size);
+            }
+            for c in &refs.manifests {
+                if !child_digests.contains(&c.digest)
+                    && self
+                        .manifest_digest_on(&host, repo, &scopes, &c.digest.to_string())
+                        .await
+                        .map_err(refine)?
+                        .is_none()
+                {
+                    return Err(RegistryError::InvalidManifest(format!(
+                        "the index references manifest {} which is neither among the children given nor in {}",
+                        c.digest,
+                        target.name()
+                    )));
+                }
+            }
+        }
+        let mut local: BTreeMap<Digest, &BlobRef> = BTreeMap::new();
+        for b in &image.blobs {
+            if let Some(&size) = needed.get(&b.digest)
+                && size != b.size
+            {
+                return Err(RegistryError::InvalidManifest(format!(
+                    "blob {} has size {} in the manifest but {} in the blob list",
+                    b.digest, size, b.size
+                )));
+            }
+            local.insert(b.digest.clone(), b);
+        }
+
+        let sent = Arc::new(AtomicU64::new(0));
+        let mut report = PushReport {
+            manifest_digest: image.manifest.digest(),
+            tags: vec![],
+            blobs_skipped: 0,
+            blobs_mounted: 0,
+            blobs_uploaded: 0,
+            bytes_uploaded: 0,
+            bytes_sent: 0,
+        };
+        let remote_only: Vec<(Digest, u64)> = needed
+            .iter()
+            .filter(|(d, _)| !local.contains_key(*d))
+            .map(|(d, s)| (d.clone(), *s))
+            .collect();
+        let jobs = local
+            .values()
+            .map(|b| {
+                let (host, scopes, sources, sent) = (&host, &scopes, &sources, sent.clone());
+                async move {
+                    let o = self
+                        .push_blob(host, repo, scopes, sources, b, sent)
+                        .await
+                        .map_err(refine)?;
+                    Ok::<_, RegistryError>((o, b.size))
+                }
+                .boxed()
+            })
+            .chain(remote_only.iter().map(|(d, size)| {
+                let (host, scopes, sources) = (&host, &scopes, &sources);
+                async move {
+                    let o = self
+                        .ensure_remote_blob(host, repo, scopes, sources, d, *size)
+                        .await
+                        .map_err(refine)?;
+                    Ok((o, *size))
+                }
+                .boxed()
+            }));
+        let outcomes: Vec<(Outcome, u64)> = futures_util::stream::iter(jobs)
+            .buffer_unordered(self.inner.opts.max_concurrent.max(1))
+            .try_collect()
+            .await?;
+        for (o, size) in outcomes {
+            match o {
+                Outcome::Skipped => report.blobs_skipped += 1,
+                Outcome::Mounted => report.blobs_mounted += 1,
+                Outcome::Uploaded => {
+                    report.blobs_uploaded += 1;
+                    report.bytes_uploaded += size;
+                }
+            }
+        }
+        report.bytes_sent = sent.load(Ordering::Relaxed);
+
+        // Every blob is confirmed: children by digest, then the manifest by digest, then tags.
+        for c in &image.children {
+            let d = self
+                .put_manifest(&host, repo, &scopes, c, &c.digest().to_string())
+                .await
+                .map_err(refine)?;
+            self.inner
+                .opts
+                .progress
+                .manifest_pushed(&format!("{}@{d}", target.name()), &d);
+        }
+        let digest = report.manifest_digest.clone();
+        self.put_manifest(&host, repo, &scopes, &image.manifest, &digest.to_string())
+            .await
+            .map_err(refine)?;
+        self.inner
+            .opts
+            .progress
+            .manifest_pushed(&format!("{}@{digest}", target.name()), &digest);
+        for t in &tags {
+            self.put_manifest(&host, repo, &scopes, &image.manifest, t)
+                .await
+                .map_err(refine)?;
+            self.inner
+                .opts
+                .progress
+                .manifest_pushed(&format!("{}:{t}", target.name()), &digest);
+        }
+        report.tags = tags;
+        Ok(report)
+    }
+
+    /// HEAD a blob: `Some(size)` when present.
+    pub(crate) async fn head_blob(
+        &self,
+        host: &Host,
+        repo: &str,
+        scopes: &[String],
+        digest: &Digest,
+    ) -> Result<Option<u64>> {
+        let url = host.url(&format!("v2/{repo}/blobs/{digest}"));
+        let resp = self
+            .send(host, scopes, Method::HEAD, &url, &|rb| Ok(rb), None)
+            .await?;
+        match resp.status().as_u16() {
+            200 => Ok(Some(
+                header_str(&resp, "content-length")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0),
+            )),
+            404 => Ok(None),
+            _ => Err(expect_status(resp, &Method::HEAD, &[]).await.unwrap_err()),
+        }
+    }
+
+    /// A blob the image needs but that is not local: present, or mounted from a source.
+    async fn ensure_remote_blob(
+        &self,
+        host: &Host,
+        repo: &str,
+        scopes: &[String],
+        sources: &[String],
+        digest: &Digest,
+        size: u64,
+    ) -> Result<Outcome> {
+        let progress = &self.inner.opts.progress;
+        self.retry(|| async {
+            if self.head_blob(host, repo, scopes, digest).await?.is_some() {
+                progress.blob_skipped(digest, size);
+                return Ok(Outcome::Skipped);
+            }
+            for src in sources {
+                if self.head_blob(host, src, scopes, digest).await?.is_none() {
+                    continue;
+                }
+                match self.mount(host, repo, scopes, src, digest).await? {
+                    Ok(()) => {
+                        progress.blob_mounted(digest, size, src);
+                        return Ok(Outcome::Mounted);
+                    }
+                    // The registry would not mount: nothing to upload from, so close the session.
+                    Err(session) => self.abandon(host, scopes, &session.0).await,
+                }
+            }
+            Err(RegistryError::MissingBlob {
+                registry: host.name.clone(),
+                digest: digest.clone(),
+            })
+        })
+        .await
+    }
+
+    /// `POST ?mount=&from=`: `Ok(Ok(()))` when mounted (201), `Ok(Err(session))` when the registry
+    /// opened an upload session instead (202), which the caller must use or close.
+    async fn mount(
+        &self,
+        host: &Host,
+        repo: &str,
+        scopes: &[String],
+        from: &str,
+        digest: &Digest,
+    ) -> Result<std::result::Result<(), (Url, Option<u64>)>> {
+        let mut url = host.url(&format!("v2/{repo}/blobs/uploads/"));
+        url.query_pairs_mut()
+            .append_pair("mount", &digest.to_string())
+            .append_pair("from", from);
+        let resp = self
+            .send(
+                host,
+                scopes,
+                Method::POST,
+                &url,
+                &|rb| Ok(rb.header(CONTENT_LENGTH, 0)),
+                None,
+            )
+            .await?;
+        let resp = expect_status(resp, &Method::POST, &[201, 202]).await?;
+        if resp.status().as_u16() == 201 {
+            Ok(Ok(()))
+        } else {
+            Ok(Err((host.location(&resp)?, chunk_min(&resp))))
+        }
+    }
+
+    async fn push_blob(
+        &self,
+        host: &Host,
+        repo: &str,
+        scopes: &[String],
+        sources: &[String],
+        blob: &BlobRef,
+        sent: Arc<AtomicU64>,
+    ) -> Result<Outcome> {
+        let progress = self.inner.opts.progress.clone();
+        let len = std::fs::metadata(&blob.path)
+            .map_err(|e| RegistryError::io(format!("blob {}", blob.path.display()), e))?
+            .len();
+        if len != blob.size {
+            return Err(RegistryError::InvalidManifest(format!(
+                "blob file {} has {len} bytes, the manifest says {}",
+                blob.path.display(),
+                blob.size
+            )));
+        }
+        let meter = Arc::new(BlobMeter {
+            digest: blob.digest.clone(),
+            size: blob.size,
+            pos: AtomicU64::new(0),
+            sent,
+            progress: progress.clone(),
+        });
+        progress.blob_started(&blob.digest, blob.size);
+        let attempt = AtomicU64::new(0);
+        let outcome = self
+            .retry(|| async {
+                if attempt.fetch_add(1, Ordering::Relaxed) > 0 {
+                    progress.blob_retrying(&blob.digest, "restarting the upload");
+                }
+                // HEAD on every attempt: a dropped answer to a PUT that did land is a success.
+                if let Some(size) = self.head_blob(host, repo, scopes, &blob.digest).await? {
+                    if size != 0 && size != blob.size {
+                        return Err(RegistryError::Protocol(format!(
+                            "{} has blob {} with size {size}, expected {}",
+                            host.name, blob.digest, blob.size
+                        )));
+                    }
+                    progress.blob_skipped(&blob.digest, blob.size);
+                    return Ok(Outcome::Skipped);
+                }
+                let mut session = None;
+                for src in sources {
+                    if self
+                        .head_blob(host, src, scopes, &blob.digest)
+                        .await?
+                        .is_none()
+                    {
+                        continue;
+                    }
+                    match self.mount(host, repo, scopes, src, &blob.digest).await? {
+                        Ok(()) => {
+                            progress.blob_mounted(&blob.digest, blob.size, src);
+                            return Ok(Outcome::Mounted);
+                        }
+                        // 202: the spec's fallback. Upload on this very session; opening a
+                        // second one would leave this one dangling.
+                        Err(s) => {
+                            session = Some(s);
+                            break;
+                        }
+                    }
+                }
+                let (loc, min_chunk) = match session {
+                    Some(s) => s,
+                    None => self.open_session(host, repo, scopes).await?,
+                };
+                let chunked = blob.size >= self.inner.opts.chunked_threshold
+                    || host.prefer_chunked.load(Ordering::Relaxed);
+                let first = loc.clone();
+                let r = if chunked {
+                    self.upload_chunked(host, scopes, blob, loc, min_chunk, &meter)
+                        .await
+                } else {
+                    match self.upload_whole(host, scopes, blob, loc, &meter).await {
+                        Err(RegistryError::Api { status: 413, .. }) => {
+                            // Too large for one request (a proxy's body cap): chunks from now on.
+                            host.prefer_chunked.store(true, Ordering::Relaxed);
+                            self.abandon(host, scopes, &first).await;
+                            let (loc, min_chunk) = self.open_session(host, repo, scopes).await?;
+                            self.upload_chunked(host, scopes, blob, loc, min_chunk, &meter)
+                                .await
+                        }
+                        r => r,
+                    }
+                };
+                if r.is_err() {
+                    // The retry opens a fresh session; do not leave this one on the registry.
+                    self.abandon(host, scopes, &first).await;
+                }
+                r?;
+                progress.blob_uploaded(&blob.digest, blob.size);
+                Ok(Outcome::Uploaded)
+            })
+            .await?;
+        Ok(outcome)
+    }
+
+    /// Best-effort DELETE of an upload session we are giving up on (a failure here changes nothing).
+    async fn abandon(&self, host: &Host, scopes: &[String], session: &Url) {
+        let r = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            self.send(host, scopes, Method::DELETE, session, &|rb| Ok(rb), None),
+        )
+        .await;
+        tracing::debug!(ok = matches!(r, Ok(Ok(_))), "abandoned upload session");
+    }
+
+    async fn open_session(
+        &self,
+        host: &Host,
+        repo: &str,
+        scopes: &[String],
+    ) -> Result<(Url, Option<u64>)> {
+        let url = host.url(&format!("v2/{repo}/blobs/uploads/"));
+        let resp = self
+            .send(
+                host,
+                scopes,
+                Method::POST,
+                &url,
+                &|rb| Ok(rb.header(CONTENT_LENGTH, 0)),
+                None,
+            )
+            .await?;
+        let resp = expect_status(resp, &Method::POST, &[202]).await?;
+        Ok((host.location(&resp)?, chunk_min(&resp)))
+    }
+
+    /// One streaming `PUT <session>&digest=` with the whole file: the fastest path (distribution
+    /// does not commit a `POST ?digest=` with a body, so POST-then-PUT it is).
+    async fn upload_whole(
+        &self,
+        host: &Host,
+        scopes: &[String],
+        blob: &BlobRef,
+        mut loc: Url,
+        meter: &Arc<BlobMeter>,
+    ) -> Result<()> {
+        loc.query_pairs_mut()
+            .append_pair("digest", &blob.digest.to_string());
+        let act = Activity::new();
+        let resp = self
+            .send(
+                host,
+                scopes,
+                Method::PUT,
+                &loc,
+                &|rb| {
+                    Ok(rb
+                        .header(CONTENT_TYPE, "application/octet-stream")
+                        .header(CONTENT_LENGTH, blob.size)
+                        .body(file_body(
+                            &blob.path,
+                            0,
+                            blob.size,
+                            act.clone(),
+                            meter.clone(),
+                        )?))
+                },
+                Some(act.clone()),
+            )
+            .await?;
+        let resp = expect_status(resp, &Method::PUT, &[201]).await?;
+        check_digest(&resp, &blob.digest, &format!("upload of {}", blob.digest))
+    }
+
+    /// PATCH chunks, resuming from the registry's `Range` after a failed chunk, then `PUT ?digest=`.
+    async fn upload_chunked(
+        &self,
+        host: &Host,
+        scopes: &[String],
+        blob: &BlobRef,
+        mut loc: Url,
+        min_chunk: Option<u64>,
+        meter: &Arc<BlobMeter>,
+    ) -> Result<()> {
+        let chunk = self
+            .inner
+            .opts
+            .chunk_size
+            .max(min_chunk.unwrap_or(0))
+            .max(1);
+        let policy = self.inner.opts.retry.clone();
+        let mut offset = 0u64;
+        let mut resumes = 0usize;
+        while offset < blob.size {
+            let len = chunk.min(blob.size - offset);
+            let act = Activity::new();
+            let r = async {
+                let resp = self
+                    .send(
+                        host,
+                        scopes,
+                        Method::PATCH,
+                        &loc,
+                        &|rb| {
+                            Ok(rb
+                                .header(CONTENT_TYPE, "application/octet-stream")
+                                .header("Content-Range", format!("{}-{}", offset, offset + len - 1))
+                                .header(CONTENT_LENGTH, len)
+                                .body(file_body(
+                                    &blob.path,
+                                    offset,
+                                    len,
+                                    act.clone(),
+                                    meter.clone(),
+                                )?))
+                        },
+                        Some(act.clone()),
+                    )
+                    .await?;
+                expect_status(resp, &Method::PATCH, &[202]).await
+            }
+            .await;
+            match r {
+                Ok(resp) => {
+                    loc = host.location(&resp)?;
+                    offset = next_offset(&resp).unwrap_or(offset + len);
+                }
+                Err(e) if e.is_retryable() && resumes < policy.max_retries => {
+                    resumes += 1;
+                    let backoff =
+                        (policy.min_delay * (1 << resumes.min(10)) as u32).min(policy.max_delay);
+                    let wait = e
+                        .retry_after()
+                        .map_or(backoff, |ra| ra.min(policy.max_retry_after));
+                    tracing::warn!(
+                        "{e}; resuming the upload of {} in {:.1}s",
+                        blob.digest,
+                        wait.as_secs_f32()
+                    );
+                    self.inner
+                        .opts
+                        .progress
+                        .blob_retrying(&blob.digest, "resuming the upload");
+                    tokio::time::sleep(wait).await;
+                    // Ask the registry how much it has. If the session is gone (or, as distribution
+                    // does after a partial chunk, invalidated), the error goes up and the whole
+                    // blob starts over on a fresh session.
+                    let resp = self
+                        .send(host, scopes, Method::GET, &loc, &|rb| Ok(rb), None)
+                        .await?;
+                    let resp = expect_status(resp, &Method::GET, &[204]).await?;
+                    if let Ok(l) = host.location(&resp) {
+                        loc = l;
+                    }
+                    offset = next_offset(&resp).unwrap_or(0);
+                    tracing::debug!(digest = %blob.digest, offset, "upload resumed");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        loc.query_pairs_mut()
+            .append_pair("digest", &blob.digest.to_string());
+        let resp = self
+            .send(
+                host,
+                scopes,
+                Method::PUT,
+                &loc,
+                &|rb| Ok(rb.header(CONTENT_LENGTH, 0)),
+                None,
+            )
+            .await?;
+        let resp = expect_status(resp, &Method::PUT, &[201]).await?;
+        check_digest(&resp, &blob.digest, &format!("upload of {}", blob.digest))
+    }
+
+    /// PUT a manifest under `reference` (a digest or a tag); checks the digest the registry computed.
+    async fn put_manifest(
+        &self,
+        host: &Host,
+        repo: &str,
+        scopes: &[String],
+        m: &RawManifest,
+        reference: &str,
+    ) -> Result<Digest> {
+        let digest = m.digest();
+        let url = host.url(&format!("v2/{repo}/manifests/{reference}"));
+        self.retry(|| async {
+            let resp = self
+                .send(
+                    host,
+                    scopes,
+                    Method::PUT,
+                    &url,
+                    &|rb| {
+                        Ok(rb
+                            .header(CONTENT_TYPE, m.media_type.as_str())
+                            .body(m.bytes.clone()))
+                    },
+                    None,
+                )
+                .await?;
+            let resp = expect_status(resp, &Method::PUT, &[201]).await?;
+            check_digest(&resp, &digest, &format!("manifest {reference}"))?;
+            Ok(digest.clone())
+        })
+        .await
+    }
+
+    /// HEAD a manifest: its digest if present.
+    pub(crate) async fn manifest_digest_on(
+        &self,
+        host: &Host,
+        repo: &str,
+        scopes: &[String],
+        reference: &str,
+    ) -> Result<Option<Digest>> {
+        let url = host.url(&format!("v2/{repo}/manifests/{reference}"));
+        self.retry(|| async {
+            let resp = self
+                .send(
+                    host,
+                    scopes,
+                    Method::HEAD,
+                    &url,
+                    &|rb| Ok(rb.header(reqwest::header::ACCEPT, ACCEPT_MANIFESTS)),
+                    None,
+                )
+                .await?;
+            match resp.status().as_u16() {
+                200 => Ok(header_str(&resp, "docker-content-digest").and_then(|d| d.parse().ok())),
+                404 => Ok(None),
+                _ => Err(expect_status(resp, &Method::HEAD, &[]).await.unwrap_err()),
+            }
+        })
+        .await
+    }
+}
+
+/// Every manifest type we understand: distribution answers 404 to a manifest GET whose Accept lacks
+/// the stored type, even by digest.
+pub(crate) const ACCEPT_MANIFESTS: &str = "application/vnd.oci.image.manifest.v1+json, \
+     application/vnd.oci.image.index.v1+json, \
+     application/vnd.docker.distribution.manifest.v2+json, \
+     application/vnd.docker.distribution.manifest.list.v2+json";
+
+fn chunk_min(resp: &Response) -> Option<u64> {
+    header_str(resp, "oci-chunk-min-length").and_then(|s| s.parse().ok())
+}
+
+/// Turns registry error codes into errors that say what to do.
+pub(crate) fn refine(
+    e: RegistryError,
+    registry: &str,
+    repo: &str,
+    action: &'static str,
+) -> RegistryError {
+    let message = |code: &str| match &e {
+        RegistryError::Api { codes, .. } => codes
+            .iter()
+            .find(|(c, _)| c == code)
+            .map(|(_, m)| m.clone())
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
+    if e.has_code("NAME_UNKNOWN") {
+        RegistryError::RepositoryNotFound {
+            registry: registry.to_owned(),
+            repository: repo.to_owned(),
+        }
+    } else if e.has_code("NAME_INVALID") {
+        RegistryError::NameInvalid {
+            registry: registry.to_owned(),
+            repository: repo.to_owned(),
+            message: message("NAME_INVALID"),
+        }
+    } else if e.has_code("DENIED") || e.status() == Some(403) {
+        RegistryError::Denied {
+            registry: registry.to_owned(),
+            repository: repo.to_owned(),
+            action,
+            message: message("DENIED"),
+        }
+    } else {
+        e
+    }
+}
