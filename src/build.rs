@@ -13,6 +13,9 @@ use crate::layer::{self, LayerError};
 use crate::output::{self, OutputError, OutputTarget, StoredImage, StoredLayer};
 use crate::plan::{self, Plan, PlanError, PlannedLayer, TimePolicy};
 use crate::recipe::{self, RecipeError};
+use crate::registry::{
+    BlobRef, BlockingRegistry, ImageToPush, PushReport, RawManifest, Reference, RegistryError,
+};
 
 #[derive(Clone, Debug)]
 pub struct BuildOptions {
@@ -53,6 +56,13 @@ pub enum BuildError {
     },
     #[error("{0}")]
     Unsupported(String),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("reading {source_ref}: {error}")]
+    Source {
+        source_ref: String,
+        error: OutputError,
+    },
     #[error(transparent)]
     Cache(#[from] CacheError),
     #[error(transparent)]
@@ -266,4 +276,132 @@ fn build_layers(
         .into_iter()
         .map(|r| r.expect("every layer was cached or built"))
         .collect())
+}
+
+/// What to push where: the target reference names the tag, else the image's own tags are used.
+fn tags_for(target: &Reference, image_tags: &[String]) -> (Reference, Vec<String>) {
+    match (&target.tag, image_tags.split_first()) {
+        (Some(_), _) | (None, None) => (target.clone(), Vec::new()),
+        (None, Some((first, rest))) => (
+            target.with_tag(first).unwrap_or_else(|_| target.clone()),
+            rest.to_vec(),
+        ),
+    }
+}
+
+/// Pushes a built image from the cache. Blobs go up first; the manifest and tags only after
+/// every blob is confirmed (the registry client guarantees the order).
+pub fn push_built(
+    image: &StoredImage,
+    cache: &Cache,
+    target: &Reference,
+    registry: &BlockingRegistry,
+) -> Result<PushReport, BuildError> {
+    let mut blobs: Vec<BlobRef> = image
+        .layers
+        .iter()
+        .map(|l| BlobRef {
+            digest: l.digest.clone(),
+            size: l.size,
+            media_type: l.media_type.clone(),
+            path: cache.blob_path(&l.digest),
+        })
+        .collect();
+    let config_path = cache.blob_path(&image.config_digest);
+    let config_size = std::fs::metadata(&config_path)
+        .map_err(|source| CacheError {
+            path: config_path.clone(),
+            source,
+        })?
+        .len();
+    let manifest = cache.read_blob(&image.manifest_digest)?;
+    let config_type = serde_json::from_slice::<serde_json::Value>(&manifest)
+        .ok()
+        .and_then(|m| m["config"]["mediaType"].as_str().map(str::to_string))
+        .unwrap_or_else(|| image::OCI_CONFIG.to_string());
+    blobs.push(BlobRef {
+        digest: image.config_digest.clone(),
+        size: config_size,
+        media_type: config_type,
+        path: config_path,
+    });
+    let (target, tags) = tags_for(target, &image.tags);
+    let mut to_push = ImageToPush::new(
+        RawManifest {
+            bytes: manifest,
+            media_type: image.manifest_media_type.clone(),
+        },
+        blobs,
+    );
+    to_push.tags = tags;
+    Ok(registry.push_image(&target, &to_push)?)
+}
+
+/// Pushes an image read from an OCI layout (`oci:DIR[:TAG]`).
+pub fn push_layout(
+    source: &str,
+    target: &Reference,
+    registry: &BlockingRegistry,
+) -> Result<PushReport, BuildError> {
+    let wrap = |error| BuildError::Source {
+        source_ref: source.to_string(),
+        error,
+    };
+    let (dir, image) = output::read_layout_for_push(source).map_err(wrap)?;
+    let blob = |d: &Digest| dir.join("blobs/sha256").join(d.hex());
+    let manifest_digest = image
+        .manifest_digest
+        .clone()
+        .expect("layouts always have a manifest");
+    let manifest_json = image.manifest.clone().unwrap_or_default();
+    let manifest_bytes = std::fs::read(blob(&manifest_digest)).map_err(|e| {
+        wrap(OutputError::Io {
+            path: blob(&manifest_digest),
+            source: e,
+        })
+    })?;
+    let mut blobs: Vec<BlobRef> = Vec::new();
+    let descriptors = std::iter::once(&manifest_json["config"]).chain(
+        manifest_json["layers"]
+            .as_array()
+            .map(|a| a.iter())
+            .into_iter()
+            .flatten(),
+    );
+    for d in descriptors {
+        let digest: Digest = d["digest"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| {
+                wrap(OutputError::Target {
+                    path: dir.clone(),
+                    message: format!("bad descriptor {d}"),
+                })
+            })?;
+        blobs.push(BlobRef {
+            path: blob(&digest),
+            size: d["size"].as_u64().unwrap_or_default(),
+            media_type: d["mediaType"].as_str().unwrap_or_default().to_string(),
+            digest,
+        });
+    }
+    let media_type = manifest_json["mediaType"]
+        .as_str()
+        .unwrap_or(image::OCI_MANIFEST)
+        .to_string();
+    let tags = if target.tag.is_some() {
+        Vec::new()
+    } else {
+        image.tag.clone().into_iter().collect()
+    };
+    let (target, tags) = tags_for(target, &tags);
+    let mut to_push = ImageToPush::new(
+        RawManifest {
+            bytes: manifest_bytes,
+            media_type,
+        },
+        blobs,
+    );
+    to_push.tags = tags;
+    Ok(registry.push_image(&target, &to_push)?)
 }

@@ -9,16 +9,23 @@ use clap::{Parser, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use stevedore::build::{self, BuildError, BuildOptions, LayerStatus, Progress};
 use stevedore::cache::LayerRecord;
+use stevedore::digest::Digest;
 use stevedore::output::{self, OutputTarget};
 use stevedore::plan::PlannedLayer;
+use stevedore::registry::{
+    BlockingRegistry, CredentialSource, PushProgress, PushReport, Reference, RegistryOptions,
+};
 
 const EXIT_FAILURE: u8 = 1;
 const EXIT_INPUT: u8 = 3;
+const EXIT_REGISTRY: u8 = 4;
 
 const AFTER_HELP: &str = "\
 Examples:
   stevedore build recipes/webapp.toml --output oci:out/webapp
   stevedore build recipes/webapp.toml --output docker-archive:webapp.tar
+  stevedore build recipes/webapp.toml --push registry.local:5000/team/webapp:v1
+  stevedore push oci:out/webapp:latest registry.local:5000/team/webapp
   stevedore plan recipes/webapp.toml
   stevedore inspect oci:out/webapp:latest
 
@@ -27,6 +34,7 @@ Exit codes:
   1  the build failed (I/O, cache, output)
   2  invalid command line
   3  invalid input: recipe, sources, SOURCE_DATE_EPOCH
+  4  the registry refused or could not be reached (nothing is tagged on failure)
 
 The cache lives in --cache-dir, else $STEVEDORE_CACHE, else $XDG_CACHE_HOME/stevedore
 (~/.cache/stevedore).";
@@ -65,6 +73,24 @@ enum Command {
         /// Layers written in parallel (default: number of CPUs).
         #[arg(long, short, value_name = "N")]
         jobs: Option<usize>,
+        /// Push the image to REF (registry/repository[:tag]); without a tag, the image's tags.
+        #[arg(long, value_name = "REF", value_parser = parse_reference)]
+        push: Option<Reference>,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Push an image from an OCI layout to a registry; prints the manifest digest on stdout.
+    #[command(
+        after_help = "Example:\n  stevedore push oci:out/webapp:latest registry.local:5000/team/webapp:v1"
+    )]
+    Push {
+        /// oci:DIR[:TAG] (a DIR holding one image needs no TAG).
+        source: String,
+        /// registry/repository[:tag]; without a tag, the layout's tag.
+        #[arg(value_parser = parse_reference)]
+        target: Reference,
+        #[command(flatten)]
+        registry: RegistryArgs,
     },
     /// Show the layers of a recipe, their sources, and which would be rebuilt.
     Plan { recipe: PathBuf },
@@ -76,6 +102,89 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(clap::Args)]
+struct RegistryArgs {
+    /// Registry credentials USER:PASSWORD. Default: docker's config.json ($DOCKER_CONFIG),
+    /// containers' auth.json ($REGISTRY_AUTH_FILE) and their credential helpers.
+    #[arg(
+        long,
+        env = "STEVEDORE_CREDS",
+        hide_env_values = true,
+        value_name = "USER:PASS"
+    )]
+    creds: Option<String>,
+    /// Allow plain HTTP to a registry that is not on loopback.
+    #[arg(long)]
+    insecure: bool,
+    /// Extra CA certificate (PEM) to trust for the registry; SSL_CERT_FILE works too.
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+}
+
+impl RegistryArgs {
+    fn connect(&self, quiet: bool) -> anyhow::Result<BlockingRegistry> {
+        let credentials = match &self.creds {
+            Some(c) => CredentialSource::from_user_pass(c)?,
+            None => CredentialSource::Auto,
+        };
+        let progress: std::sync::Arc<dyn PushProgress> = std::sync::Arc::new(PushLines { quiet });
+        Ok(BlockingRegistry::new(RegistryOptions {
+            insecure: self.insecure,
+            ca_file: self.ca_file.clone(),
+            credentials,
+            progress,
+            ..Default::default()
+        })?)
+    }
+}
+
+/// One stderr line per blob: skipped, mounted or uploaded.
+struct PushLines {
+    quiet: bool,
+}
+
+impl PushProgress for PushLines {
+    fn blob_uploaded(&self, digest: &Digest, size: u64) {
+        if !self.quiet {
+            eprintln!("blob {} uploaded ({})", digest.short(), human(size));
+        }
+    }
+    fn blob_skipped(&self, digest: &Digest, _size: u64) {
+        if !self.quiet {
+            eprintln!("blob {} already there", digest.short());
+        }
+    }
+    fn blob_mounted(&self, digest: &Digest, _size: u64, from: &str) {
+        if !self.quiet {
+            eprintln!("blob {} mounted from {from}", digest.short());
+        }
+    }
+    fn blob_retrying(&self, digest: &Digest, reason: &str) {
+        if !self.quiet {
+            eprintln!("blob {} retrying: {reason}", digest.short());
+        }
+    }
+}
+
+fn report_push(report: &PushReport, target: &Reference, quiet: bool) {
+    if !quiet {
+        eprintln!(
+            "pushed {} [{}]: {} uploaded ({}), {} mounted, {} already there",
+            target.name(),
+            report.tags.join(", "),
+            report.blobs_uploaded,
+            human(report.bytes_uploaded),
+            report.blobs_mounted,
+            report.blobs_skipped
+        );
+    }
+}
+
+fn parse_reference(s: &str) -> Result<Reference, String> {
+    s.parse::<Reference>()
+        .map_err(|e| format!("`{s}` is not an image reference: {e}"))
 }
 
 fn main() -> ExitCode {
@@ -91,7 +200,16 @@ fn main() -> ExitCode {
             output,
             tag,
             jobs,
-        } => run_build(recipe, output, tag, jobs, cache_dir, cli.quiet),
+            push,
+            registry,
+        } => run_build(
+            recipe, output, tag, jobs, push, &registry, cache_dir, cli.quiet,
+        ),
+        Command::Push {
+            source,
+            target,
+            registry,
+        } => run_push(&source, &target, &registry, cli.quiet),
         Command::Plan { recipe } => run_plan(recipe, cache_dir),
         Command::Inspect { target, json } => run_inspect(&target, json),
     };
@@ -99,10 +217,19 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            let input = e
-                .downcast_ref::<BuildError>()
-                .is_some_and(BuildError::is_input_error);
-            ExitCode::from(if input { EXIT_INPUT } else { EXIT_FAILURE })
+            let build_error = e.downcast_ref::<BuildError>();
+            let registry = e
+                .downcast_ref::<stevedore::registry::RegistryError>()
+                .is_some()
+                || matches!(build_error, Some(BuildError::Registry(_)));
+            let input = build_error.is_some_and(BuildError::is_input_error);
+            ExitCode::from(if registry {
+                EXIT_REGISTRY
+            } else if input {
+                EXIT_INPUT
+            } else {
+                EXIT_FAILURE
+            })
         }
     }
 }
@@ -123,17 +250,20 @@ fn init_logging(verbose: u8, quiet: bool) {
         .init();
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_build(
     recipe: PathBuf,
     outputs: Vec<OutputTarget>,
     tags: Vec<String>,
     jobs: Option<usize>,
+    push: Option<Reference>,
+    registry_args: &RegistryArgs,
     cache_dir: PathBuf,
     quiet: bool,
 ) -> anyhow::Result<()> {
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let opts = BuildOptions {
-        cache_dir,
+        cache_dir: cache_dir.clone(),
         outputs,
         tags,
         jobs,
@@ -160,7 +290,26 @@ fn run_build(
             );
         }
     }
+    if let Some(target) = push {
+        let registry = registry_args.connect(quiet)?;
+        let cache = stevedore::cache::Cache::open(&cache_dir)?;
+        let report = build::push_built(&result.image, &cache, &target, &registry)?;
+        report_push(&report, &target, quiet);
+    }
     println!("{}", result.manifest_digest());
+    Ok(())
+}
+
+fn run_push(
+    source: &str,
+    target: &Reference,
+    registry_args: &RegistryArgs,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let registry = registry_args.connect(quiet)?;
+    let report = build::push_layout(source, target, &registry)?;
+    report_push(&report, target, quiet);
+    println!("{}", report.manifest_digest);
     Ok(())
 }
 

@@ -151,7 +151,10 @@ fn clones_made_at_different_times_build_identical_images() {
     make_repo(&origin);
     let built = build(&origin.join("project"), &t.path().join("cache-a"), &[]);
     let rebuilt = build(&origin.join("project"), &t.path().join("cache-a"), &[]);
-    assert_eq!(rebuilt.digest, built.digest, "a rebuild of the same commit is identical");
+    assert_eq!(
+        rebuilt.digest, built.digest,
+        "a rebuild of the same commit is identical"
+    );
 
     // File times come from history, the image time from HEAD.
     assert_eq!(built.mtimes[0]["opt/lib/a.txt"], T1);

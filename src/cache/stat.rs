@@ -163,7 +163,12 @@ mod tests {
         let file = dir.path().join("f");
         fs::write(&file, "x").unwrap();
         let old = SystemTime::now() - Duration::from_secs(60);
-        fs::File::options().write(true).open(&file).unwrap().set_modified(old).unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
         let stamp = FileStamp::of(&fs::metadata(&file).unwrap());
         let digests = KnownDigests {
             sha256: Digest::of(b"x"),
@@ -182,10 +187,7 @@ mod tests {
         cache.save().unwrap();
         let again = StatCache::load(dir.path());
         assert_eq!(again.get(&file, &settled), Some(digests));
-        let changed = FileStamp {
-            size: 2,
-            ..settled
-        };
+        let changed = FileStamp { size: 2, ..settled };
         assert_eq!(again.get(&file, &changed), None);
     }
 }

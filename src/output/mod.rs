@@ -12,7 +12,7 @@ mod read;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-pub use read::{InspectedImage, InspectedLayer, read_image};
+pub use read::{InspectedImage, InspectedLayer, read_image, read_layout_for_push};
 
 use crate::cache::{Cache, CacheError};
 use crate::digest::Digest;

@@ -21,6 +21,8 @@ pub struct InspectedImage {
     pub config_digest: Digest,
     pub config: Value,
     pub layers: Vec<InspectedLayer>,
+    /// The tag it was found under, for layouts.
+    pub tag: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -118,6 +120,7 @@ fn read_layout(dir: &Path, tag: Option<&str>, source: &str) -> Result<InspectedI
             ));
         }
     };
+    let chosen_tag = chosen["annotations"][REF_NAME].as_str().map(str::to_string);
     let mut digest = digest_field(&index_path, &chosen["digest"])?;
     let mut media_type = chosen["mediaType"].as_str().unwrap_or_default().to_string();
     let mut manifest_bytes = read_blob(dir, &digest)?;
@@ -160,7 +163,24 @@ fn read_layout(dir: &Path, tag: Option<&str>, source: &str) -> Result<InspectedI
         config_digest,
         config,
         layers,
+        tag: chosen_tag,
     })
+}
+
+/// Reads `oci:DIR[:TAG]` (or a bare directory) for pushing: the layout directory and the image.
+pub fn read_layout_for_push(target: &str) -> Result<(PathBuf, InspectedImage), OutputError> {
+    let (dir, tag) = match target.parse::<OutputTarget>() {
+        Ok(OutputTarget::OciLayout { dir, tag }) => (dir, tag),
+        Ok(OutputTarget::DockerArchive { file }) => {
+            return Err(bad(
+                &file,
+                "docker archives carry no manifest to push; push the OCI layout or build with --push",
+            ));
+        }
+        Err(_) => (PathBuf::from(target), None),
+    };
+    let image = read_layout(&dir, tag.as_deref(), target)?;
+    Ok((dir, image))
 }
 
 fn diff_ids(config: &Value) -> Vec<Digest> {
@@ -232,5 +252,6 @@ fn read_archive(file: &Path, source: &str) -> Result<InspectedImage, OutputError
         config_digest,
         config,
         layers,
+        tag: None,
     })
 }
