@@ -11,4 +11,5 @@
 //!
 //! [`build`] strings the stages together; the CLI only parses arguments and calls it.
 
+pub mod apt;
 pub mod digest;

@@ -1,0 +1,490 @@
+//! The package index: every `Packages` paragraph of the configured suites and components,
+//! grouped by name, with the candidate (the version apt would install) first.
+//!
+//! All configured suites get apt's default pin priority 500, so the candidate is simply the
+//! highest version; among equal versions the first source listed wins.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use crate::digest::Digest;
+
+use super::deb822;
+use super::version::{self, Relation};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("{file}: {source}")]
+    Syntax {
+        file: String,
+        source: deb822::Deb822Error,
+    },
+    #[error("{file}: paragraph at line {line} (package {package}): {detail}")]
+    BadField {
+        file: String,
+        line: usize,
+        package: String,
+        detail: String,
+    },
+}
+
+/// Architecture qualifier on a dependency (`foo:any`, `foo:native`, `foo:amd64`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ArchQualifier {
+    None,
+    Any,
+    Native,
+    Named(String),
+}
+
+/// One name in a dependency field, with its optional version constraint.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Dep {
+    pub name: String,
+    pub arch: ArchQualifier,
+    pub constraint: Option<(Relation, String)>,
+}
+
+impl fmt::Display for Dep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)?;
+        match &self.arch {
+            ArchQualifier::None => {}
+            ArchQualifier::Any => f.write_str(":any")?,
+            ArchQualifier::Native => f.write_str(":native")?,
+            ArchQualifier::Named(a) => write!(f, ":{a}")?,
+        }
+        if let Some((rel, v)) = &self.constraint {
+            write!(f, " ({} {v})", rel.as_str())?;
+        }
+        Ok(())
+    }
+}
+
+/// `a | b | c`: satisfied by any one of them, tried in order.
+pub type Alternatives = Vec<Dep>;
+
+pub fn format_alternatives(alts: &[Dep]) -> String {
+    alts.iter()
+        .map(Dep::to_string)
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Provide {
+    pub name: String,
+    /// Versioned provides (`foo (= 1.2)`) can satisfy versioned dependencies; unversioned
+    /// ones never do.
+    pub version: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MultiArch {
+    No,
+    Same,
+    Foreign,
+    Allowed,
+}
+
+/// One binary package version, as listed in a Packages file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Package {
+    pub name: String,
+    pub version: String,
+    pub architecture: String,
+    pub multi_arch: MultiArch,
+    pub essential: bool,
+    /// `Protected: yes` / `Important: yes`: apt prefers these among providers.
+    pub important: bool,
+    pub priority: Option<String>,
+    pub section: Option<String>,
+    pub source: Option<String>,
+    pub pre_depends: Vec<Alternatives>,
+    pub depends: Vec<Alternatives>,
+    pub recommends: Vec<Alternatives>,
+    pub conflicts: Vec<Dep>,
+    pub breaks: Vec<Dep>,
+    pub replaces: Vec<Dep>,
+    pub provides: Vec<Provide>,
+    /// Path below the mirror root (`pool/main/b/bash/bash_5.2.15-2+b7_amd64.deb`).
+    pub filename: String,
+    pub size: u64,
+    pub sha256: Digest,
+    pub installed_size: Option<u64>,
+    /// The mirror this version comes from (base URL, no trailing slash).
+    pub mirror: String,
+}
+
+impl Package {
+    /// The download URL of the .deb.
+    pub fn url(&self) -> String {
+        format!("{}/{}", self.mirror, self.filename)
+    }
+
+    /// apt's numeric priority (lower is more important; a missing field is 0, which apt sorts
+    /// first among providers).
+    pub fn priority_rank(&self) -> u8 {
+        match self.priority.as_deref() {
+            None => 0,
+            Some("required") => 1,
+            Some("important") => 2,
+            Some("standard") => 3,
+            Some("optional") => 4,
+            Some(_) => 5,
+        }
+    }
+
+    pub fn is_required(&self) -> bool {
+        self.priority.as_deref() == Some("required")
+    }
+}
+
+/// Package versions by name, plus who provides what.
+#[derive(Debug, Default)]
+pub struct Index {
+    packages: Vec<Package>,
+    /// name → indices into `packages`, highest version first after [`Index::finish`].
+    by_name: HashMap<String, Vec<usize>>,
+    /// virtual name → indices of every version providing it.
+    providers: HashMap<String, Vec<usize>>,
+    /// apt numbers packages in the order it first meets their names while building its cache,
+    /// and breaks ties between equally good providers by that number. We keep the same order.
+    first_seen: HashMap<String, u32>,
+    architecture: String,
+}
+
+impl Index {
+    /// An empty index for one architecture (`amd64`); `Architecture: all` always matches.
+    pub fn new(architecture: &str) -> Index {
+        Index {
+            architecture: architecture.to_owned(),
+            ..Index::default()
+        }
+    }
+
+    pub fn architecture(&self) -> &str {
+        &self.architecture
+    }
+
+    /// Adds every paragraph of a Packages file. `file` names it in errors; `mirror` is the base
+    /// URL the `Filename`s are relative to. Call [`Index::finish`] after the last file.
+    pub fn add_packages(&mut self, text: &str, file: &str, mirror: &str) -> Result<(), IndexError> {
+        let mirror = mirror.trim_end_matches('/');
+        for paragraph in deb822::paragraphs(text) {
+            let paragraph = paragraph.map_err(|source| IndexError::Syntax {
+                file: file.to_owned(),
+                source,
+            })?;
+            let package = parse_package(&paragraph, file, mirror)?;
+            if package.architecture != self.architecture && package.architecture != "all" {
+                continue;
+            }
+            self.note_names(&package);
+            let duplicate = self.by_name.get(&package.name).is_some_and(|v| {
+                v.iter().any(|&i| {
+                    let p = &self.packages[i];
+                    p.version == package.version && p.architecture == package.architecture
+                })
+            });
+            if duplicate {
+                continue;
+            }
+            let idx = self.packages.len();
+            self.by_name.entry(package.name.clone()).or_default().push(idx);
+            for provide in &package.provides {
+                self.providers
+                    .entry(provide.name.clone())
+                    .or_default()
+                    .push(idx);
+            }
+            self.packages.push(package);
+        }
+        Ok(())
+    }
+
+    /// Records names in the order apt's cache generator creates packages for them: the
+    /// package, then the targets of Pre-Depends, Depends, Conflicts, Breaks, Recommends,
+    /// Replaces, then Provides (Suggests/Enhances are not kept here).
+    fn note_names(&mut self, p: &Package) {
+        let mut note = |name: &str| {
+            let next = self.first_seen.len() as u32;
+            self.first_seen.entry(name.to_owned()).or_insert(next);
+        };
+        note(&p.name);
+        for group in p.pre_depends.iter().chain(&p.depends) {
+            group.iter().for_each(|d| note(&d.name));
+        }
+        for d in p.conflicts.iter().chain(&p.breaks) {
+            note(&d.name);
+        }
+        for group in &p.recommends {
+            group.iter().for_each(|d| note(&d.name));
+        }
+        for d in &p.replaces {
+            note(&d.name);
+        }
+        for prv in &p.provides {
+            note(&prv.name);
+        }
+    }
+
+    /// Sorts each name's versions, highest first (the candidate).
+    pub fn finish(&mut self) {
+        let packages = &self.packages;
+        for versions in self.by_name.values_mut() {
+            // Stable: among equal versions the first listed source stays first.
+            versions.sort_by(|&a, &b| version::compare(&packages[b].version, &packages[a].version));
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.packages.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.packages.is_empty()
+    }
+
+    pub fn package(&self, idx: usize) -> &Package {
+        &self.packages[idx]
+    }
+
+    /// All versions of `name`, highest first.
+    pub fn versions(&self, name: &str) -> impl Iterator<Item = (usize, &Package)> {
+        self.by_name
+            .get(name)
+            .into_iter()
+            .flatten()
+            .map(|&i| (i, &self.packages[i]))
+    }
+
+    /// The version apt would install: the highest.
+    pub fn candidate(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).and_then(|v| v.first().copied())
+    }
+
+    pub fn is_candidate(&self, idx: usize) -> bool {
+        self.candidate(&self.packages[idx].name) == Some(idx)
+    }
+
+    /// Every version (of any package) providing `name`.
+    pub fn providers(&self, name: &str) -> &[usize] {
+        self.providers.get(name).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// apt's cache ID of a name (see `first_seen`); unknown names sort last.
+    pub fn apt_id(&self, name: &str) -> u32 {
+        self.first_seen.get(name).copied().unwrap_or(u32::MAX)
+    }
+
+    /// Every real package name.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_name.keys().map(String::as_str)
+    }
+
+    /// Candidates with `Essential: yes` or `Priority: required` (debootstrap's minbase set),
+    /// sorted by name.
+    pub fn minbase(&self) -> Vec<usize> {
+        let mut out: Vec<usize> = self
+            .by_name
+            .values()
+            .filter_map(|v| v.first().copied())
+            .filter(|&i| self.packages[i].essential || self.packages[i].is_required())
+            .collect();
+        out.sort_by(|&a, &b| self.packages[a].name.cmp(&self.packages[b].name));
+        out
+    }
+}
+
+fn parse_package(p: &deb822::Paragraph<'_>, file: &str, mirror: &str) -> Result<Package, IndexError> {
+    let name = p.first_line("Package").unwrap_or("");
+    let bad = |detail: String| IndexError::BadField {
+        file: file.to_owned(),
+        line: p.line,
+        package: if name.is_empty() { "?".into() } else { name.to_owned() },
+        detail,
+    };
+    let required = |field: &str| {
+        p.first_line(field)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| bad(format!("missing {field}")))
+    };
+    let name = required("Package")?.to_owned();
+    let version = required("Version")?.to_owned();
+    let architecture = required("Architecture")?.to_owned();
+    let sha256 = required("SHA256")?;
+    let sha256 = Digest::from_hex(sha256).ok_or_else(|| bad(format!("bad SHA256 {sha256:?}")))?;
+    let size = required("Size")?;
+    let size = size.parse().map_err(|_| bad(format!("bad Size {size:?}")))?;
+    let deps = |field: &str| -> Result<Vec<Alternatives>, IndexError> {
+        match p.get(field) {
+            None => Ok(Vec::new()),
+            Some(v) => parse_dependency_field(v).map_err(|e| bad(format!("{field}: {e}"))),
+        }
+    };
+    let flat = |field: &str| -> Result<Vec<Dep>, IndexError> {
+        Ok(deps(field)?.into_iter().flatten().collect())
+    };
+    let yes = |field: &str| p.first_line(field).is_some_and(|v| v.eq_ignore_ascii_case("yes"));
+    let multi_arch = match p.first_line("Multi-Arch") {
+        None | Some("no") => MultiArch::No,
+        Some("same") => MultiArch::Same,
+        Some("foreign") => MultiArch::Foreign,
+        Some("allowed") => MultiArch::Allowed,
+        Some(other) => return Err(bad(format!("unknown Multi-Arch {other:?}"))),
+    };
+    let provides = flat("Provides")?
+        .into_iter()
+        .map(|d| match d.constraint {
+            Some((Relation::Equal, v)) => Ok(Provide {
+                name: d.name,
+                version: Some(v),
+            }),
+            None => Ok(Provide {
+                name: d.name,
+                version: None,
+            }),
+            Some((rel, _)) => Err(bad(format!(
+                "Provides {} uses {}, only `=` is allowed",
+                d.name,
+                rel.as_str()
+            ))),
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Package {
+        essential: yes("Essential"),
+        important: yes("Protected") || yes("Important"),
+        priority: p.first_line("Priority").map(str::to_owned),
+        section: p.first_line("Section").map(str::to_owned),
+        source: p.first_line("Source").map(str::to_owned),
+        pre_depends: deps("Pre-Depends")?,
+        depends: deps("Depends")?,
+        recommends: deps("Recommends")?,
+        conflicts: flat("Conflicts")?,
+        breaks: flat("Breaks")?,
+        replaces: flat("Replaces")?,
+        provides,
+        filename: required("Filename")?.to_owned(),
+        size,
+        sha256,
+        installed_size: p.first_line("Installed-Size").and_then(|v| v.parse().ok()),
+        mirror: mirror.to_owned(),
+        name,
+        version,
+        architecture,
+        multi_arch,
+    })
+}
+
+/// Parses `a (>= 1) | b:any, c [amd64] <!nocheck>` into groups of alternatives. Architecture
+/// lists and build profiles (source-package syntax) are dropped.
+pub fn parse_dependency_field(value: &str) -> Result<Vec<Alternatives>, String> {
+    let mut out = Vec::new();
+    for group in value.split(',') {
+        let group = group.trim();
+        if group.is_empty() {
+            continue;
+        }
+        let mut alts = Vec::new();
+        for alt in group.split('|') {
+            alts.push(parse_dep(alt.trim())?);
+        }
+        out.push(alts);
+    }
+    Ok(out)
+}
+
+fn parse_dep(s: &str) -> Result<Dep, String> {
+    let s = match s.find(['[', '<']) {
+        // `<` also starts `<<`/`<=` inside parentheses; only cut outside them.
+        Some(i) if !s[..i].contains('(') => s[..i].trim(),
+        _ => s,
+    };
+    let (name_part, constraint) = match s.split_once('(') {
+        None => (s.trim(), None),
+        Some((n, rest)) => {
+            let inner = rest
+                .split_once(')')
+                .ok_or_else(|| format!("unclosed '(' in {s:?}"))?
+                .0
+                .trim();
+            let op_len = inner
+                .find(|c: char| !matches!(c, '<' | '>' | '='))
+                .unwrap_or(inner.len());
+            let rel = Relation::parse(&inner[..op_len])
+                .ok_or_else(|| format!("bad relation in {s:?}"))?;
+            let version = inner[op_len..].trim();
+            if version.is_empty() {
+                return Err(format!("missing version in {s:?}"));
+            }
+            (n.trim(), Some((rel, version.to_owned())))
+        }
+    };
+    if name_part.is_empty() || name_part.contains(char::is_whitespace) {
+        return Err(format!("bad package name in {s:?}"));
+    }
+    let (name, arch) = match name_part.split_once(':') {
+        None => (name_part, ArchQualifier::None),
+        Some((n, "any")) => (n, ArchQualifier::Any),
+        Some((n, "native")) => (n, ArchQualifier::Native),
+        Some((n, a)) => (n, ArchQualifier::Named(a.to_owned())),
+    };
+    Ok(Dep {
+        name: name.to_owned(),
+        arch,
+        constraint,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dependency_syntax() {
+        let groups = parse_dependency_field(
+            "libc6 (>= 2.34), perl:any | awk, python3:native (<< 3.12~) , foo [amd64] <!nocheck>, bar (=1.0)",
+        )
+        .unwrap();
+        assert_eq!(groups.len(), 5);
+        assert_eq!(groups[0][0].constraint, Some((Relation::LaterOrEqual, "2.34".into())));
+        assert_eq!(groups[1][0].arch, ArchQualifier::Any);
+        assert_eq!(groups[1][1].name, "awk");
+        assert_eq!(groups[2][0].arch, ArchQualifier::Native);
+        assert_eq!(groups[2][0].constraint, Some((Relation::Earlier, "3.12~".into())));
+        assert_eq!(groups[3][0].name, "foo");
+        assert_eq!(groups[4][0].constraint, Some((Relation::Equal, "1.0".into())));
+        assert_eq!(format_alternatives(&groups[1]), "perl:any | awk");
+        assert!(parse_dependency_field("foo (>= )").is_err());
+        assert!(parse_dependency_field("foo (~ 1)").is_err());
+    }
+
+    const PACKAGES: &str = "Package: a\nVersion: 1.0\nArchitecture: amd64\nPriority: required\nDepends: b (>= 2) | c\nProvides: v (= 3)\nFilename: pool/a_1.0.deb\nSize: 10\nSHA256: 0000000000000000000000000000000000000000000000000000000000000000\n\nPackage: a\nVersion: 1.1\nArchitecture: amd64\nFilename: pool/a_1.1.deb\nSize: 10\nSHA256: 0000000000000000000000000000000000000000000000000000000000000001\n\nPackage: z\nVersion: 1\nArchitecture: arm64\nFilename: pool/z.deb\nSize: 1\nSHA256: 0000000000000000000000000000000000000000000000000000000000000002\n";
+
+    #[test]
+    fn candidate_is_highest_and_foreign_arch_is_skipped() {
+        let mut index = Index::new("amd64");
+        index.add_packages(PACKAGES, "P", "http://m/debian/").unwrap();
+        index.finish();
+        let c = index.candidate("a").unwrap();
+        assert_eq!(index.package(c).version, "1.1");
+        assert_eq!(index.package(c).url(), "http://m/debian/pool/a_1.1.deb");
+        assert!(index.candidate("z").is_none());
+        assert_eq!(index.providers("v").len(), 1);
+        assert!(index.apt_id("a") < index.apt_id("b"));
+        assert!(index.apt_id("b") < index.apt_id("c"));
+    }
+
+    #[test]
+    fn bad_paragraph_names_file_line_and_package() {
+        let mut index = Index::new("amd64");
+        let err = index
+            .add_packages("Package: q\nVersion: 1\nArchitecture: all\nFilename: f\nSize: 1\n", "http://m/Packages.xz", "m")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("http://m/Packages.xz"), "{err}");
+        assert!(err.contains("package q"), "{err}");
+        assert!(err.contains("missing SHA256"), "{err}");
+    }
+}

@@ -1,0 +1,246 @@
+//! Debian and Ubuntu packages straight from an apt mirror: signed metadata, an apt-compatible
+//! resolver, verified downloads and streaming .deb reading. Nothing here writes layers; the
+//! layer writer takes [`Deb::for_each_data_entry`] entries and the control files.
+//!
+//! The flow, and the calls for each step:
+//! 1. [`load_index`]: for every mirror × suite, fetch `InRelease`, verify its signature with the
+//!    keyring ([`signature`]), check `Valid-Until` ([`release`]), fetch each component's
+//!    `Packages.xz` checked against the signed SHA256, and parse them into one [`Index`].
+//! 2. [`resolve`]: pick what `apt-get install` would pick, given what lower layers installed.
+//! 3. [`Fetcher::fetch_all_blocking`] with [`Resolved::wanted`]: download the .debs into the
+//!    content-addressed cache, each checked against its Packages sha256 and size.
+//! 4. [`Deb::open`] + [`Deb::for_each_data_entry`]: stream each package's files.
+//! 5. [`lock`]: record the result so later builds can skip steps 1–2.
+
+pub mod deb;
+pub mod deb822;
+pub mod fetch;
+pub mod index;
+pub mod lock;
+pub mod release;
+pub mod resolver;
+pub mod signature;
+pub mod version;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+pub use deb::{Deb, DebError};
+pub use fetch::{FetchError, Fetcher, NoProgress, Progress, Wanted};
+pub use index::{Index, IndexError, Package};
+pub use lock::{LockedLayer, LockedPackage, Lockfile};
+pub use release::{Release, ReleaseError};
+pub use resolver::{InstalledPackage, Reason, Request, Resolution, Resolved, ResolveError, resolve};
+pub use signature::{Keyring, SignatureError};
+
+/// Where packages come from: like one `deb` line of sources.list, with several suites.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sources {
+    /// Mirror base URLs (`http://deb.debian.org/debian`).
+    pub mirrors: Vec<String>,
+    /// Suites (`bookworm`, `bookworm-updates`, ...); all get apt's default priority, so the
+    /// highest version of a package wins.
+    pub suites: Vec<String>,
+    /// Components (`main`, `universe`, ...).
+    pub components: Vec<String>,
+    /// Debian architecture (`amd64`).
+    pub architecture: String,
+    /// OpenPGP keyring that must have signed each suite's InRelease.
+    pub keyring: Option<PathBuf>,
+    /// Skip signature checks. Only for local test repositories; every load warns about it.
+    pub allow_unsigned: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AptError {
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    #[error(transparent)]
+    Release(#[from] ReleaseError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    #[error(transparent)]
+    Deb(#[from] DebError),
+    #[error("no keyring configured for {url}; set a keyring (e.g. keyrings/debian-archive-keyring.gpg), or allow-unsigned for a local test repository")]
+    NoKeyring { url: String },
+    #[error("{url}: the suite has no architecture {architecture} (it has: {available})")]
+    NoArchitecture {
+        url: String,
+        architecture: String,
+        available: String,
+    },
+    #[error("{url}: cannot decompress {path}: {source}")]
+    Decompress {
+        url: String,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{url} is not UTF-8 text")]
+    NotText { url: String },
+}
+
+/// What [`load_index`] read, besides the index itself.
+#[derive(Debug, Clone)]
+pub struct SuiteInfo {
+    pub inrelease_url: String,
+    pub release: Release,
+    /// Keys that made good signatures (empty when unsigned was allowed).
+    pub signers: Vec<String>,
+    /// The Packages files used: URL and verified (still compressed) file in the cache.
+    pub packages_files: Vec<(String, PathBuf)>,
+}
+
+#[derive(Debug)]
+pub struct LoadedIndex {
+    pub index: Index,
+    pub suites: Vec<SuiteInfo>,
+}
+
+impl Resolved {
+    /// The download this package needs.
+    pub fn wanted(&self) -> Wanted {
+        Wanted {
+            url: self.package.url(),
+            sha256: self.package.sha256.clone(),
+            size: self.package.size,
+        }
+    }
+}
+
+/// Loads the package index of `sources`: verified InRelease per suite, Packages per component,
+/// cached by sha256 in `fetcher`'s store (so an unchanged Packages file is downloaded once).
+/// `now` decides whether a Release has expired.
+pub fn load_index(sources: &Sources, fetcher: &Fetcher, now: SystemTime) -> Result<LoadedIndex, AptError> {
+    fetch::block_on(load_index_async(sources, fetcher, now))
+}
+
+/// [`load_index`] for async callers.
+pub async fn load_index_async(
+    sources: &Sources,
+    fetcher: &Fetcher,
+    now: SystemTime,
+) -> Result<LoadedIndex, AptError> {
+    let keyring = match (&sources.keyring, sources.allow_unsigned) {
+        (Some(path), false) => Some(Keyring::load(path)?),
+        (_, true) => {
+            tracing::warn!(
+                "allow-unsigned is set: InRelease signatures are NOT checked for {:?}; use this only for a local test repository",
+                sources.mirrors
+            );
+            None
+        }
+        (None, false) => None,
+    };
+    let mut suites = Vec::new();
+    let mut wanted = Vec::new();
+    for mirror in &sources.mirrors {
+        let mirror = mirror.trim_end_matches('/');
+        for suite in &sources.suites {
+            let url = format!("{mirror}/dists/{suite}/InRelease");
+            let bytes = fetcher.get_bytes(&url).await?;
+            let text = String::from_utf8(bytes).map_err(|_| AptError::NotText { url: url.clone() })?;
+            let (release_text, signers) = match &keyring {
+                Some(keyring) => {
+                    let verified = signature::verify_inrelease(keyring, &text, &url)?;
+                    (verified.text, verified.signers)
+                }
+                None if sources.allow_unsigned => {
+                    (release::cleartext_body(&text).unwrap_or(text), Vec::new())
+                }
+                None => return Err(AptError::NoKeyring { url }),
+            };
+            let release = Release::parse(&release_text, &url)?;
+            release.check_dates(now, &url)?;
+            if !release.architectures.is_empty() && !release.architectures.contains(&sources.architecture) {
+                return Err(AptError::NoArchitecture {
+                    url,
+                    architecture: sources.architecture.clone(),
+                    available: release.architectures.join(" "),
+                });
+            }
+            let mut files = Vec::new();
+            for component in &sources.components {
+                let (path, hash) = pick_packages_file(&release, component, &sources.architecture, &url)?;
+                // by-hash URLs never change under us while the mirror updates.
+                let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+                let file_url = if release.acquire_by_hash {
+                    format!("{mirror}/dists/{suite}/{dir}/by-hash/SHA256/{}", hash.sha256.hex())
+                } else {
+                    format!("{mirror}/dists/{suite}/{path}")
+                };
+                let w = Wanted {
+                    url: file_url.clone(),
+                    sha256: hash.sha256.clone(),
+                    size: hash.size,
+                };
+                files.push((file_url, fetcher.path_of(&w.sha256), path, mirror.to_owned()));
+                wanted.push(w);
+            }
+            suites.push((url, release, signers, files));
+        }
+    }
+    fetcher.fetch_all(&wanted).await?;
+
+    let mut index = Index::new(&sources.architecture);
+    let mut infos = Vec::new();
+    for (url, release, signers, files) in suites {
+        let mut packages_files = Vec::new();
+        for (file_url, stored, path, mirror) in files {
+            let text = decompress_to_string(&stored, &path).map_err(|source| AptError::Decompress {
+                url: file_url.clone(),
+                path: path.clone(),
+                source,
+            })?;
+            index.add_packages(&text, &file_url, &mirror)?;
+            packages_files.push((file_url, stored));
+        }
+        infos.push(SuiteInfo {
+            inrelease_url: url,
+            release,
+            signers,
+            packages_files,
+        });
+    }
+    index.finish();
+    Ok(LoadedIndex { index, suites: infos })
+}
+
+/// Picks `Packages.xz`, else `.gz`, else plain `Packages`, among what the Release lists.
+fn pick_packages_file<'r>(
+    release: &'r Release,
+    component: &str,
+    arch: &str,
+    url: &str,
+) -> Result<(String, &'r release::FileHash), ReleaseError> {
+    let base = format!("{component}/binary-{arch}/Packages");
+    for suffix in [".xz", ".gz", ""] {
+        let path = format!("{base}{suffix}");
+        if let Some(hash) = release.sha256.get(&path) {
+            return Ok((path, hash));
+        }
+    }
+    Err(ReleaseError::NotListed {
+        url: url.to_owned(),
+        path: format!("{base}(.xz|.gz)"),
+    })
+}
+
+/// Decompresses a stored index file by the suffix of its name in the Release.
+fn decompress_to_string(stored: &Path, name: &str) -> std::io::Result<String> {
+    let file = std::io::BufReader::new(std::fs::File::open(stored)?);
+    let compression = if name.ends_with(".xz") {
+        deb::Compression::Xz
+    } else if name.ends_with(".gz") {
+        deb::Compression::Gzip
+    } else {
+        deb::Compression::None
+    };
+    let mut text = String::new();
+    compression.decoder(file)?.read_to_string(&mut text)?;
+    Ok(text)
+}
