@@ -201,8 +201,25 @@ impl Fetcher {
             self.progress.finished(&wanted.url);
             return Ok(target);
         }
-        self.progress.started(&wanted.url, Some(wanted.size));
         let partial = self.store.join(".partial").join(wanted.sha256.hex());
+        // One writer per digest, across threads and processes (builds share the cache): the
+        // others wait, then find the verified file in place.
+        let lock_path = partial.with_extension("lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| FetchError::io(&lock_path, e))?;
+        let lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
+            .await
+            .expect("lock task panicked")
+            .map_err(|e| FetchError::io(&lock_path, e))?;
+        if tokio::fs::try_exists(&target).await.unwrap_or(false) {
+            self.progress.finished(&wanted.url);
+            return Ok(target);
+        }
+        self.progress.started(&wanted.url, Some(wanted.size));
         (|| self.download_once(wanted, &partial))
             .retry(self.backoff())
             .when(FetchError::is_transient)
@@ -228,6 +245,7 @@ impl Fetcher {
         tokio::fs::rename(&partial, &target)
             .await
             .map_err(|e| FetchError::io(&target, e))?;
+        drop(lock);
         self.progress.finished(&wanted.url);
         Ok(target)
     }
