@@ -66,19 +66,23 @@ fn real_inrelease_files_verify_with_the_committed_keyrings() {
     assert!(err.contains("unknown key") && err.contains("ubuntu-archive-keyring.gpg"), "{err}");
 }
 
-fn load(mirror: &str, suites: &[&str], components: &[&str], keyring: &str) -> LoadedIndex {
-    let sources = Sources {
-        mirrors: vec![mirror.into()],
-        suites: suites.iter().map(|s| s.to_string()).collect(),
-        components: components.iter().map(|s| s.to_string()).collect(),
-        architecture: "amd64".into(),
-        keyring: Some(keyrings().join(keyring)),
-        allow_unsigned: false,
-    };
+/// Loads one index from `(mirror, suites)` entries sharing components and keyring.
+fn load(entries: &[(&str, &[&str])], components: &[&str], keyring: &str) -> LoadedIndex {
+    let sources: Vec<Sources> = entries
+        .iter()
+        .map(|(mirror, suites)| Sources {
+            mirrors: vec![mirror.to_string()],
+            suites: suites.iter().map(|s| s.to_string()).collect(),
+            components: components.iter().map(|s| s.to_string()).collect(),
+            architecture: "amd64".into(),
+            keyring: Some(keyrings().join(keyring)),
+            allow_unsigned: false,
+        })
+        .collect();
     let started = Instant::now();
     let loaded = apt::load_index(&sources, &fetcher(), SystemTime::now()).unwrap();
     eprintln!(
-        "{mirror} {suites:?} {components:?}: {} packages loaded (download if needed + verify + parse) in {:?}",
+        "{entries:?} {components:?}: {} packages loaded (download if needed + verify + parse) in {:?}",
         loaded.index.len(),
         started.elapsed()
     );
@@ -87,7 +91,7 @@ fn load(mirror: &str, suites: &[&str], components: &[&str], keyring: &str) -> Lo
 
 /// Runs `apt-get install -s` in an isolated apt root whose lists are exactly the Packages files
 /// `loaded` was built from (environment.md §4d), and returns name → version of every `Inst`.
-fn apt_get_simulate(loaded: &LoadedIndex, mirror: &str, components: &[&str], packages: &[String]) -> BTreeMap<String, String> {
+fn apt_get_simulate(loaded: &LoadedIndex, components: &[&str], packages: &[String]) -> BTreeMap<String, String> {
     require_tool("apt-get", "apt");
     let root = tempfile::tempdir().unwrap();
     let r = root.path();
@@ -103,10 +107,11 @@ fn apt_get_simulate(loaded: &LoadedIndex, mirror: &str, components: &[&str], pac
         std::fs::create_dir_all(r.join(d)).unwrap();
     }
     std::fs::write(r.join("var/lib/dpkg/status"), "").unwrap();
-    let host_path = mirror.trim_start_matches("http://").replace('/', "_");
     let mut sources_list = String::new();
     for suite in &loaded.suites {
-        let codename = suite.inrelease_url.rsplit('/').nth(1).unwrap().to_owned();
+        let (mirror, rest) = suite.inrelease_url.split_once("/dists/").unwrap();
+        let codename = rest.trim_end_matches("/InRelease");
+        let host_path = mirror.trim_start_matches("http://").replace('/', "_");
         sources_list.push_str(&format!(
             "deb [arch=amd64 trusted=yes] {mirror} {codename} {}\n",
             components.join(" ")
@@ -212,7 +217,7 @@ fn assert_same(ours: &BTreeMap<String, String>, apt: &BTreeMap<String, String>) 
 
 #[test]
 fn bookworm_minbase_jre_tomcat_matches_apt_get() {
-    let loaded = load(DEBIAN, &["bookworm"], &["main"], "debian-archive-keyring.gpg");
+    let loaded = load(&[(DEBIAN, &["bookworm"])], &["main"], "debian-archive-keyring.gpg");
     let minbase: Vec<String> = loaded
         .index
         .minbase()
@@ -231,7 +236,7 @@ fn bookworm_minbase_jre_tomcat_matches_apt_get() {
         ..Request::default()
     };
     let (mine, roots) = ours(&loaded, &request);
-    let theirs = apt_get_simulate(&loaded, DEBIAN, &["main"], &roots);
+    let theirs = apt_get_simulate(&loaded, &["main"], &roots);
     assert_same(&mine, &theirs);
     assert!(mine.contains_key("usr-is-merged") && !mine.contains_key("usrmerge"));
     eprintln!("bookworm minbase: {} packages, identical to apt-get", mine.len());
@@ -243,14 +248,14 @@ fn bookworm_minbase_jre_tomcat_matches_apt_get() {
         ..Request::default()
     };
     let (mine, roots) = ours(&loaded, &request);
-    let theirs = apt_get_simulate(&loaded, DEBIAN, &["main"], &roots);
+    let theirs = apt_get_simulate(&loaded, &["main"], &roots);
     assert_same(&mine, &theirs);
     eprintln!("bookworm minbase + JRE + tomcat10: {} packages, identical to apt-get", mine.len());
 }
 
 #[test]
 fn bookworm_layered_resolution_adds_only_what_lower_layers_lack() {
-    let loaded = load(DEBIAN, &["bookworm"], &["main"], "debian-archive-keyring.gpg");
+    let loaded = load(&[(DEBIAN, &["bookworm"])], &["main"], "debian-archive-keyring.gpg");
     let base = apt::resolve(&loaded.index, &Request { minbase: true, ..Request::default() }, &[]).unwrap();
     let installed = base.installed_after(&[]);
     let jre = apt::resolve(
@@ -294,13 +299,75 @@ fn bookworm_layered_resolution_adds_only_what_lower_layers_lack() {
 
 #[test]
 fn noble_minbase_matches_apt_get() {
-    let loaded = load(UBUNTU, &["noble"], &["main", "universe"], "ubuntu-archive-keyring.gpg");
+    let loaded = load(&[(UBUNTU, &["noble"])], &["main", "universe"], "ubuntu-archive-keyring.gpg");
     let request = Request {
         minbase: true,
         ..Request::default()
     };
     let (mine, roots) = ours(&loaded, &request);
-    let theirs = apt_get_simulate(&loaded, UBUNTU, &["main", "universe"], &roots);
+    let theirs = apt_get_simulate(&loaded, &["main", "universe"], &roots);
     assert_same(&mine, &theirs);
     eprintln!("noble minbase: {} packages, identical to apt-get", mine.len());
+}
+
+#[test]
+fn bookworm_with_updates_and_security_matches_apt_get() {
+    let loaded = load(
+        &[
+            (DEBIAN, &["bookworm", "bookworm-updates"]),
+            ("http://deb.debian.org/debian-security", &["bookworm-security"]),
+        ],
+        &["main"],
+        "debian-archive-keyring.gpg",
+    );
+    let request = Request {
+        minbase: true,
+        packages: vec!["openjdk-17-jre-headless".into(), "tomcat10".into()],
+        ..Request::default()
+    };
+    let (mine, roots) = ours(&loaded, &request);
+    let theirs = apt_get_simulate(&loaded, &["main"], &roots);
+    assert_same(&mine, &theirs);
+    // The highest version wins across suites: tomcat10 comes from bookworm-security when
+    // security has a newer one than the point release.
+    let resolution = apt::resolve(&loaded.index, &request, &[]).unwrap();
+    let tomcat = resolution.packages.iter().find(|r| r.package.name == "tomcat10").unwrap();
+    let best = loaded.index.versions("tomcat10").next().unwrap().1;
+    assert_eq!(tomcat.package.version, best.version);
+    eprintln!(
+        "bookworm+updates+security: {} packages identical to apt-get; tomcat10 {} from {}",
+        mine.len(),
+        tomcat.package.version,
+        tomcat.package.mirror
+    );
+}
+
+#[test]
+fn trixie_minbase_matches_apt_get() {
+    let loaded = load(&[(DEBIAN, &["trixie"])], &["main"], "debian-archive-keyring.gpg");
+    let request = Request {
+        minbase: true,
+        ..Request::default()
+    };
+    let (mine, roots) = ours(&loaded, &request);
+    let theirs = apt_get_simulate(&loaded, &["main"], &roots);
+    assert_same(&mine, &theirs);
+    eprintln!("trixie minbase: {} packages, identical to apt-get", mine.len());
+}
+
+#[test]
+fn xenial_with_updates_and_security_minbase_matches_apt_get() {
+    let loaded = load(
+        &[(UBUNTU, &["xenial", "xenial-updates", "xenial-security"])],
+        &["main"],
+        "ubuntu-archive-keyring.gpg",
+    );
+    let request = Request {
+        minbase: true,
+        ..Request::default()
+    };
+    let (mine, roots) = ours(&loaded, &request);
+    let theirs = apt_get_simulate(&loaded, &["main"], &roots);
+    assert_same(&mine, &theirs);
+    eprintln!("xenial minbase: {} packages, identical to apt-get", mine.len());
 }

@@ -43,7 +43,7 @@ fn load(spec: &RepoSpec, keyring: &str) -> (Repo, Server, tempfile::TempDir, Res
     let repo = build_repo(spec);
     let server = Server::serve(repo.root());
     let cache = tempfile::tempdir().unwrap();
-    let result = apt::load_index(&sources(&server, keyring), &fetcher(&cache), SystemTime::now());
+    let result = apt::load_index(&[sources(&server, keyring)], &fetcher(&cache), SystemTime::now());
     (repo, server, cache, result)
 }
 
@@ -114,7 +114,7 @@ fn tampered_inrelease_is_a_bad_signature() {
     std::fs::write(&inrelease, text.replace("Origin: stevedore-test", "Origin: stevedore-evil")).unwrap();
     let server = Server::serve(repo.root());
     let cache = tempfile::tempdir().unwrap();
-    let err = apt::load_index(&sources(&server, "test-keyring.gpg"), &fetcher(&cache), SystemTime::now())
+    let err = apt::load_index(&[sources(&server, "test-keyring.gpg")], &fetcher(&cache), SystemTime::now())
         .unwrap_err()
         .to_string();
     assert!(err.contains("BAD signature") && err.contains("/dists/stable/InRelease"), "{err}");
@@ -130,7 +130,7 @@ fn missing_signature_is_refused_unless_allow_unsigned() {
     let _ = repo;
     let mut unsigned = sources(&server, "test-keyring.gpg");
     unsigned.allow_unsigned = true;
-    let loaded = apt::load_index(&unsigned, &fetcher(&cache), SystemTime::now()).unwrap();
+    let loaded = apt::load_index(&[unsigned], &fetcher(&cache), SystemTime::now()).unwrap();
     assert!(loaded.suites[0].signers.is_empty());
     assert!(loaded.index.candidate("app").is_some());
 }
@@ -202,7 +202,7 @@ fn packages_hash_mismatch_stores_nothing() {
     std::fs::write(&packages_xz, &bytes).unwrap();
     let server = Server::serve(repo.root());
     let cache = tempfile::tempdir().unwrap();
-    let err = apt::load_index(&sources(&server, "test-keyring.gpg"), &fetcher(&cache), SystemTime::now())
+    let err = apt::load_index(&[sources(&server, "test-keyring.gpg")], &fetcher(&cache), SystemTime::now())
         .unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("main/binary-amd64/Packages.xz") && msg.contains("sha256 mismatch"), "{msg}");
@@ -276,7 +276,7 @@ fn network_down_names_the_url() {
         allow_unsigned: false,
     };
     let started = std::time::Instant::now();
-    let err = apt::load_index(&sources, &fetcher(&cache), SystemTime::now()).unwrap_err().to_string();
+    let err = apt::load_index(&[sources], &fetcher(&cache), SystemTime::now()).unwrap_err().to_string();
     assert!(err.contains("cannot download http://127.0.0.1:9/debian/dists/stable/InRelease"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
@@ -316,7 +316,7 @@ fn packages_cached_by_hash_are_not_downloaded_twice() {
     let spec = RepoSpec::new(sample_debs());
     let (_repo, server, cache, loaded) = load(&spec, "test-keyring.gpg");
     loaded.unwrap();
-    apt::load_index(&sources(&server, "test-keyring.gpg"), &fetcher(&cache), SystemTime::now()).unwrap();
+    apt::load_index(&[sources(&server, "test-keyring.gpg")], &fetcher(&cache), SystemTime::now()).unwrap();
     assert_eq!(server.requests_for("Packages.xz").len(), 1);
     assert_eq!(server.requests_for("InRelease").len(), 2);
     let _: PathBuf = cache.path().to_owned();

@@ -112,21 +112,70 @@ impl Resolved {
     }
 }
 
-/// Loads the package index of `sources`: verified InRelease per suite, Packages per component,
-/// cached by sha256 in `fetcher`'s store (so an unchanged Packages file is downloaded once).
-/// `now` decides whether a Release has expired.
-pub fn load_index(sources: &Sources, fetcher: &Fetcher, now: SystemTime) -> Result<LoadedIndex, AptError> {
+/// Loads one package index from several source entries (e.g. `bookworm` and
+/// `bookworm-updates` from the Debian mirror, `bookworm-security` from the security mirror):
+/// verified InRelease per suite, Packages per component, cached by sha256 in `fetcher`'s store
+/// (an unchanged Packages file is downloaded once). `now` decides whether a Release expired.
+/// All entries get apt's default priority, so the highest version of each package wins.
+pub fn load_index(sources: &[Sources], fetcher: &Fetcher, now: SystemTime) -> Result<LoadedIndex, AptError> {
     fetch::block_on(load_index_async(sources, fetcher, now))
+}
+
+/// One InRelease's worth of work between verification and parsing.
+struct PendingSuite {
+    url: String,
+    release: Release,
+    signers: Vec<String>,
+    /// (URL, store path, path in the Release, mirror)
+    files: Vec<(String, PathBuf, String, String)>,
 }
 
 /// [`load_index`] for async callers.
 pub async fn load_index_async(
-    sources: &Sources,
+    sources: &[Sources],
     fetcher: &Fetcher,
     now: SystemTime,
 ) -> Result<LoadedIndex, AptError> {
+    let architecture = sources.first().map(|s| s.architecture.clone()).unwrap_or_default();
+    let mut pending = Vec::new();
+    let mut wanted = Vec::new();
+    for entry in sources {
+        verify_suites(entry, fetcher, now, &mut pending, &mut wanted).await?;
+    }
+    fetcher.fetch_all(&wanted).await?;
+
+    let mut index = Index::new(&architecture);
+    let mut infos = Vec::new();
+    for suite in pending {
+        let mut packages_files = Vec::new();
+        for (file_url, stored, path, mirror) in suite.files {
+            let text = decompress_to_string(&stored, &path).map_err(|source| AptError::Decompress {
+                url: file_url.clone(),
+                path: path.clone(),
+                source,
+            })?;
+            index.add_packages(&text, &file_url, &mirror)?;
+            packages_files.push((file_url, stored));
+        }
+        infos.push(SuiteInfo {
+            inrelease_url: suite.url,
+            release: suite.release,
+            signers: suite.signers,
+            packages_files,
+        });
+    }
+    index.finish();
+    Ok(LoadedIndex { index, suites: infos })
+}
+
+async fn verify_suites(
+    sources: &Sources,
+    fetcher: &Fetcher,
+    now: SystemTime,
+    pending: &mut Vec<PendingSuite>,
+    wanted: &mut Vec<Wanted>,
+) -> Result<(), AptError> {
     let keyring = match (&sources.keyring, sources.allow_unsigned) {
-        (Some(path), false) => Some(Keyring::load(path)?),
         (_, true) => {
             tracing::warn!(
                 "allow-unsigned is set: InRelease signatures are NOT checked for {:?}; use this only for a local test repository",
@@ -134,10 +183,9 @@ pub async fn load_index_async(
             );
             None
         }
+        (Some(path), false) => Some(Keyring::load(path)?),
         (None, false) => None,
     };
-    let mut suites = Vec::new();
-    let mut wanted = Vec::new();
     for mirror in &sources.mirrors {
         let mirror = mirror.trim_end_matches('/');
         for suite in &sources.suites {
@@ -181,33 +229,15 @@ pub async fn load_index_async(
                 files.push((file_url, fetcher.path_of(&w.sha256), path, mirror.to_owned()));
                 wanted.push(w);
             }
-            suites.push((url, release, signers, files));
+            pending.push(PendingSuite {
+                url,
+                release,
+                signers,
+                files,
+            });
         }
     }
-    fetcher.fetch_all(&wanted).await?;
-
-    let mut index = Index::new(&sources.architecture);
-    let mut infos = Vec::new();
-    for (url, release, signers, files) in suites {
-        let mut packages_files = Vec::new();
-        for (file_url, stored, path, mirror) in files {
-            let text = decompress_to_string(&stored, &path).map_err(|source| AptError::Decompress {
-                url: file_url.clone(),
-                path: path.clone(),
-                source,
-            })?;
-            index.add_packages(&text, &file_url, &mirror)?;
-            packages_files.push((file_url, stored));
-        }
-        infos.push(SuiteInfo {
-            inrelease_url: url,
-            release,
-            signers,
-            packages_files,
-        });
-    }
-    index.finish();
-    Ok(LoadedIndex { index, suites: infos })
+    Ok(())
 }
 
 /// Picks `Packages.xz`, else `.gz`, else plain `Packages`, among what the Release lists.
