@@ -36,19 +36,46 @@ fn real_inrelease_files_verify_with_the_committed_keyrings() {
     let debian = Keyring::load(&keyrings().join("debian-archive-keyring.gpg")).unwrap();
     let ubuntu = Keyring::load(&keyrings().join("ubuntu-archive-keyring.gpg")).unwrap();
     let checks = [
-        (DEBIAN, "bookworm", &debian, "4CB50190207B4758A3F73A796ED0E7B82643E131"),
-        (DEBIAN, "trixie", &debian, "4CB50190207B4758A3F73A796ED0E7B82643E131"),
-        (UBUNTU, "noble", &ubuntu, "F6ECB3762474EDA9D21B7022871920D1991BC93C"),
-        (UBUNTU, "xenial", &ubuntu, "790BC7277767219C42C86F933B4FE6ACC0B21F32"),
+        (
+            DEBIAN,
+            "bookworm",
+            &debian,
+            "4CB50190207B4758A3F73A796ED0E7B82643E131",
+        ),
+        (
+            DEBIAN,
+            "trixie",
+            &debian,
+            "4CB50190207B4758A3F73A796ED0E7B82643E131",
+        ),
+        (
+            UBUNTU,
+            "noble",
+            &ubuntu,
+            "F6ECB3762474EDA9D21B7022871920D1991BC93C",
+        ),
+        (
+            UBUNTU,
+            "xenial",
+            &ubuntu,
+            "790BC7277767219C42C86F933B4FE6ACC0B21F32",
+        ),
     ];
     for (mirror, suite, keyring, expected_signer) in checks {
         let (url, text) = inrelease(mirror, suite);
         let started = Instant::now();
         let verified = signature::verify_inrelease(keyring, &text, &url)
             .unwrap_or_else(|e| panic!("{suite}: {e}"));
-        eprintln!("{suite}: verified in {:?} by {:?}", started.elapsed(), verified.signers);
+        eprintln!(
+            "{suite}: verified in {:?} by {:?}",
+            started.elapsed(),
+            verified.signers
+        );
         assert!(
-            verified.signers.iter().any(|s| s.starts_with(expected_signer)),
+            verified
+                .signers
+                .iter()
+                .any(|s| s.starts_with(expected_signer)),
             "{suite}: {:?}",
             verified.signers
         );
@@ -60,10 +87,17 @@ fn real_inrelease_files_verify_with_the_committed_keyrings() {
     // A tampered copy, and the wrong distribution's keyring.
     let (url, text) = inrelease(DEBIAN, "bookworm");
     let tampered = text.replacen("Codename: bookworm", "Codename: bookwurm", 1);
-    let err = signature::verify_inrelease(&debian, &tampered, &url).unwrap_err().to_string();
+    let err = signature::verify_inrelease(&debian, &tampered, &url)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("BAD signature") && err.contains(&url), "{err}");
-    let err = signature::verify_inrelease(&ubuntu, &text, &url).unwrap_err().to_string();
-    assert!(err.contains("unknown key") && err.contains("ubuntu-archive-keyring.gpg"), "{err}");
+    let err = signature::verify_inrelease(&ubuntu, &text, &url)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("unknown key") && err.contains("ubuntu-archive-keyring.gpg"),
+        "{err}"
+    );
 }
 
 /// Loads one index from `(mirror, suites)` entries sharing components and keyring.
@@ -91,7 +125,11 @@ fn load(entries: &[(&str, &[&str])], components: &[&str], keyring: &str) -> Load
 
 /// Runs `apt-get install -s` in an isolated apt root whose lists are exactly the Packages files
 /// `loaded` was built from (environment.md §4d), and returns name → version of every `Inst`.
-fn apt_get_simulate(loaded: &LoadedIndex, components: &[&str], packages: &[String]) -> BTreeMap<String, String> {
+fn apt_get_simulate(
+    loaded: &LoadedIndex,
+    components: &[&str],
+    packages: &[String],
+) -> BTreeMap<String, String> {
     require_tool("apt-get", "apt");
     let root = tempfile::tempdir().unwrap();
     let r = root.path();
@@ -119,7 +157,9 @@ fn apt_get_simulate(loaded: &LoadedIndex, components: &[&str], packages: &[Strin
         // The Release text (signature already checked by us) tells apt what the lists are.
         let release_text = fetcher().get_bytes_blocking(&suite.inrelease_url).unwrap();
         std::fs::write(
-            r.join(format!("var/lib/apt/lists/{host_path}_dists_{codename}_InRelease")),
+            r.join(format!(
+                "var/lib/apt/lists/{host_path}_dists_{codename}_InRelease"
+            )),
             release_text,
         )
         .unwrap();
@@ -150,18 +190,30 @@ fn apt_get_simulate(loaded: &LoadedIndex, components: &[&str], packages: &[Strin
         .env("LC_ALL", "C")
         .args(["-q", "-y", "-s"])
         .args([
-            "-o", &opt("Dir", rs),
-            "-o", &opt("Dir::Etc", &format!("{rs}/etc/apt")),
-            "-o", &opt("Dir::Etc::Parts", &format!("{rs}/etc/apt/apt.conf.d")),
-            "-o", &opt("Dir::State", &format!("{rs}/var/lib/apt")),
-            "-o", &opt("Dir::Cache", &format!("{rs}/var/cache/apt")),
-            "-o", &opt("Dir::State::status", &format!("{rs}/var/lib/dpkg/status")),
-            "-o", "APT::Architecture=amd64",
-            "-o", "APT::Architectures=amd64",
-            "-o", "APT::Install-Recommends=false",
-            "-o", "APT::Install-Suggests=false",
-            "-o", "pkgCacheGen::Essential=none",
-            "-o", "Debug::NoLocking=1",
+            "-o",
+            &opt("Dir", rs),
+            "-o",
+            &opt("Dir::Etc", &format!("{rs}/etc/apt")),
+            "-o",
+            &opt("Dir::Etc::Parts", &format!("{rs}/etc/apt/apt.conf.d")),
+            "-o",
+            &opt("Dir::State", &format!("{rs}/var/lib/apt")),
+            "-o",
+            &opt("Dir::Cache", &format!("{rs}/var/cache/apt")),
+            "-o",
+            &opt("Dir::State::status", &format!("{rs}/var/lib/dpkg/status")),
+            "-o",
+            "APT::Architecture=amd64",
+            "-o",
+            "APT::Architectures=amd64",
+            "-o",
+            "APT::Install-Recommends=false",
+            "-o",
+            "APT::Install-Suggests=false",
+            "-o",
+            "pkgCacheGen::Essential=none",
+            "-o",
+            "Debug::NoLocking=1",
             "install",
         ])
         .args(packages)
@@ -178,7 +230,11 @@ fn apt_get_simulate(loaded: &LoadedIndex, components: &[&str], packages: &[Strin
         // Inst libc6 (2.36-9+deb12u13 Debian:12.13/stable [amd64])
         if let Some(rest) = line.strip_prefix("Inst ") {
             let (name, rest) = rest.split_once(' ').unwrap();
-            let version = rest.trim_start_matches('(').split_whitespace().next().unwrap();
+            let version = rest
+                .trim_start_matches('(')
+                .split_whitespace()
+                .next()
+                .unwrap();
             chosen.insert(name.to_owned(), version.to_owned());
         }
     }
@@ -189,7 +245,11 @@ fn apt_get_simulate(loaded: &LoadedIndex, components: &[&str], packages: &[Strin
 fn ours(loaded: &LoadedIndex, request: &Request) -> (BTreeMap<String, String>, Vec<String>) {
     let started = Instant::now();
     let resolution = apt::resolve(&loaded.index, request, &[]).unwrap();
-    eprintln!("resolved {} packages in {:?}", resolution.packages.len(), started.elapsed());
+    eprintln!(
+        "resolved {} packages in {:?}",
+        resolution.packages.len(),
+        started.elapsed()
+    );
     let map = resolution
         .packages
         .iter()
@@ -207,8 +267,14 @@ fn ours(loaded: &LoadedIndex, request: &Request) -> (BTreeMap<String, String>, V
 }
 
 fn assert_same(ours: &BTreeMap<String, String>, apt: &BTreeMap<String, String>) {
-    let only_ours: Vec<_> = ours.iter().filter(|(k, v)| apt.get(*k) != Some(v)).collect();
-    let only_apt: Vec<_> = apt.iter().filter(|(k, v)| ours.get(*k) != Some(v)).collect();
+    let only_ours: Vec<_> = ours
+        .iter()
+        .filter(|(k, v)| apt.get(*k) != Some(v))
+        .collect();
+    let only_apt: Vec<_> = apt
+        .iter()
+        .filter(|(k, v)| ours.get(*k) != Some(v))
+        .collect();
     assert!(
         only_ours.is_empty() && only_apt.is_empty(),
         "resolver and apt-get differ:\n only ours: {only_ours:?}\n only apt-get: {only_apt:?}"
@@ -217,7 +283,11 @@ fn assert_same(ours: &BTreeMap<String, String>, apt: &BTreeMap<String, String>) 
 
 #[test]
 fn bookworm_minbase_jre_tomcat_matches_apt_get() {
-    let loaded = load(&[(DEBIAN, &["bookworm"])], &["main"], "debian-archive-keyring.gpg");
+    let loaded = load(
+        &[(DEBIAN, &["bookworm"])],
+        &["main"],
+        "debian-archive-keyring.gpg",
+    );
     let minbase: Vec<String> = loaded
         .index
         .minbase()
@@ -239,7 +309,10 @@ fn bookworm_minbase_jre_tomcat_matches_apt_get() {
     let theirs = apt_get_simulate(&loaded, &["main"], &roots);
     assert_same(&mine, &theirs);
     assert!(mine.contains_key("usr-is-merged") && !mine.contains_key("usrmerge"));
-    eprintln!("bookworm minbase: {} packages, identical to apt-get", mine.len());
+    eprintln!(
+        "bookworm minbase: {} packages, identical to apt-get",
+        mine.len()
+    );
 
     // minbase + openjdk-17-jre-headless + tomcat10
     let request = Request {
@@ -250,35 +323,63 @@ fn bookworm_minbase_jre_tomcat_matches_apt_get() {
     let (mine, roots) = ours(&loaded, &request);
     let theirs = apt_get_simulate(&loaded, &["main"], &roots);
     assert_same(&mine, &theirs);
-    eprintln!("bookworm minbase + JRE + tomcat10: {} packages, identical to apt-get", mine.len());
+    eprintln!(
+        "bookworm minbase + JRE + tomcat10: {} packages, identical to apt-get",
+        mine.len()
+    );
 }
 
 #[test]
 fn bookworm_layered_resolution_adds_only_what_lower_layers_lack() {
-    let loaded = load(&[(DEBIAN, &["bookworm"])], &["main"], "debian-archive-keyring.gpg");
-    let base = apt::resolve(&loaded.index, &Request { minbase: true, ..Request::default() }, &[]).unwrap();
+    let loaded = load(
+        &[(DEBIAN, &["bookworm"])],
+        &["main"],
+        "debian-archive-keyring.gpg",
+    );
+    let base = apt::resolve(
+        &loaded.index,
+        &Request {
+            minbase: true,
+            ..Request::default()
+        },
+        &[],
+    )
+    .unwrap();
     let installed = base.installed_after(&[]);
     let jre = apt::resolve(
         &loaded.index,
-        &Request { packages: vec!["openjdk-17-jre-headless".into()], ..Request::default() },
+        &Request {
+            packages: vec!["openjdk-17-jre-headless".into()],
+            ..Request::default()
+        },
         &installed,
     )
     .unwrap();
     let installed = jre.installed_after(&installed);
     let tomcat = apt::resolve(
         &loaded.index,
-        &Request { packages: vec!["tomcat10".into()], ..Request::default() },
+        &Request {
+            packages: vec!["tomcat10".into()],
+            ..Request::default()
+        },
         &installed,
     )
     .unwrap();
     let mut seen = std::collections::HashSet::new();
     for layer in [&base, &jre, &tomcat] {
         for r in &layer.packages {
-            assert!(seen.insert(r.package.name.clone()), "{} in two layers", r.package.name);
+            assert!(
+                seen.insert(r.package.name.clone()),
+                "{} in two layers",
+                r.package.name
+            );
         }
     }
     assert!(jre.names().contains(&"openjdk-17-jre-headless"));
-    assert!(!jre.names().contains(&"libc6"), "libc6 is in the base layer");
+    assert!(
+        !jre.names().contains(&"libc6"),
+        "libc6 is in the base layer"
+    );
     assert!(tomcat.names().contains(&"tomcat10"));
     // `stevedore plan` can say why each package is there.
     let why = tomcat
@@ -299,7 +400,11 @@ fn bookworm_layered_resolution_adds_only_what_lower_layers_lack() {
 
 #[test]
 fn noble_minbase_matches_apt_get() {
-    let loaded = load(&[(UBUNTU, &["noble"])], &["main", "universe"], "ubuntu-archive-keyring.gpg");
+    let loaded = load(
+        &[(UBUNTU, &["noble"])],
+        &["main", "universe"],
+        "ubuntu-archive-keyring.gpg",
+    );
     let request = Request {
         minbase: true,
         ..Request::default()
@@ -307,7 +412,10 @@ fn noble_minbase_matches_apt_get() {
     let (mine, roots) = ours(&loaded, &request);
     let theirs = apt_get_simulate(&loaded, &["main", "universe"], &roots);
     assert_same(&mine, &theirs);
-    eprintln!("noble minbase: {} packages, identical to apt-get", mine.len());
+    eprintln!(
+        "noble minbase: {} packages, identical to apt-get",
+        mine.len()
+    );
 }
 
 #[test]
@@ -315,7 +423,10 @@ fn bookworm_with_updates_and_security_matches_apt_get() {
     let loaded = load(
         &[
             (DEBIAN, &["bookworm", "bookworm-updates"]),
-            ("http://deb.debian.org/debian-security", &["bookworm-security"]),
+            (
+                "http://deb.debian.org/debian-security",
+                &["bookworm-security"],
+            ),
         ],
         &["main"],
         "debian-archive-keyring.gpg",
@@ -331,7 +442,11 @@ fn bookworm_with_updates_and_security_matches_apt_get() {
     // The highest version wins across suites: tomcat10 comes from bookworm-security when
     // security has a newer one than the point release.
     let resolution = apt::resolve(&loaded.index, &request, &[]).unwrap();
-    let tomcat = resolution.packages.iter().find(|r| r.package.name == "tomcat10").unwrap();
+    let tomcat = resolution
+        .packages
+        .iter()
+        .find(|r| r.package.name == "tomcat10")
+        .unwrap();
     let best = loaded.index.versions("tomcat10").next().unwrap().1;
     assert_eq!(tomcat.package.version, best.version);
     eprintln!(
@@ -344,7 +459,11 @@ fn bookworm_with_updates_and_security_matches_apt_get() {
 
 #[test]
 fn trixie_minbase_matches_apt_get() {
-    let loaded = load(&[(DEBIAN, &["trixie"])], &["main"], "debian-archive-keyring.gpg");
+    let loaded = load(
+        &[(DEBIAN, &["trixie"])],
+        &["main"],
+        "debian-archive-keyring.gpg",
+    );
     let request = Request {
         minbase: true,
         ..Request::default()
@@ -352,7 +471,10 @@ fn trixie_minbase_matches_apt_get() {
     let (mine, roots) = ours(&loaded, &request);
     let theirs = apt_get_simulate(&loaded, &["main"], &roots);
     assert_same(&mine, &theirs);
-    eprintln!("trixie minbase: {} packages, identical to apt-get", mine.len());
+    eprintln!(
+        "trixie minbase: {} packages, identical to apt-get",
+        mine.len()
+    );
 }
 
 #[test]
@@ -369,5 +491,8 @@ fn xenial_with_updates_and_security_minbase_matches_apt_get() {
     let (mine, roots) = ours(&loaded, &request);
     let theirs = apt_get_simulate(&loaded, &["main"], &roots);
     assert_same(&mine, &theirs);
-    eprintln!("xenial minbase: {} packages, identical to apt-get", mine.len());
+    eprintln!(
+        "xenial minbase: {} packages, identical to apt-get",
+        mine.len()
+    );
 }

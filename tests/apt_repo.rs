@@ -32,18 +32,36 @@ fn fetcher(cache: &tempfile::TempDir) -> Fetcher {
 fn sample_debs() -> Vec<TestDeb> {
     vec![
         TestDeb::new("app", "1.0-1").field("Depends", "libfoo (>= 1.1) | libbar, tool:any"),
-        TestDeb::new("libfoo", "1.2-1").compression("zst").field("Multi-Arch", "same"),
+        TestDeb::new("libfoo", "1.2-1")
+            .compression("zst")
+            .field("Multi-Arch", "same"),
         TestDeb::new("libbar", "1.0").compression("gz"),
-        TestDeb::new("tool", "3").compression("none").field("Multi-Arch", "allowed"),
-        TestDeb::new("base", "1").field("Essential", "yes").field("Priority", "required"),
+        TestDeb::new("tool", "3")
+            .compression("none")
+            .field("Multi-Arch", "allowed"),
+        TestDeb::new("base", "1")
+            .field("Essential", "yes")
+            .field("Priority", "required"),
     ]
 }
 
-fn load(spec: &RepoSpec, keyring: &str) -> (Repo, Server, tempfile::TempDir, Result<apt::LoadedIndex, AptError>) {
+fn load(
+    spec: &RepoSpec,
+    keyring: &str,
+) -> (
+    Repo,
+    Server,
+    tempfile::TempDir,
+    Result<apt::LoadedIndex, AptError>,
+) {
     let repo = build_repo(spec);
     let server = Server::serve(repo.root());
     let cache = tempfile::tempdir().unwrap();
-    let result = apt::load_index(&[sources(&server, keyring)], &fetcher(&cache), SystemTime::now());
+    let result = apt::load_index(
+        &[sources(&server, keyring)],
+        &fetcher(&cache),
+        SystemTime::now(),
+    );
     (repo, server, cache, result)
 }
 
@@ -76,13 +94,20 @@ fn signed_repository_resolves_fetches_and_streams_every_compression() {
 
     for (resolved, path) in resolution.packages.iter().zip(&paths) {
         let deb = Deb::open(path).unwrap();
-        assert!(deb.control().contains(&format!("Package: {}", resolved.package.name)));
+        assert!(
+            deb.control()
+                .contains(&format!("Package: {}", resolved.package.name))
+        );
         assert!(deb.control_file("md5sums").is_some());
         assert!(deb.control_file("postinst").is_some());
         let mut files = Vec::new();
         deb.for_each_data_entry(|entry| {
             // Real .debs say `./usr/...`; the tar crate writes `usr/...`; accept both.
-            let path = entry.path()?.to_string_lossy().trim_start_matches("./").to_owned();
+            let path = entry
+                .path()?
+                .to_string_lossy()
+                .trim_start_matches("./")
+                .to_owned();
             let mut body = String::new();
             entry.read_to_string(&mut body)?;
             files.push((path, body));
@@ -111,13 +136,24 @@ fn tampered_inrelease_is_a_bad_signature() {
     let repo = build_repo(&spec);
     let inrelease = repo.root().join("dists/stable/InRelease");
     let text = std::fs::read_to_string(&inrelease).unwrap();
-    std::fs::write(&inrelease, text.replace("Origin: stevedore-test", "Origin: stevedore-evil")).unwrap();
+    std::fs::write(
+        &inrelease,
+        text.replace("Origin: stevedore-test", "Origin: stevedore-evil"),
+    )
+    .unwrap();
     let server = Server::serve(repo.root());
     let cache = tempfile::tempdir().unwrap();
-    let err = apt::load_index(&[sources(&server, "test-keyring.gpg")], &fetcher(&cache), SystemTime::now())
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("BAD signature") && err.contains("/dists/stable/InRelease"), "{err}");
+    let err = apt::load_index(
+        &[sources(&server, "test-keyring.gpg")],
+        &fetcher(&cache),
+        SystemTime::now(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("BAD signature") && err.contains("/dists/stable/InRelease"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -126,7 +162,10 @@ fn missing_signature_is_refused_unless_allow_unsigned() {
     spec.signing = Signing::Unsigned;
     let (repo, server, cache, loaded) = load(&spec, "test-keyring.gpg");
     let err = loaded.unwrap_err().to_string();
-    assert!(err.contains("is not signed") && err.contains("/dists/stable/InRelease"), "{err}");
+    assert!(
+        err.contains("is not signed") && err.contains("/dists/stable/InRelease"),
+        "{err}"
+    );
     let _ = repo;
     let mut unsigned = sources(&server, "test-keyring.gpg");
     unsigned.allow_unsigned = true;
@@ -145,7 +184,10 @@ fn unknown_key_names_the_key() {
     };
     let (_r, _s, _c, loaded) = load(&spec, "test-keyring.gpg");
     let err = loaded.unwrap_err().to_string();
-    assert!(err.contains("unknown key 92C69662460E71B9A2B2B1D036B33E76FC95684D"), "{err}");
+    assert!(
+        err.contains("unknown key 92C69662460E71B9A2B2B1D036B33E76FC95684D"),
+        "{err}"
+    );
     assert!(err.contains("test-keyring.gpg"), "{err}");
 }
 
@@ -188,7 +230,10 @@ fn expired_release_names_the_url_and_date() {
     spec.release_fields = vec![("Valid-Until".into(), now_rfc2822(-3600))];
     let (_r, _s, _c, loaded) = load(&spec, "test-keyring.gpg");
     let err = loaded.unwrap_err().to_string();
-    assert!(err.contains("expired at") && err.contains("/dists/stable/InRelease"), "{err}");
+    assert!(
+        err.contains("expired at") && err.contains("/dists/stable/InRelease"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -202,11 +247,21 @@ fn packages_hash_mismatch_stores_nothing() {
     std::fs::write(&packages_xz, &bytes).unwrap();
     let server = Server::serve(repo.root());
     let cache = tempfile::tempdir().unwrap();
-    let err = apt::load_index(&[sources(&server, "test-keyring.gpg")], &fetcher(&cache), SystemTime::now())
-        .unwrap_err();
+    let err = apt::load_index(
+        &[sources(&server, "test-keyring.gpg")],
+        &fetcher(&cache),
+        SystemTime::now(),
+    )
+    .unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("main/binary-amd64/Packages.xz") && msg.contains("sha256 mismatch"), "{msg}");
-    assert!(msg.contains("expected sha256:") && msg.contains("got sha256:"), "{msg}");
+    assert!(
+        msg.contains("main/binary-amd64/Packages.xz") && msg.contains("sha256 mismatch"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("expected sha256:") && msg.contains("got sha256:"),
+        "{msg}"
+    );
     assert_eq!(stored_files(&cache), 0);
 }
 
@@ -223,7 +278,15 @@ fn deb_hash_mismatch_names_the_url_and_both_digests() {
     let (repo, _server, cache, loaded) = load(&spec, "test-keyring.gpg");
     let index = loaded.unwrap().index;
     std::fs::write(&repo.debs["libbar"], b"not the package").unwrap();
-    let res = apt::resolve(&index, &Request { packages: vec!["libbar".into()], ..Request::default() }, &[]).unwrap();
+    let res = apt::resolve(
+        &index,
+        &Request {
+            packages: vec!["libbar".into()],
+            ..Request::default()
+        },
+        &[],
+    )
+    .unwrap();
     let before = stored_files(&cache);
     let err = fetcher(&cache)
         .fetch_all_blocking(&[res.packages[0].wanted()])
@@ -231,7 +294,10 @@ fn deb_hash_mismatch_names_the_url_and_both_digests() {
     let msg = err.to_string();
     // The size check fires first for a shorter file; both are "nothing stored" errors.
     assert!(msg.contains("pool/main/libbar_1.0_amd64.deb"), "{msg}");
-    assert!(matches!(err, FetchError::SizeMismatch { .. } | FetchError::HashMismatch { .. }));
+    assert!(matches!(
+        err,
+        FetchError::SizeMismatch { .. } | FetchError::HashMismatch { .. }
+    ));
     assert_eq!(stored_files(&cache), before);
 
     // Same size, different bytes: a hash mismatch with both digests.
@@ -240,9 +306,15 @@ fn deb_hash_mismatch_names_the_url_and_both_digests() {
     let n = evil.len();
     evil[n - 3] ^= 1;
     std::fs::write(&repo.debs["libbar"], &evil).unwrap();
-    let err = fetcher(&cache).fetch_all_blocking(&[res.packages[0].wanted()]).unwrap_err();
+    let err = fetcher(&cache)
+        .fetch_all_blocking(&[res.packages[0].wanted()])
+        .unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("sha256 mismatch") && msg.contains(&res.packages[0].package.sha256.to_string()), "{msg}");
+    assert!(
+        msg.contains("sha256 mismatch")
+            && msg.contains(&res.packages[0].package.sha256.to_string()),
+        "{msg}"
+    );
     assert_eq!(stored_files(&cache), before);
 }
 
@@ -255,12 +327,20 @@ fn truncated_deb_and_unsupported_compression_name_the_file() {
     let err = Deb::open(&path).unwrap_err();
     assert!(matches!(err, DebError::Truncated { .. }));
     let msg = err.to_string();
-    assert!(msg.contains("cut_1_amd64.deb") && msg.contains("truncated"), "{msg}");
+    assert!(
+        msg.contains("cut_1_amd64.deb") && msg.contains("truncated"),
+        "{msg}"
+    );
 
     let path = dir.path().join("odd_1_amd64.deb");
     std::fs::write(&path, TestDeb::new("odd", "1").compression("bz2").build()).unwrap();
     let msg = Deb::open(&path).unwrap_err().to_string();
-    assert!(msg.contains("odd_1_amd64.deb") && msg.contains("data.tar.bz2") && msg.contains("unsupported compression"), "{msg}");
+    assert!(
+        msg.contains("odd_1_amd64.deb")
+            && msg.contains("data.tar.bz2")
+            && msg.contains("unsupported compression"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -276,8 +356,13 @@ fn network_down_names_the_url() {
         allow_unsigned: false,
     };
     let started = std::time::Instant::now();
-    let err = apt::load_index(&[sources], &fetcher(&cache), SystemTime::now()).unwrap_err().to_string();
-    assert!(err.contains("cannot download http://127.0.0.1:9/debian/dists/stable/InRelease"), "{err}");
+    let err = apt::load_index(&[sources], &fetcher(&cache), SystemTime::now())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("cannot download http://127.0.0.1:9/debian/dists/stable/InRelease"),
+        "{err}"
+    );
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
@@ -286,7 +371,15 @@ fn http_errors_retries_and_resume() {
     let spec = RepoSpec::new(sample_debs());
     let (repo, server, cache, loaded) = load(&spec, "test-keyring.gpg");
     let index = loaded.unwrap().index;
-    let res = apt::resolve(&index, &Request { packages: vec!["libfoo".into()], ..Request::default() }, &[]).unwrap();
+    let res = apt::resolve(
+        &index,
+        &Request {
+            packages: vec!["libfoo".into()],
+            ..Request::default()
+        },
+        &[],
+    )
+    .unwrap();
     let wanted = res.packages[0].wanted();
     let path = "/pool/main/libfoo_1.2-1_amd64.deb".to_string();
     assert!(repo.debs["libfoo"].exists());
@@ -295,11 +388,22 @@ fn http_errors_retries_and_resume() {
         faults.fail_503.insert(path.clone(), 1);
         faults.cut_after.insert(path.clone(), 100);
     }
-    let stored = fetcher(&cache).fetch_all_blocking(std::slice::from_ref(&wanted)).unwrap();
-    assert_eq!(stevedore::digest::digest_reader(std::fs::File::open(&stored[0]).unwrap()).unwrap().0, wanted.sha256);
+    let stored = fetcher(&cache)
+        .fetch_all_blocking(std::slice::from_ref(&wanted))
+        .unwrap();
+    assert_eq!(
+        stevedore::digest::digest_reader(std::fs::File::open(&stored[0]).unwrap())
+            .unwrap()
+            .0,
+        wanted.sha256
+    );
     let ranges = server.requests_for(&path);
     // 503, then a cut-off 200, then a Range request resuming at byte 100.
-    assert_eq!(ranges, [None, None, Some("bytes=100-".to_string())], "{ranges:?}");
+    assert_eq!(
+        ranges,
+        [None, None, Some("bytes=100-".to_string())],
+        "{ranges:?}"
+    );
 
     // 404 names the URL and says what to check.
     let missing = Wanted {
@@ -307,7 +411,10 @@ fn http_errors_retries_and_resume() {
         ..wanted.clone()
     };
     let cache2 = tempfile::tempdir().unwrap();
-    let err = fetcher(&cache2).fetch_all_blocking(&[missing]).unwrap_err().to_string();
+    let err = fetcher(&cache2)
+        .fetch_all_blocking(&[missing])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("/pool/main/nope.deb: HTTP 404"), "{err}");
 }
 
@@ -316,7 +423,12 @@ fn packages_cached_by_hash_are_not_downloaded_twice() {
     let spec = RepoSpec::new(sample_debs());
     let (_repo, server, cache, loaded) = load(&spec, "test-keyring.gpg");
     loaded.unwrap();
-    apt::load_index(&[sources(&server, "test-keyring.gpg")], &fetcher(&cache), SystemTime::now()).unwrap();
+    apt::load_index(
+        &[sources(&server, "test-keyring.gpg")],
+        &fetcher(&cache),
+        SystemTime::now(),
+    )
+    .unwrap();
     assert_eq!(server.requests_for("Packages.xz").len(), 1);
     assert_eq!(server.requests_for("InRelease").len(), 2);
     let _: PathBuf = cache.path().to_owned();

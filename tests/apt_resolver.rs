@@ -1,7 +1,9 @@
 //! Resolver edge cases on small hand-written indexes (no network, no files).
 
 use stevedore::apt::index::Index;
-use stevedore::apt::resolver::{DepField, InstalledPackage, Reason, Request, ResolveError, resolve};
+use stevedore::apt::resolver::{
+    DepField, InstalledPackage, Reason, Request, ResolveError, resolve,
+};
 
 /// Builds a Packages text: each entry is `name version [Field: value]...` separated by `;`.
 fn index(entries: &[&str]) -> Index {
@@ -21,7 +23,9 @@ fn index(entries: &[&str]) -> Index {
         text.push('\n');
     }
     let mut index = Index::new("amd64");
-    index.add_packages(&text, "test-Packages", "http://mirror.invalid/debian").unwrap();
+    index
+        .add_packages(&text, "test-Packages", "http://mirror.invalid/debian")
+        .unwrap();
     index.finish();
     index
 }
@@ -51,12 +55,19 @@ fn depends_follow_highest_version_and_record_reasons() {
         "libc 2.0",
     ]);
     let res = resolve(&idx, &req(&["app"]), &[]).unwrap();
-    let names: Vec<_> = res.packages.iter().map(|r| (r.package.name.as_str(), r.package.version.as_str())).collect();
+    let names: Vec<_> = res
+        .packages
+        .iter()
+        .map(|r| (r.package.name.as_str(), r.package.version.as_str()))
+        .collect();
     assert_eq!(names, [("app", "1.0"), ("libc", "2.0"), ("libx", "1.3")]);
     assert_eq!(res.packages[0].reason, Reason::Requested);
     assert_eq!(
         res.packages[1].reason,
-        Reason::Dependency { by: "libx".into(), field: DepField::PreDepends }
+        Reason::Dependency {
+            by: "libx".into(),
+            field: DepField::PreDepends
+        }
     );
     assert_eq!(res.packages[2].reason.to_string(), "Depends of app");
 }
@@ -97,7 +108,10 @@ fn versioned_provides_satisfy_versioned_dependencies_unversioned_do_not() {
     assert_eq!(chosen(&idx, &req(&["app"])), ["app=1", "new=1"]);
     let idx = index(&["app 1; Depends: virt (>= 2)", "old 1; Provides: virt"]);
     let err = resolve(&idx, &req(&["app"]), &[]).unwrap_err().to_string();
-    assert!(err.contains("virt (>= 2)") && err.contains("provided by old"), "{err}");
+    assert!(
+        err.contains("virt (>= 2)") && err.contains("provided by old"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -124,15 +138,31 @@ fn conflicts_and_breaks_name_both_packages() {
     let err = resolve(&idx, &req(&["a", "b"]), &[]).unwrap_err();
     assert!(matches!(err, ResolveError::Conflict { .. }));
     let msg = err.to_string();
-    assert!(msg.contains("a 1 Conflicts `b`") && msg.contains("b 1"), "{msg}");
+    assert!(
+        msg.contains("a 1 Conflicts `b`") && msg.contains("b 1"),
+        "{msg}"
+    );
 
     let idx = index(&["a 1; Breaks: b (<< 2)", "b 1"]);
-    let msg = resolve(&idx, &req(&["b", "a"]), &[]).unwrap_err().to_string();
-    assert!(msg.contains("Breaks `b (<< 2)`") && msg.contains("b 1"), "{msg}");
+    let msg = resolve(&idx, &req(&["b", "a"]), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("Breaks `b (<< 2)`") && msg.contains("b 1"),
+        "{msg}"
+    );
 
     // A conflicting alternative is skipped in favour of the next one.
-    let idx = index(&["app 1; Depends: x | y", "x 1; Conflicts: base", "y 1", "base 1"]);
-    assert_eq!(chosen(&idx, &req(&["base", "app"])), ["app=1", "base=1", "y=1"]);
+    let idx = index(&[
+        "app 1; Depends: x | y",
+        "x 1; Conflicts: base",
+        "y 1",
+        "base 1",
+    ]);
+    assert_eq!(
+        chosen(&idx, &req(&["base", "app"])),
+        ["app=1", "base=1", "y=1"]
+    );
     // Conflicting with a virtual package one provides itself is fine.
     let idx = index(&["a 1; Provides: v; Conflicts: v", "b 1; Depends: v"]);
     assert_eq!(chosen(&idx, &req(&["b"])), ["a=1", "b=1"]);
@@ -144,14 +174,29 @@ fn multi_arch_any_needs_allowed() {
     assert_eq!(chosen(&idx, &req(&["app"])), ["app=1", "perl=5"]);
     let idx = index(&["app 1; Depends: tool:any", "tool 1"]);
     let msg = resolve(&idx, &req(&["app"]), &[]).unwrap_err().to_string();
-    assert!(msg.contains("tool:any") && msg.contains("Multi-Arch: allowed"), "{msg}");
-    let idx = index(&["app 1; Depends: lib:native, all-pkg", "lib 1; Multi-Arch: same", "all-pkg 1; Multi-Arch: foreign"]);
-    assert_eq!(chosen(&idx, &req(&["app"])), ["all-pkg=1", "app=1", "lib=1"]);
+    assert!(
+        msg.contains("tool:any") && msg.contains("Multi-Arch: allowed"),
+        "{msg}"
+    );
+    let idx = index(&[
+        "app 1; Depends: lib:native, all-pkg",
+        "lib 1; Multi-Arch: same",
+        "all-pkg 1; Multi-Arch: foreign",
+    ]);
+    assert_eq!(
+        chosen(&idx, &req(&["app"])),
+        ["all-pkg=1", "app=1", "lib=1"]
+    );
 }
 
 #[test]
 fn unsatisfiable_version_says_what_exists_and_who_asked() {
-    let idx = index(&["top 1; Depends: mid", "mid 2; Depends: libz (>= 9)", "libz 1.2", "libz 1.3"]);
+    let idx = index(&[
+        "top 1; Depends: mid",
+        "mid 2; Depends: libz (>= 9)",
+        "libz 1.2",
+        "libz 1.3",
+    ]);
     let err = resolve(&idx, &req(&["top"]), &[]).unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("top 1 → mid 2"), "{msg}");
@@ -166,13 +211,24 @@ fn unknown_package_suggests_close_names() {
     let msg = err.to_string();
     assert!(msg.contains("unknown package `tomcat1`"), "{msg}");
     assert!(msg.contains("did you mean tomcat10"), "{msg}");
-    let err = resolve(&idx, &req(&["bash=4.0"]), &[]).unwrap_err().to_string();
-    assert!(err.contains("no version 4.0") && err.contains("available: 5"), "{err}");
+    let err = resolve(&idx, &req(&["bash=4.0"]), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no version 4.0") && err.contains("available: 5"),
+        "{err}"
+    );
 }
 
 #[test]
 fn pinned_versions_and_virtual_requests() {
-    let idx = index(&["a 1", "a 2", "p 1; Provides: v", "q 1; Provides: w", "r 1; Provides: w"]);
+    let idx = index(&[
+        "a 1",
+        "a 2",
+        "p 1; Provides: v",
+        "q 1; Provides: w",
+        "r 1; Provides: w",
+    ]);
     assert_eq!(chosen(&idx, &req(&["a=1"])), ["a=1"]);
     assert_eq!(chosen(&idx, &req(&["v"])), ["p=1"]);
     let msg = resolve(&idx, &req(&["w"]), &[]).unwrap_err().to_string();
@@ -201,8 +257,19 @@ fn minbase_takes_essential_and_required_and_prefers_usr_is_merged() {
         "usr-is-merged 1",
         "optional-thing 1; Priority: optional",
     ]);
-    let res = resolve(&idx, &Request { minbase: true, ..Request::default() }, &[]).unwrap();
-    assert_eq!(res.names(), ["base-files", "init-system-helpers", "usr-is-merged"]);
+    let res = resolve(
+        &idx,
+        &Request {
+            minbase: true,
+            ..Request::default()
+        },
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        res.names(),
+        ["base-files", "init-system-helpers", "usr-is-merged"]
+    );
     assert_eq!(res.packages[0].reason, Reason::Essential);
     assert_eq!(res.packages[1].reason, Reason::Required);
     assert_eq!(res.packages[2].reason, Reason::MergedUsr);

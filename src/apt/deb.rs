@@ -19,7 +19,9 @@ pub enum DebError {
     Invalid { path: String, detail: String },
     #[error("{path} is truncated: {detail}; delete it and download again")]
     Truncated { path: String, detail: String },
-    #[error("{path}: member {member} uses an unsupported compression (supported: none, gzip, xz, zstd)")]
+    #[error(
+        "{path}: member {member} uses an unsupported compression (supported: none, gzip, xz, zstd)"
+    )]
     UnsupportedCompression { path: String, member: String },
     #[error("{path}: reading {member}: {source}")]
     Member {
@@ -103,15 +105,19 @@ impl Deb {
                     .read_to_string(&mut version)
                     .map_err(|e| invalid(format!("debian-binary: {e}")))?;
                 if !version.starts_with("2.") {
-                    return Err(invalid(format!("unsupported format version {:?}", version.trim())));
+                    return Err(invalid(format!(
+                        "unsupported format version {:?}",
+                        version.trim()
+                    )));
                 }
             } else if name.starts_with("control.tar") {
-                let compression = Compression::from_member(&name, "control.tar").ok_or_else(|| {
-                    DebError::UnsupportedCompression {
-                        path: shown.clone(),
-                        member: name.clone(),
-                    }
-                })?;
+                let compression =
+                    Compression::from_member(&name, "control.tar").ok_or_else(|| {
+                        DebError::UnsupportedCompression {
+                            path: shown.clone(),
+                            member: name.clone(),
+                        }
+                    })?;
                 control_files = Some(read_control(compression, &mut entry).map_err(|source| {
                     DebError::Member {
                         path: shown.clone(),
@@ -138,7 +144,8 @@ impl Deb {
         if !control_files.contains_key("control") {
             return Err(invalid("control.tar has no control file".into()));
         }
-        let (data_member, data_compression) = data.ok_or_else(|| invalid("no data.tar member".into()))?;
+        let (data_member, data_compression) =
+            data.ok_or_else(|| invalid("no data.tar member".into()))?;
         Ok(Deb {
             path: path.to_owned(),
             control_files,
@@ -208,7 +215,10 @@ impl Deb {
     }
 }
 
-fn read_control(compression: Compression, member: &mut impl Read) -> io::Result<BTreeMap<String, Vec<u8>>> {
+fn read_control(
+    compression: Compression,
+    member: &mut impl Read,
+) -> io::Result<BTreeMap<String, Vec<u8>>> {
     let mut files = BTreeMap::new();
     let mut tar = tar::Archive::new(compression.decoder(member)?);
     for entry in tar.entries()? {
@@ -251,10 +261,11 @@ fn check_ar_framing(path: &Path, file_len: u64) -> Result<(), DebError> {
     let mut header = [0u8; 60];
     while offset < file_len {
         use std::io::Seek;
-        file.seek(io::SeekFrom::Start(offset)).map_err(|source| DebError::Io {
-            path: shown.clone(),
-            source,
-        })?;
+        file.seek(io::SeekFrom::Start(offset))
+            .map_err(|source| DebError::Io {
+                path: shown.clone(),
+                source,
+            })?;
         if offset + 60 > file_len || file.read_exact(&mut header).is_err() {
             return Err(DebError::Truncated {
                 path: shown,

@@ -26,7 +26,8 @@ impl<'a> Paragraph<'a> {
 
     /// The value's first line, trimmed (most fields are single-line).
     pub fn first_line(&self, name: &str) -> Option<&'a str> {
-        self.get(name).map(|v| v.split('\n').next().unwrap_or("").trim())
+        self.get(name)
+            .map(|v| v.split('\n').next().unwrap_or("").trim())
     }
 
     /// The continuation lines of a multi-line field (e.g. `SHA256` in Release), trimmed,
@@ -146,7 +147,10 @@ impl<'a> Iterator for Paragraphs<'a> {
 }
 
 fn memchr_newline(bytes: &[u8], from: usize) -> Option<usize> {
-    bytes[from..].iter().position(|&b| b == b'\n').map(|i| i + from)
+    bytes[from..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map(|i| i + from)
 }
 
 #[cfg(test)]
@@ -172,7 +176,10 @@ mod tests {
 
     #[test]
     fn errors_name_the_line() {
-        let err = paragraphs("Package: a\nnot a field\n").next().unwrap().unwrap_err();
+        let err = paragraphs("Package: a\nnot a field\n")
+            .next()
+            .unwrap()
+            .unwrap_err();
         assert_eq!(err.line, 2);
         let err = paragraphs(" leading\n").next().unwrap().unwrap_err();
         assert_eq!(err.line, 1);

@@ -28,7 +28,9 @@ pub enum FetchError {
     },
     #[error("cannot download {url}: {detail}. Check the network and the mirror URL")]
     Network { url: String, detail: String },
-    #[error("{url}: sha256 mismatch: expected {expected}, got {actual}; the mirror is corrupt or was tampered with (nothing was stored)")]
+    #[error(
+        "{url}: sha256 mismatch: expected {expected}, got {actual}; the mirror is corrupt or was tampered with (nothing was stored)"
+    )]
     HashMismatch {
         url: String,
         expected: Digest,
@@ -186,7 +188,10 @@ impl Fetcher {
                 .await
                 .map_err(|e| FetchError::network(url, e))?;
             check_status(url, response.status())?;
-            let bytes = response.bytes().await.map_err(|e| FetchError::network(url, e))?;
+            let bytes = response
+                .bytes()
+                .await
+                .map_err(|e| FetchError::network(url, e))?;
             Ok(bytes.to_vec())
         })
         .retry(self.backoff())
@@ -252,7 +257,10 @@ impl Fetcher {
 
     /// One attempt: appends to the partial file, resuming with `Range` when it has bytes.
     async fn download_once(&self, wanted: &Wanted, partial: &Path) -> Result<(), FetchError> {
-        let have = tokio::fs::metadata(partial).await.map(|m| m.len()).unwrap_or(0);
+        let have = tokio::fs::metadata(partial)
+            .await
+            .map(|m| m.len())
+            .unwrap_or(0);
         if have >= wanted.size && have > 0 {
             return Ok(()); // complete from an earlier attempt; the caller verifies it
         }
@@ -307,7 +315,9 @@ impl Fetcher {
             self.progress.advanced(&wanted.url, chunk.len() as u64);
         }
         file.flush().await.map_err(|e| FetchError::io(partial, e))?;
-        file.sync_all().await.map_err(|e| FetchError::io(partial, e))?;
+        file.sync_all()
+            .await
+            .map_err(|e| FetchError::io(partial, e))?;
         Ok(())
     }
 
@@ -315,7 +325,10 @@ impl Fetcher {
     /// order of `wanted`. The first error stops the rest.
     pub async fn fetch_all(&self, wanted: &[Wanted]) -> Result<Vec<PathBuf>, FetchError> {
         let mut seen = HashSet::new();
-        let unique: Vec<&Wanted> = wanted.iter().filter(|w| seen.insert(w.sha256.clone())).collect();
+        let unique: Vec<&Wanted> = wanted
+            .iter()
+            .filter(|w| seen.insert(w.sha256.clone()))
+            .collect();
         stream::iter(unique)
             .map(|w| self.fetch(w))
             .buffer_unordered(self.parallel)
@@ -368,7 +381,10 @@ async fn hash_file(path: &Path) -> Result<(Digest, u64), FetchError> {
     let mut hasher = Hasher::new();
     let mut buf = vec![0u8; 256 * 1024];
     loop {
-        let n = file.read(&mut buf).await.map_err(|e| FetchError::io(path, e))?;
+        let n = file
+            .read(&mut buf)
+            .await
+            .map_err(|e| FetchError::io(path, e))?;
         if n == 0 {
             break;
         }

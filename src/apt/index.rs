@@ -191,7 +191,10 @@ impl Index {
                 continue;
             }
             let idx = self.packages.len();
-            self.by_name.entry(package.name.clone()).or_default().push(idx);
+            self.by_name
+                .entry(package.name.clone())
+                .or_default()
+                .push(idx);
             for provide in &package.provides {
                 self.providers
                     .entry(provide.name.clone())
@@ -297,12 +300,20 @@ impl Index {
     }
 }
 
-fn parse_package(p: &deb822::Paragraph<'_>, file: &str, mirror: &str) -> Result<Package, IndexError> {
+fn parse_package(
+    p: &deb822::Paragraph<'_>,
+    file: &str,
+    mirror: &str,
+) -> Result<Package, IndexError> {
     let name = p.first_line("Package").unwrap_or("");
     let bad = |detail: String| IndexError::BadField {
         file: file.to_owned(),
         line: p.line,
-        package: if name.is_empty() { "?".into() } else { name.to_owned() },
+        package: if name.is_empty() {
+            "?".into()
+        } else {
+            name.to_owned()
+        },
         detail,
     };
     let required = |field: &str| {
@@ -316,7 +327,9 @@ fn parse_package(p: &deb822::Paragraph<'_>, file: &str, mirror: &str) -> Result<
     let sha256 = required("SHA256")?;
     let sha256 = Digest::from_hex(sha256).ok_or_else(|| bad(format!("bad SHA256 {sha256:?}")))?;
     let size = required("Size")?;
-    let size = size.parse().map_err(|_| bad(format!("bad Size {size:?}")))?;
+    let size = size
+        .parse()
+        .map_err(|_| bad(format!("bad Size {size:?}")))?;
     let deps = |field: &str| -> Result<Vec<Alternatives>, IndexError> {
         match p.get(field) {
             None => Ok(Vec::new()),
@@ -326,7 +339,10 @@ fn parse_package(p: &deb822::Paragraph<'_>, file: &str, mirror: &str) -> Result<
     let flat = |field: &str| -> Result<Vec<Dep>, IndexError> {
         Ok(deps(field)?.into_iter().flatten().collect())
     };
-    let yes = |field: &str| p.first_line(field).is_some_and(|v| v.eq_ignore_ascii_case("yes"));
+    let yes = |field: &str| {
+        p.first_line(field)
+            .is_some_and(|v| v.eq_ignore_ascii_case("yes"))
+    };
     let multi_arch = match p.first_line("Multi-Arch") {
         None | Some("no") => MultiArch::No,
         Some("same") => MultiArch::Same,
@@ -448,13 +464,22 @@ mod tests {
         )
         .unwrap();
         assert_eq!(groups.len(), 5);
-        assert_eq!(groups[0][0].constraint, Some((Relation::LaterOrEqual, "2.34".into())));
+        assert_eq!(
+            groups[0][0].constraint,
+            Some((Relation::LaterOrEqual, "2.34".into()))
+        );
         assert_eq!(groups[1][0].arch, ArchQualifier::Any);
         assert_eq!(groups[1][1].name, "awk");
         assert_eq!(groups[2][0].arch, ArchQualifier::Native);
-        assert_eq!(groups[2][0].constraint, Some((Relation::Earlier, "3.12~".into())));
+        assert_eq!(
+            groups[2][0].constraint,
+            Some((Relation::Earlier, "3.12~".into()))
+        );
         assert_eq!(groups[3][0].name, "foo");
-        assert_eq!(groups[4][0].constraint, Some((Relation::Equal, "1.0".into())));
+        assert_eq!(
+            groups[4][0].constraint,
+            Some((Relation::Equal, "1.0".into()))
+        );
         assert_eq!(format_alternatives(&groups[1]), "perl:any | awk");
         assert!(parse_dependency_field("foo (>= )").is_err());
         assert!(parse_dependency_field("foo (~ 1)").is_err());
@@ -465,7 +490,9 @@ mod tests {
     #[test]
     fn candidate_is_highest_and_foreign_arch_is_skipped() {
         let mut index = Index::new("amd64");
-        index.add_packages(PACKAGES, "P", "http://m/debian/").unwrap();
+        index
+            .add_packages(PACKAGES, "P", "http://m/debian/")
+            .unwrap();
         index.finish();
         let c = index.candidate("a").unwrap();
         assert_eq!(index.package(c).version, "1.1");
@@ -480,7 +507,11 @@ mod tests {
     fn bad_paragraph_names_file_line_and_package() {
         let mut index = Index::new("amd64");
         let err = index
-            .add_packages("Package: q\nVersion: 1\nArchitecture: all\nFilename: f\nSize: 1\n", "http://m/Packages.xz", "m")
+            .add_packages(
+                "Package: q\nVersion: 1\nArchitecture: all\nFilename: f\nSize: 1\n",
+                "http://m/Packages.xz",
+                "m",
+            )
             .unwrap_err()
             .to_string();
         assert!(err.contains("http://m/Packages.xz"), "{err}");

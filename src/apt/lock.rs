@@ -16,7 +16,9 @@ pub const LOCK_VERSION: u32 = 1;
 pub enum LockError {
     #[error("{file}: {detail}")]
     Parse { file: String, detail: String },
-    #[error("{file}: lockfile version {found}, this stevedore reads version {LOCK_VERSION}; run `stevedore lock` again")]
+    #[error(
+        "{file}: lockfile version {found}, this stevedore reads version {LOCK_VERSION}; run `stevedore lock` again"
+    )]
     Version { file: String, found: u32 },
 }
 
@@ -174,7 +176,9 @@ mod tests {
 
     #[test]
     fn wrong_version_is_refused_with_the_file_name() {
-        let err = Lockfile::from_toml("version = 99\n", "app.lock").unwrap_err().to_string();
+        let err = Lockfile::from_toml("version = 99\n", "app.lock")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("app.lock") && err.contains("99"), "{err}");
     }
 }

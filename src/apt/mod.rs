@@ -31,7 +31,9 @@ pub use fetch::{FetchError, Fetcher, NoProgress, Progress, Wanted};
 pub use index::{Index, IndexError, Package};
 pub use lock::{LockedLayer, LockedPackage, Lockfile};
 pub use release::{Release, ReleaseError};
-pub use resolver::{InstalledPackage, Reason, Request, Resolution, Resolved, ResolveError, resolve};
+pub use resolver::{
+    InstalledPackage, Reason, Request, Resolution, ResolveError, Resolved, resolve,
+};
 pub use signature::{Keyring, SignatureError};
 
 /// Where packages come from: like one `deb` line of sources.list, with several suites.
@@ -62,11 +64,14 @@ pub enum AptError {
     Index(#[from] IndexError),
     #[error(transparent)]
     Fetch(#[from] FetchError),
+    /// Boxed: resolver errors carry a dependency chain and would bloat every `Result`.
     #[error(transparent)]
-    Resolve(#[from] ResolveError),
+    Resolve(Box<ResolveError>),
     #[error(transparent)]
     Deb(#[from] DebError),
-    #[error("no keyring configured for {url}; set a keyring (e.g. keyrings/debian-archive-keyring.gpg), or allow-unsigned for a local test repository")]
+    #[error(
+        "no keyring configured for {url}; set a keyring (e.g. keyrings/debian-archive-keyring.gpg), or allow-unsigned for a local test repository"
+    )]
     NoKeyring { url: String },
     #[error("{url}: the suite has no architecture {architecture} (it has: {available})")]
     NoArchitecture {
@@ -82,6 +87,12 @@ pub enum AptError {
     },
     #[error("{url} is not UTF-8 text")]
     NotText { url: String },
+}
+
+impl From<ResolveError> for AptError {
+    fn from(e: ResolveError) -> Self {
+        AptError::Resolve(Box::new(e))
+    }
 }
 
 /// What [`load_index`] read, besides the index itself.
@@ -117,7 +128,11 @@ impl Resolved {
 /// verified InRelease per suite, Packages per component, cached by sha256 in `fetcher`'s store
 /// (an unchanged Packages file is downloaded once). `now` decides whether a Release expired.
 /// All entries get apt's default priority, so the highest version of each package wins.
-pub fn load_index(sources: &[Sources], fetcher: &Fetcher, now: SystemTime) -> Result<LoadedIndex, AptError> {
+pub fn load_index(
+    sources: &[Sources],
+    fetcher: &Fetcher,
+    now: SystemTime,
+) -> Result<LoadedIndex, AptError> {
     fetch::block_on(load_index_async(sources, fetcher, now))
 }
 
@@ -136,7 +151,10 @@ pub async fn load_index_async(
     fetcher: &Fetcher,
     now: SystemTime,
 ) -> Result<LoadedIndex, AptError> {
-    let architecture = sources.first().map(|s| s.architecture.clone()).unwrap_or_default();
+    let architecture = sources
+        .first()
+        .map(|s| s.architecture.clone())
+        .unwrap_or_default();
     let mut pending = Vec::new();
     let mut wanted = Vec::new();
     for entry in sources {
@@ -149,11 +167,12 @@ pub async fn load_index_async(
     for suite in pending {
         let mut packages_files = Vec::new();
         for (file_url, stored, path, mirror) in suite.files {
-            let text = decompress_to_string(&stored, &path).map_err(|source| AptError::Decompress {
-                url: file_url.clone(),
-                path: path.clone(),
-                source,
-            })?;
+            let text =
+                decompress_to_string(&stored, &path).map_err(|source| AptError::Decompress {
+                    url: file_url.clone(),
+                    path: path.clone(),
+                    source,
+                })?;
             index.add_packages(&text, &file_url, &mirror)?;
             packages_files.push((file_url, stored));
         }
@@ -165,7 +184,10 @@ pub async fn load_index_async(
         });
     }
     index.finish();
-    Ok(LoadedIndex { index, suites: infos })
+    Ok(LoadedIndex {
+        index,
+        suites: infos,
+    })
 }
 
 async fn verify_suites(
@@ -191,7 +213,8 @@ async fn verify_suites(
         for suite in &sources.suites {
             let url = format!("{mirror}/dists/{suite}/InRelease");
             let bytes = fetcher.get_bytes(&url).await?;
-            let text = String::from_utf8(bytes).map_err(|_| AptError::NotText { url: url.clone() })?;
+            let text =
+                String::from_utf8(bytes).map_err(|_| AptError::NotText { url: url.clone() })?;
             let (release_text, signers) = match &keyring {
                 Some(keyring) => {
                     let verified = signature::verify_inrelease(keyring, &text, &url)?;
@@ -204,7 +227,9 @@ async fn verify_suites(
             };
             let release = Release::parse(&release_text, &url)?;
             release.check_dates(now, &url)?;
-            if !release.architectures.is_empty() && !release.architectures.contains(&sources.architecture) {
+            if !release.architectures.is_empty()
+                && !release.architectures.contains(&sources.architecture)
+            {
                 return Err(AptError::NoArchitecture {
                     url,
                     architecture: sources.architecture.clone(),
@@ -213,11 +238,15 @@ async fn verify_suites(
             }
             let mut files = Vec::new();
             for component in &sources.components {
-                let (path, hash) = pick_packages_file(&release, component, &sources.architecture, &url)?;
+                let (path, hash) =
+                    pick_packages_file(&release, component, &sources.architecture, &url)?;
                 // by-hash URLs never change under us while the mirror updates.
                 let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
                 let file_url = if release.acquire_by_hash {
-                    format!("{mirror}/dists/{suite}/{dir}/by-hash/SHA256/{}", hash.sha256.hex())
+                    format!(
+                        "{mirror}/dists/{suite}/{dir}/by-hash/SHA256/{}",
+                        hash.sha256.hex()
+                    )
                 } else {
                     format!("{mirror}/dists/{suite}/{path}")
                 };
@@ -226,7 +255,12 @@ async fn verify_suites(
                     sha256: hash.sha256.clone(),
                     size: hash.size,
                 };
-                files.push((file_url, fetcher.path_of(&w.sha256), path, mirror.to_owned()));
+                files.push((
+                    file_url,
+                    fetcher.path_of(&w.sha256),
+                    path,
+                    mirror.to_owned(),
+                ));
                 wanted.push(w);
             }
             pending.push(PendingSuite {

@@ -23,11 +23,11 @@ pub enum ReleaseError {
         "{url}: the Release expired at {valid_until} (Valid-Until); the mirror is stale or replayed. Use a fresh mirror, or fix the clock if it is wrong"
     )]
     Expired { url: String, valid_until: String },
-    #[error(
-        "{url}: the Release is dated {date}, in the future; check the system clock"
-    )]
+    #[error("{url}: the Release is dated {date}, in the future; check the system clock")]
     NotYetValid { url: String, date: String },
-    #[error("{url}: the signed Release lists no SHA256 for {path}; is the component or architecture right?")]
+    #[error(
+        "{url}: the signed Release lists no SHA256 for {path}; is the component or architecture right?"
+    )]
     NotListed { url: String, path: String },
 }
 
@@ -144,10 +144,12 @@ impl Release {
 
     /// The hash the Release promises for `path` (relative to the suite directory).
     pub fn file(&self, path: &str, url: &str) -> Result<&FileHash, ReleaseError> {
-        self.sha256.get(path).ok_or_else(|| ReleaseError::NotListed {
-            url: url.to_owned(),
-            path: path.to_owned(),
-        })
+        self.sha256
+            .get(path)
+            .ok_or_else(|| ReleaseError::NotListed {
+                url: url.to_owned(),
+                path: path.to_owned(),
+            })
     }
 }
 
@@ -262,7 +264,9 @@ mod tests {
         assert!(r.acquire_by_hash);
         let f = r.file("main/binary-amd64/Packages.xz", "u").unwrap();
         assert_eq!(f.size, 1234);
-        let err = r.file("main/binary-i386/Packages.xz", "http://m/InRelease").unwrap_err();
+        let err = r
+            .file("main/binary-i386/Packages.xz", "http://m/InRelease")
+            .unwrap_err();
         assert!(err.to_string().contains("main/binary-i386/Packages.xz"));
         assert!(err.to_string().contains("http://m/InRelease"));
     }
@@ -286,7 +290,10 @@ mod tests {
     fn rfc2822_variants() {
         assert_eq!(parse_rfc2822("Thu, 01 Jan 1970 00:00:00 UTC"), Some(0));
         assert_eq!(parse_rfc2822("1 Jan 1970 01:00:00 +0100"), Some(0));
-        assert_eq!(parse_rfc2822("Thu, 29 Feb 2024 12:00:00 GMT"), Some(1709208000));
+        assert_eq!(
+            parse_rfc2822("Thu, 29 Feb 2024 12:00:00 GMT"),
+            Some(1709208000)
+        );
         assert_eq!(parse_rfc2822("yesterday"), None);
         assert_eq!(format_utc(1709208000), "2024-02-29 12:00:00 UTC");
     }

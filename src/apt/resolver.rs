@@ -118,13 +118,20 @@ pub struct Resolution {
 
 impl Resolution {
     pub fn names(&self) -> Vec<&str> {
-        self.packages.iter().map(|r| r.package.name.as_str()).collect()
+        self.packages
+            .iter()
+            .map(|r| r.package.name.as_str())
+            .collect()
     }
 
     /// What the next layer's resolver should treat as installed: the lower layers plus this one.
     pub fn installed_after(&self, lower: &[InstalledPackage]) -> Vec<InstalledPackage> {
         let mut out = lower.to_vec();
-        out.extend(self.packages.iter().map(|r| InstalledPackage::from(&r.package)));
+        out.extend(
+            self.packages
+                .iter()
+                .map(|r| InstalledPackage::from(&r.package)),
+        );
         out
     }
 }
@@ -144,7 +151,10 @@ pub enum ResolveError {
         available: Vec<String>,
     },
     #[error("`{name}` is a virtual package provided by {}; name one of them", .providers.join(", "))]
-    VirtualPackage { name: String, providers: Vec<String> },
+    VirtualPackage {
+        name: String,
+        providers: Vec<String>,
+    },
     #[error("cannot install {}: {package} {version} {field} `{dependency}`, which cannot be satisfied: {}", .chain.join(" → "), .reasons.join("; "))]
     Unsatisfiable {
         /// requested package → … → the package whose dependency failed
@@ -155,7 +165,9 @@ pub enum ResolveError {
         dependency: String,
         reasons: Vec<String>,
     },
-    #[error("{a} {relation} `{dependency}`, which {b} matches; they cannot be installed together (remove one from the request or pin another version)")]
+    #[error(
+        "{a} {relation} `{dependency}`, which {b} matches; they cannot be installed together (remove one from the request or pin another version)"
+    )]
     Conflict {
         a: String,
         relation: &'static str,
@@ -183,7 +195,11 @@ pub fn resolve(
     if request.minbase {
         for idx in index.minbase() {
             let p = index.package(idx);
-            let reason = if p.essential { Reason::Essential } else { Reason::Required };
+            let reason = if p.essential {
+                Reason::Essential
+            } else {
+                Reason::Required
+            };
             roots.push((idx, reason));
         }
         if let Some(idx) = index.candidate("usr-is-merged") {
@@ -207,8 +223,7 @@ pub fn resolve(
     // Phase 2: dependencies, in apt's package-ID order.
     root_names.sort_by_key(|&idx| index.apt_id(&index.package(idx).name));
     for idx in root_names {
-        s.install_dependencies(idx)
-            .map_err(|f| f.into_error(vec![]))?;
+        s.install_dependencies(idx).map_err(|f| f.into_error())?;
     }
     s.check_conflicts()?;
     let mut packages: Vec<Resolved> = s
@@ -241,7 +256,7 @@ enum Failure {
 }
 
 impl Failure {
-    fn into_error(self, _outer: Vec<String>) -> ResolveError {
+    fn into_error(self) -> ResolveError {
         match self {
             Failure::Unsatisfiable {
                 chain,
@@ -335,7 +350,11 @@ impl<'a> Solver<'a> {
                 None => Err(ResolveError::NoSuchVersion {
                     name: name.to_owned(),
                     version: version.to_owned(),
-                    available: self.index.versions(name).map(|(_, p)| p.version.clone()).collect(),
+                    available: self
+                        .index
+                        .versions(name)
+                        .map(|(_, p)| p.version.clone())
+                        .collect(),
                 }),
             };
         }
@@ -356,7 +375,10 @@ impl<'a> Solver<'a> {
             [one] => Ok(*one),
             many => Err(ResolveError::VirtualPackage {
                 name: name.to_owned(),
-                providers: many.iter().map(|&i| self.index.package(i).name.clone()).collect(),
+                providers: many
+                    .iter()
+                    .map(|&i| self.index.package(i).name.clone())
+                    .collect(),
             }),
         }
     }
@@ -375,7 +397,11 @@ impl<'a> Solver<'a> {
         ResolveError::UnknownPackage {
             name: name.to_owned(),
             architecture: self.index.architecture().to_owned(),
-            suggestions: scored.into_iter().take(5).map(|(_, n)| n.to_owned()).collect(),
+            suggestions: scored
+                .into_iter()
+                .take(5)
+                .map(|(_, n)| n.to_owned())
+                .collect(),
         }
     }
 
@@ -442,7 +468,9 @@ impl<'a> Solver<'a> {
             let p = self.index.package(idx);
             if self.selected.get(&p.name) == Some(&idx)
                 && Self::arch_ok(dep, p.multi_arch, native)
-                && p.provides.iter().any(|prv| prv.name == dep.name && Self::provide_ok(dep, prv))
+                && p.provides
+                    .iter()
+                    .any(|prv| prv.name == dep.name && Self::provide_ok(dep, prv))
             {
                 return true;
             }
@@ -474,7 +502,9 @@ impl<'a> Solver<'a> {
                 let p = self.index.package(idx);
                 if self.candidate(&p.name) == Some(idx)
                     && Self::arch_ok(dep, p.multi_arch, native)
-                    && p.provides.iter().any(|prv| prv.name == dep.name && Self::provide_ok(dep, prv))
+                    && p.provides
+                        .iter()
+                        .any(|prv| prv.name == dep.name && Self::provide_ok(dep, prv))
                     && !these.contains(&idx)
                 {
                     these.push(idx);
@@ -497,10 +527,18 @@ impl<'a> Solver<'a> {
         let (pa, pb) = (self.index.package(a), self.index.package(b));
         let (ta, tb) = (pa.name == target, pb.name == target);
         if ta != tb {
-            return if ta { Ordering::Less } else { Ordering::Greater };
+            return if ta {
+                Ordering::Less
+            } else {
+                Ordering::Greater
+            };
         }
         if pa.important != pb.important {
-            return if pa.important { Ordering::Less } else { Ordering::Greater };
+            return if pa.important {
+                Ordering::Less
+            } else {
+                Ordering::Greater
+            };
         }
         if pa.priority_rank() != pb.priority_rank() {
             return pa.priority_rank().cmp(&pb.priority_rank());
@@ -511,29 +549,37 @@ impl<'a> Solver<'a> {
     }
 
     /// Installs `idx` and its dependencies; on failure the caller rolls back.
-    fn mark_install(&mut self, idx: usize, reason: Reason) -> Result<(), Failure> {
+    fn mark_install(&mut self, idx: usize, reason: Reason) -> Result<(), Box<Failure>> {
         let name = &self.index.package(idx).name;
         if self.selected.contains_key(name) {
             return Ok(());
         }
         if let Some(conflict) = self.conflict_with_selection(idx) {
-            return Err(Failure::Conflict(conflict));
+            return Err(Box::new(Failure::Conflict(conflict)));
         }
         self.select(idx, reason);
         self.install_dependencies(idx)
     }
 
-    fn install_dependencies(&mut self, idx: usize) -> Result<(), Failure> {
+    fn install_dependencies(&mut self, idx: usize) -> Result<(), Box<Failure>> {
         let index = self.index;
         let p = index.package(idx);
         if !self.deps_done.insert(p.name.clone()) {
             return Ok(());
         }
         let mut groups: Vec<(DepField, &[Dep])> = Vec::new();
-        groups.extend(p.pre_depends.iter().map(|g| (DepField::PreDepends, g.as_slice())));
+        groups.extend(
+            p.pre_depends
+                .iter()
+                .map(|g| (DepField::PreDepends, g.as_slice())),
+        );
         groups.extend(p.depends.iter().map(|g| (DepField::Depends, g.as_slice())));
         if self.recommends {
-            groups.extend(p.recommends.iter().map(|g| (DepField::Recommends, g.as_slice())));
+            groups.extend(
+                p.recommends
+                    .iter()
+                    .map(|g| (DepField::Recommends, g.as_slice())),
+            );
         }
         // apt collects the unmet groups first, then re-checks each before acting on it.
         let unmet: Vec<(DepField, &[Dep])> = groups
@@ -568,28 +614,32 @@ impl<'a> Solver<'a> {
             }
             // Report the deepest failure when a single alternative was tried and failed below.
             if let [only] = failures.as_mut_slice()
-                && let Failure::Unsatisfiable { chain, .. } = only
+                && let Failure::Unsatisfiable { chain, .. } = only.as_mut()
             {
                 chain.insert(0, format!("{} {}", p.name, p.version));
                 return Err(failures.pop().unwrap());
             }
             let mut reasons: Vec<String> = group.iter().map(|d| self.why_not(d)).collect();
             reasons.extend(failures.iter().map(|f| format!("tried: {}", f.summary())));
-            return Err(Failure::Unsatisfiable {
+            return Err(Box::new(Failure::Unsatisfiable {
                 chain: vec![format!("{} {}", p.name, p.version)],
                 package: p.name.clone(),
                 version: p.version.clone(),
                 field,
                 dependency: format_alternatives(group),
                 reasons,
-            });
+            }));
         }
         Ok(())
     }
 
     /// Explains why nothing satisfies `dep`.
     fn why_not(&self, dep: &Dep) -> String {
-        let versions: Vec<&str> = self.index.versions(&dep.name).map(|(_, p)| p.version.as_str()).collect();
+        let versions: Vec<&str> = self
+            .index
+            .versions(&dep.name)
+            .map(|(_, p)| p.version.as_str())
+            .collect();
         let providers: Vec<String> = self
             .index
             .providers(&dep.name)
@@ -631,7 +681,13 @@ impl<'a> Solver<'a> {
     }
 
     /// Whether `dep` (from a Conflicts/Breaks of `owner`) hits the package `name version`.
-    fn negative_hits(dep: &Dep, owner: &str, name: &str, version: &str, provides: &[Provide]) -> bool {
+    fn negative_hits(
+        dep: &Dep,
+        owner: &str,
+        name: &str,
+        version: &str,
+        provides: &[Provide],
+    ) -> bool {
         if owner == name {
             return false;
         }
@@ -643,11 +699,17 @@ impl<'a> Solver<'a> {
             .any(|prv| prv.name == dep.name && Self::provide_ok(dep, prv))
     }
 
-    fn conflict_between(a: (&str, &str, &[Dep], &[Dep]), b: (&str, &str, &[Provide])) -> Option<ResolveError> {
+    fn conflict_between(
+        a: (&str, &str, &[Dep], &[Dep]),
+        b: (&str, &str, &[Provide]),
+    ) -> Option<ResolveError> {
         let (an, av, conflicts, breaks) = a;
         let (bn, bv, bprv) = b;
         for (relation, list) in [("Conflicts", conflicts), ("Breaks", breaks)] {
-            if let Some(dep) = list.iter().find(|d| Self::negative_hits(d, an, bn, bv, bprv)) {
+            if let Some(dep) = list
+                .iter()
+                .find(|d| Self::negative_hits(d, an, bn, bv, bprv))
+            {
                 return Some(ResolveError::Conflict {
                     a: format!("{an} {av}"),
                     relation,
@@ -667,16 +729,33 @@ impl<'a> Solver<'a> {
             .values()
             .map(|&i| {
                 let o = self.index.package(i);
-                (o.name.as_str(), o.version.as_str(), o.provides.as_slice(), o.conflicts.as_slice(), o.breaks.as_slice())
+                (
+                    o.name.as_str(),
+                    o.version.as_str(),
+                    o.provides.as_slice(),
+                    o.conflicts.as_slice(),
+                    o.breaks.as_slice(),
+                )
             })
             .chain(self.installed.values().map(|o| {
-                (o.name.as_str(), o.version.as_str(), o.provides.as_slice(), o.conflicts.as_slice(), o.breaks.as_slice())
+                (
+                    o.name.as_str(),
+                    o.version.as_str(),
+                    o.provides.as_slice(),
+                    o.conflicts.as_slice(),
+                    o.breaks.as_slice(),
+                )
             }));
         for (on, ov, oprv, oconf, obrk) in others {
-            if let Some(e) = Self::conflict_between((&p.name, &p.version, &p.conflicts, &p.breaks), (on, ov, oprv)) {
+            if let Some(e) = Self::conflict_between(
+                (&p.name, &p.version, &p.conflicts, &p.breaks),
+                (on, ov, oprv),
+            ) {
                 return Some(e);
             }
-            if let Some(e) = Self::conflict_between((on, ov, oconf, obrk), (&p.name, &p.version, &p.provides)) {
+            if let Some(e) =
+                Self::conflict_between((on, ov, oconf, obrk), (&p.name, &p.version, &p.provides))
+            {
                 return Some(e);
             }
         }

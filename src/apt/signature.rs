@@ -158,7 +158,7 @@ fn dearmor_all(bytes: &[u8]) -> Result<Vec<u8>, String> {
             .find(end_marker)
             .ok_or("armored block without END line")?
             + end_marker.len();
-        let mut dearmor = pgp::armor::Dearmor::new(block[..end].as_bytes());
+        let mut dearmor = pgp::armor::Dearmor::new(&block.as_bytes()[..end]);
         dearmor
             .read_to_end(&mut out)
             .map_err(|e| format!("bad armor: {e}"))?;
@@ -206,7 +206,9 @@ fn signing_keys(key: &SignedPublicKey) -> Vec<SigningKey> {
         for sig in &user.signatures {
             if !issued_by(sig, &pfp_bytes, &pid_bytes)
                 || sig.typ() == Some(SignatureType::CertRevocation)
-                || sig.verify_certification(primary, Tag::UserId, &user.id).is_err()
+                || sig
+                    .verify_certification(primary, Tag::UserId, &user.id)
+                    .is_err()
             {
                 continue;
             }
@@ -251,9 +253,9 @@ fn signing_keys(key: &SignedPublicKey) -> Vec<SigningKey> {
                     // A signing subkey must prove it consents to the binding (back-signature),
                     // or anyone could attach someone else's key as a "subkey".
                     let can_sign = flags.sign()
-                        && sig
-                            .embedded_signature()
-                            .is_some_and(|b| b.verify_primary_key_binding(&sub.key, primary).is_ok());
+                        && sig.embedded_signature().is_some_and(|b| {
+                            b.verify_primary_key_binding(&sub.key, primary).is_ok()
+                        });
                     let at = sig.created().map(|t| t.as_secs()).unwrap_or(0);
                     let expires = sig
                         .key_expiration_time()
@@ -293,7 +295,11 @@ fn signing_keys(key: &SignedPublicKey) -> Vec<SigningKey> {
 /// Verifies a cleartext-signed InRelease against `keyring`: at least one signature must be good,
 /// from a key in the keyring that was neither revoked nor expired when it signed, over a hash
 /// stronger than SHA-1. Returns the signed text.
-pub fn verify_inrelease(keyring: &Keyring, text: &str, url: &str) -> Result<Verified, SignatureError> {
+pub fn verify_inrelease(
+    keyring: &Keyring,
+    text: &str,
+    url: &str,
+) -> Result<Verified, SignatureError> {
     let (message, _headers) =
         CleartextSignedMessage::from_string(text).map_err(|e| SignatureError::NotSigned {
             url: url.to_owned(),
@@ -333,7 +339,9 @@ pub fn verify_inrelease(keyring: &Keyring, text: &str, url: &str) -> Result<Veri
             Some(HashAlgorithm::Md5 | HashAlgorithm::Sha1 | HashAlgorithm::Ripemd160) | None => {
                 reasons.push(format!(
                     "signature by {issuer} uses the weak hash {} (refused)",
-                    sig.hash_alg().map(|h| h.to_string()).unwrap_or("unknown".into())
+                    sig.hash_alg()
+                        .map(|h| h.to_string())
+                        .unwrap_or("unknown".into())
                 ));
                 continue;
             }

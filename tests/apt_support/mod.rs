@@ -110,7 +110,11 @@ impl TestDeb {
             Item::File("./control", self.control().into_bytes(), 0o644),
             Item::File(
                 "./md5sums",
-                format!("00000000000000000000000000000000  usr/share/{}/hello\n", self.name).into_bytes(),
+                format!(
+                    "00000000000000000000000000000000  usr/share/{}/hello\n",
+                    self.name
+                )
+                .into_bytes(),
                 0o644,
             ),
             Item::File("./postinst", b"#!/bin/sh\nexit 0\n".to_vec(), 0o755),
@@ -242,8 +246,10 @@ impl Repo {
     }
 
     pub fn packages_xz(&self, spec: &RepoSpec) -> PathBuf {
-        self.root()
-            .join(format!("dists/{}/{}/binary-amd64/Packages.xz", spec.suite, spec.component))
+        self.root().join(format!(
+            "dists/{}/{}/binary-amd64/Packages.xz",
+            spec.suite, spec.component
+        ))
     }
 }
 
@@ -252,7 +258,10 @@ pub fn now_rfc2822(offset_secs: i64) -> String {
         .args(["-u", "-R", "-d", &format!("@{}", unix_now() + offset_secs)])
         .output()
         .expect("date");
-    String::from_utf8(out.stdout).unwrap().trim().replace("+0000", "UTC")
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .replace("+0000", "UTC")
 }
 
 pub fn unix_now() -> i64 {
@@ -327,13 +336,25 @@ pub fn build_repo(spec: &RepoSpec) -> Repo {
 }
 
 /// `gpg --clearsign` with a committed test key in a throwaway GNUPGHOME.
-pub fn clearsign(text: &str, secret: &str, faked_time: Option<&str>, digest: Option<&str>) -> Vec<u8> {
+pub fn clearsign(
+    text: &str,
+    secret: &str,
+    faked_time: Option<&str>,
+    digest: Option<&str>,
+) -> Vec<u8> {
     require_tool("gpg", "gpg");
     let home = tempfile::tempdir().unwrap();
     let gpg = |args: &[&str], stdin: Option<&[u8]>| -> Vec<u8> {
         let mut cmd = Command::new("gpg");
-        cmd.env("GNUPGHOME", home.path())
-            .args(["--batch", "--yes", "--quiet", "--pinentry-mode", "loopback", "--passphrase", ""]);
+        cmd.env("GNUPGHOME", home.path()).args([
+            "--batch",
+            "--yes",
+            "--quiet",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "",
+        ]);
         if let Some(t) = faked_time {
             cmd.args(["--faked-system-time", t, "--ignore-time-conflict"]);
         }
@@ -355,7 +376,10 @@ pub fn clearsign(text: &str, secret: &str, faked_time: Option<&str>, digest: Opt
         );
         out.stdout
     };
-    gpg(&["--import", fixtures().join(secret).to_str().unwrap()], None);
+    gpg(
+        &["--import", fixtures().join(secret).to_str().unwrap()],
+        None,
+    );
     let mut args = vec!["--clearsign"];
     if let Some(d) = digest {
         args.extend(["--digest-algo", d]);
@@ -374,6 +398,9 @@ pub struct Faults {
     pub cut_after: HashMap<String, usize>,
 }
 
+/// `(path, Range header)` of each request.
+pub type RequestLog = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
 /// A tiny HTTP/1.1 file server on 127.0.0.1 (one thread per connection, `Range: bytes=N-`
 /// supported). Stops when dropped.
 pub struct Server {
@@ -382,7 +409,7 @@ pub struct Server {
     handle: Option<JoinHandle<()>>,
     pub faults: Arc<Mutex<Faults>>,
     /// `(path, range header)` of every request, in order.
-    pub log: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    pub log: RequestLog,
 }
 
 impl Server {
@@ -391,7 +418,7 @@ impl Server {
         let addr = listener.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let faults: Arc<Mutex<Faults>> = Arc::default();
-        let log: Arc<Mutex<Vec<_>>> = Arc::default();
+        let log: RequestLog = Arc::default();
         let root = root.to_owned();
         let (s, f, l) = (stop.clone(), faults.clone(), log.clone());
         let handle = std::thread::spawn(move || {
@@ -452,7 +479,11 @@ fn handle_conn(
         if reader.read_line(&mut request_line)? == 0 {
             return Ok(());
         }
-        let path = request_line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+        let path = request_line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("/")
+            .to_owned();
         let mut range = None;
         loop {
             let mut line = String::new();
@@ -494,7 +525,11 @@ fn handle_conn(
             Some(s) if s < body.len() => (
                 "206 Partial Content",
                 &body[s..],
-                format!("Content-Range: bytes {s}-{}/{}\r\n", body.len() - 1, body.len()),
+                format!(
+                    "Content-Range: bytes {s}-{}/{}\r\n",
+                    body.len() - 1,
+                    body.len()
+                ),
             ),
             Some(_) => {
                 conn.write_all(b"HTTP/1.1 416 Range Not Satisfiable\r\nContent-Length: 0\r\n\r\n")?;
