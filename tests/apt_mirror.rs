@@ -5,6 +5,7 @@
 mod apt_support;
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Instant, SystemTime};
@@ -130,6 +131,53 @@ fn apt_get_simulate(
     components: &[&str],
     packages: &[String],
 ) -> BTreeMap<String, String> {
+    apt_get_simulate_on(loaded, components, packages, "")
+}
+
+/// A dpkg status file saying `packages` are installed (what lower layers leave behind): their
+/// Packages paragraphs verbatim plus a Status line, so apt sees the very versions it has in its
+/// lists (apt matches installed and available versions by a hash over their fields).
+fn dpkg_status(loaded: &LoadedIndex, packages: &[&apt::Package]) -> String {
+    let wanted: std::collections::HashSet<(&str, &str)> = packages
+        .iter()
+        .map(|p| (p.name.as_str(), p.version.as_str()))
+        .collect();
+    let mut out = String::new();
+    for suite in &loaded.suites {
+        for (_, stored) in &suite.packages_files {
+            let mut text = String::new();
+            liblzma::read::XzDecoder::new(std::fs::File::open(stored).unwrap())
+                .read_to_string(&mut text)
+                .unwrap();
+            for paragraph in stevedore::apt::deb822::paragraphs(&text) {
+                let paragraph = paragraph.unwrap();
+                let key = (
+                    paragraph.first_line("Package").unwrap(),
+                    paragraph.first_line("Version").unwrap(),
+                );
+                if !wanted.contains(&key) {
+                    continue;
+                }
+                for (field, value) in paragraph.fields() {
+                    out.push_str(&format!("{field}: {value}\n"));
+                    if *field == "Package" {
+                        out.push_str("Status: install ok installed\n");
+                    }
+                }
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// [`apt_get_simulate`] with a dpkg status file (empty: nothing installed).
+fn apt_get_simulate_on(
+    loaded: &LoadedIndex,
+    components: &[&str],
+    packages: &[String],
+    status: &str,
+) -> BTreeMap<String, String> {
     require_tool("apt-get", "apt");
     let root = tempfile::tempdir().unwrap();
     let r = root.path();
@@ -144,7 +192,7 @@ fn apt_get_simulate(
     ] {
         std::fs::create_dir_all(r.join(d)).unwrap();
     }
-    std::fs::write(r.join("var/lib/dpkg/status"), "").unwrap();
+    std::fs::write(r.join("var/lib/dpkg/status"), status).unwrap();
     let mut sources_list = String::new();
     for suite in &loaded.suites {
         let (mirror, rest) = suite.inrelease_url.split_once("/dists/").unwrap();
@@ -229,7 +277,12 @@ fn apt_get_simulate(
     for line in stdout.lines() {
         // Inst libc6 (2.36-9+deb12u13 Debian:12.13/stable [amd64])
         if let Some(rest) = line.strip_prefix("Inst ") {
+            // `Inst name [installed] (new ...)` for upgrades and reinstalls
             let (name, rest) = rest.split_once(' ').unwrap();
+            let rest = match rest.strip_prefix('[') {
+                Some(r) => r.split_once("] ").unwrap().1,
+                None => rest,
+            };
             let version = rest
                 .trim_start_matches('(')
                 .split_whitespace()
@@ -365,6 +418,25 @@ fn bookworm_layered_resolution_adds_only_what_lower_layers_lack() {
         &installed,
     )
     .unwrap();
+    let lower: Vec<&apt::Package> = base
+        .packages
+        .iter()
+        .chain(&jre.packages)
+        .map(|r| &r.package)
+        .collect();
+    let theirs = apt_get_simulate_on(
+        &loaded,
+        &["main"],
+        &["tomcat10".into()],
+        &dpkg_status(&loaded, &lower),
+    );
+    let mine: BTreeMap<String, String> = tomcat
+        .packages
+        .iter()
+        .map(|r| (r.package.name.clone(), r.package.version.clone()))
+        .collect();
+    assert_same(&mine, &theirs);
+
     let mut seen = std::collections::HashSet::new();
     for layer in [&base, &jre, &tomcat] {
         for r in &layer.packages {
@@ -376,6 +448,21 @@ fn bookworm_layered_resolution_adds_only_what_lower_layers_lack() {
         }
     }
     assert!(jre.names().contains(&"openjdk-17-jre-headless"));
+
+    // apt-get, told (through a dpkg status file) what the lower layers installed, adds the same.
+    let lower: Vec<&apt::Package> = base.packages.iter().map(|r| &r.package).collect();
+    let theirs = apt_get_simulate_on(
+        &loaded,
+        &["main"],
+        &["openjdk-17-jre-headless".into()],
+        &dpkg_status(&loaded, &lower),
+    );
+    let mine: BTreeMap<String, String> = jre
+        .packages
+        .iter()
+        .map(|r| (r.package.name.clone(), r.package.version.clone()))
+        .collect();
+    assert_same(&mine, &theirs);
     assert!(
         !jre.names().contains(&"libc6"),
         "libc6 is in the base layer"
@@ -495,4 +582,103 @@ fn xenial_with_updates_and_security_minbase_matches_apt_get() {
         "xenial minbase: {} packages, identical to apt-get",
         mine.len()
     );
+}
+
+/// Counts what the fetcher reports, as a CLI progress bar would.
+#[derive(Default)]
+struct CountingProgress {
+    started: std::sync::atomic::AtomicU64,
+    bytes: std::sync::atomic::AtomicU64,
+    finished: std::sync::atomic::AtomicU64,
+}
+
+impl apt::Progress for CountingProgress {
+    fn started(&self, _url: &str, _total: Option<u64>) {
+        self.started
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn advanced(&self, _url: &str, bytes: u64) {
+        self.bytes
+            .fetch_add(bytes, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn finished(&self, _url: &str) {
+        self.finished
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn real_debs_stream_debian_xz_and_ubuntu_zst() {
+    use std::io::Read;
+    use std::sync::atomic::Ordering;
+    for (mirror, suite, keyring, member, marker) in [
+        (
+            DEBIAN,
+            "bookworm",
+            "debian-archive-keyring.gpg",
+            "data.tar.xz",
+            "etc/debian_version",
+        ),
+        (
+            UBUNTU,
+            "noble",
+            "ubuntu-archive-keyring.gpg",
+            "data.tar.zst",
+            "etc/lsb-release",
+        ),
+    ] {
+        let loaded = load(&[(mirror, &[suite])], &["main"], keyring);
+        let idx = loaded.index.candidate("base-files").unwrap();
+        let package = loaded.index.package(idx);
+        let wanted = apt::Wanted {
+            url: package.url(),
+            sha256: package.sha256.clone(),
+            size: package.size,
+        };
+        // A fresh store, so the download (and its progress) really happens.
+        let store = tempfile::tempdir().unwrap();
+        let progress = std::sync::Arc::new(CountingProgress::default());
+        let fetcher = Fetcher::new(store.path())
+            .unwrap()
+            .with_progress(progress.clone());
+        let started = Instant::now();
+        let path = fetcher
+            .fetch_all_blocking(std::slice::from_ref(&wanted))
+            .unwrap()
+            .remove(0);
+        let fetched_in = started.elapsed();
+        assert_eq!(progress.started.load(Ordering::SeqCst), 1);
+        assert_eq!(progress.bytes.load(Ordering::SeqCst), package.size);
+        assert_eq!(progress.finished.load(Ordering::SeqCst), 1);
+
+        let started = Instant::now();
+        let deb = apt::Deb::open(&path).unwrap();
+        assert_eq!(deb.data_member().0, member);
+        assert!(deb.control().contains("Package: base-files"));
+        assert!(deb.control_file("md5sums").is_some());
+        assert!(deb.control_file("conffiles").is_some());
+        let mut entries = 0;
+        let mut marker_text = None;
+        deb.for_each_data_entry(|entry| {
+            entries += 1;
+            if entry.path()?.to_string_lossy().trim_start_matches("./") == marker {
+                let mut text = String::new();
+                entry.read_to_string(&mut text)?;
+                marker_text = Some(text);
+            }
+            Ok(())
+        })
+        .unwrap();
+        eprintln!(
+            "{suite} base-files {} ({} bytes): fetched in {fetched_in:?}, {entries} entries streamed in {:?}",
+            package.version,
+            package.size,
+            started.elapsed()
+        );
+        assert!(entries > 20, "{entries}");
+        assert!(
+            marker_text.is_some_and(|t| !t.is_empty()),
+            "{marker} missing"
+        );
+    }
 }

@@ -180,7 +180,7 @@ impl Index {
             if package.architecture != self.architecture && package.architecture != "all" {
                 continue;
             }
-            self.note_names(&package);
+            self.note_names(&paragraph);
             let duplicate = self.by_name.get(&package.name).is_some_and(|v| {
                 v.iter().any(|&i| {
                     let p = &self.packages[i];
@@ -206,30 +206,41 @@ impl Index {
         Ok(())
     }
 
-    /// Records names in the order apt's cache generator creates packages for them: the
-    /// package, then the targets of Pre-Depends, Depends, Conflicts, Breaks, Recommends,
-    /// Replaces, then Provides (Suggests/Enhances are not kept here).
-    fn note_names(&mut self, p: &Package) {
+    /// Records names in the order apt's cache generator (`debListParser::NewVersion`) creates
+    /// packages for them: the package, then the targets of Pre-Depends, Depends, Conflicts,
+    /// Breaks, Recommends, Suggests, Replaces, Enhances, then Provides. Suggests and Enhances
+    /// are read here only for that order.
+    fn note_names(&mut self, paragraph: &deb822::Paragraph<'_>) {
         let mut note = |name: &str| {
             let next = self.first_seen.len() as u32;
             self.first_seen.entry(name.to_owned()).or_insert(next);
         };
-        note(&p.name);
-        for group in p.pre_depends.iter().chain(&p.depends) {
-            group.iter().for_each(|d| note(&d.name));
+        let mut note_field = |field: &str| {
+            for name in paragraph
+                .get(field)
+                .into_iter()
+                .flat_map(|v| v.split([',', '|']))
+                .filter_map(|d| d.split(['(', '[', '<', ':']).next())
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+            {
+                note(name);
+            }
+        };
+        note_field("Package");
+        for field in [
+            "Pre-Depends",
+            "Depends",
+            "Conflicts",
+            "Breaks",
+            "Recommends",
+            "Suggests",
+            "Replaces",
+            "Enhances",
+        ] {
+            note_field(field);
         }
-        for d in p.conflicts.iter().chain(&p.breaks) {
-            note(&d.name);
-        }
-        for group in &p.recommends {
-            group.iter().for_each(|d| note(&d.name));
-        }
-        for d in &p.replaces {
-            note(&d.name);
-        }
-        for prv in &p.provides {
-            note(&prv.name);
-        }
+        note_field("Provides");
     }
 
     /// Sorts each name's versions, highest first (the candidate).
