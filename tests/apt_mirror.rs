@@ -676,6 +676,35 @@ fn real_debs_stream_debian_xz_and_ubuntu_zst() {
             started.elapsed()
         );
         assert!(entries > 20, "{entries}");
+
+        // dpkg-deb, reading the same file on its own, sees the same paths, types and sizes.
+        require_tool("dpkg-deb", "dpkg");
+        let tar = Command::new("dpkg-deb")
+            .arg("--fsys-tarfile")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            tar.status.success(),
+            "{}",
+            String::from_utf8_lossy(&tar.stderr)
+        );
+        let mut theirs = Vec::new();
+        for e in tar::Archive::new(&tar.stdout[..]).entries().unwrap() {
+            let e = e.unwrap();
+            theirs.push((
+                e.path().unwrap().into_owned(),
+                e.header().entry_type(),
+                e.size(),
+            ));
+        }
+        let mut mine = Vec::new();
+        deb.for_each_data_entry(|e| {
+            mine.push((e.path()?.into_owned(), e.header().entry_type(), e.size()));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(mine, theirs);
         assert!(
             marker_text.is_some_and(|t| !t.is_empty()),
             "{marker} missing"

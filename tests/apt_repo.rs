@@ -83,7 +83,7 @@ fn signed_repository_resolves_fetches_and_streams_every_compression() {
 
     let wanted: Vec<Wanted> = resolution.packages.iter().map(|r| r.wanted()).collect();
     let f = fetcher(&cache);
-    let paths = f.fetch_all_blocking(&wanted).unwrap();
+    let paths = apt::fetch_debs(&f, &resolution).unwrap();
     for (path, w) in paths.iter().zip(&wanted) {
         assert_eq!(path, &cache.path().join("sha256").join(w.sha256.hex()));
     }
@@ -432,4 +432,96 @@ fn packages_cached_by_hash_are_not_downloaded_twice() {
     assert_eq!(server.requests_for("Packages.xz").len(), 1);
     assert_eq!(server.requests_for("InRelease").len(), 2);
     let _: PathBuf = cache.path().to_owned();
+}
+
+#[test]
+fn bad_sources_are_refused_up_front() {
+    let cache = tempfile::tempdir().unwrap();
+    let good = Sources {
+        mirrors: vec!["http://127.0.0.1:9/debian".into()],
+        suites: vec!["stable".into()],
+        components: vec!["main".into()],
+        architecture: "amd64".into(),
+        keyring: None,
+        allow_unsigned: false,
+    };
+    let cases = [
+        (
+            Sources {
+                mirrors: vec![],
+                ..good.clone()
+            },
+            "no mirror URL",
+        ),
+        (
+            Sources {
+                mirrors: vec!["deb.debian.org/debian".into()],
+                ..good.clone()
+            },
+            "must be an http:// or https:// URL",
+        ),
+        (
+            Sources {
+                suites: vec![],
+                ..good.clone()
+            },
+            "no suite",
+        ),
+        (
+            Sources {
+                components: vec![],
+                ..good.clone()
+            },
+            "no component",
+        ),
+    ];
+    for (sources, expected) in cases {
+        let err = apt::load_index(&[sources], &fetcher(&cache), SystemTime::now())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(expected), "{err}");
+    }
+    let arm = Sources {
+        architecture: "arm64".into(),
+        ..good.clone()
+    };
+    let err = apt::load_index(&[good, arm], &fetcher(&cache), SystemTime::now())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("architecture arm64 differs from amd64"),
+        "{err}"
+    );
+}
+
+#[test]
+fn generated_debs_are_valid_for_dpkg_deb() {
+    require_tool("dpkg-deb", "dpkg");
+    let dir = tempfile::tempdir().unwrap();
+    for deb in sample_debs() {
+        let path = dir.path().join(format!("{}.deb", deb.name));
+        std::fs::write(&path, deb.build()).unwrap();
+        let out = std::process::Command::new("dpkg-deb")
+            .args(["-f"])
+            .arg(&path)
+            .arg("Package")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            deb.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), deb.name);
+        let listing = std::process::Command::new("dpkg-deb")
+            .arg("-c")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&listing.stdout)
+                .contains(&format!("usr/share/{}/hello", deb.name))
+        );
+    }
 }

@@ -180,6 +180,10 @@ impl Deb {
 
     /// Streams the entries of the data tarball, in archive order, through `visit`. Nothing is
     /// written to disk; `visit` reads each entry's contents (or skips them) before the next.
+    ///
+    /// Paths are as the archive has them (dpkg-deb writes `./usr/...`, other tools `usr/...`)
+    /// and untrusted: the caller normalises them and refuses `..` components and absolute
+    /// paths before putting them in a layer.
     pub fn for_each_data_entry<F>(&self, mut visit: F) -> Result<(), DebError>
     where
         F: FnMut(&mut tar::Entry<'_, Box<dyn Read + '_>>) -> io::Result<()>,

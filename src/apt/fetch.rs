@@ -82,6 +82,10 @@ impl FetchError {
     }
 }
 
+/// Cap on files fetched before anything vouches for them (InRelease is ~250 KB), so a hostile
+/// mirror cannot exhaust memory.
+pub const MAX_UNVERIFIED: u64 = 32 << 20;
+
 /// Told about download progress so a CLI can draw bars; every method has a no-op default.
 pub trait Progress: Send + Sync {
     /// A download starts (`total` is the expected size when known).
@@ -178,7 +182,7 @@ impl Fetcher {
     }
 
     /// Downloads a small file whose trust comes from elsewhere (InRelease: its signature),
-    /// retried like everything else. Not stored.
+    /// retried like everything else, at most [`MAX_UNVERIFIED`] bytes. Not stored.
     pub async fn get_bytes(&self, url: &str) -> Result<Vec<u8>, FetchError> {
         (|| async {
             let response = self
@@ -188,11 +192,19 @@ impl Fetcher {
                 .await
                 .map_err(|e| FetchError::network(url, e))?;
             check_status(url, response.status())?;
-            let bytes = response
-                .bytes()
-                .await
-                .map_err(|e| FetchError::network(url, e))?;
-            Ok(bytes.to_vec())
+            let mut body = response.bytes_stream();
+            let mut bytes = Vec::new();
+            while let Some(chunk) = body.next().await {
+                bytes.extend_from_slice(&chunk.map_err(|e| FetchError::network(url, e))?);
+                if bytes.len() as u64 > MAX_UNVERIFIED {
+                    return Err(FetchError::SizeMismatch {
+                        url: url.to_owned(),
+                        expected: MAX_UNVERIFIED,
+                        actual: bytes.len() as u64,
+                    });
+                }
+            }
+            Ok(bytes)
         })
         .retry(self.backoff())
         .when(FetchError::is_transient)
@@ -250,6 +262,8 @@ impl Fetcher {
         tokio::fs::rename(&partial, &target)
             .await
             .map_err(|e| FetchError::io(&target, e))?;
+        // Waiters hold the old inode and re-check the target once they get it.
+        let _ = tokio::fs::remove_file(&lock_path).await;
         drop(lock);
         self.progress.finished(&wanted.url);
         Ok(target)

@@ -87,6 +87,50 @@ pub enum AptError {
     },
     #[error("{url} is not UTF-8 text")]
     NotText { url: String },
+    #[error("apt sources {mirrors:?}: {detail}")]
+    BadSources {
+        mirrors: Vec<String>,
+        detail: String,
+    },
+}
+
+impl Sources {
+    /// Refuses entries that could only fail later with a confusing message.
+    pub fn validate(&self) -> Result<(), AptError> {
+        let bad = |detail: &str| {
+            Err(AptError::BadSources {
+                mirrors: self.mirrors.clone(),
+                detail: detail.to_owned(),
+            })
+        };
+        if self.mirrors.is_empty() {
+            return bad("no mirror URL");
+        }
+        if let Some(m) = self
+            .mirrors
+            .iter()
+            .find(|m| !(m.starts_with("http://") || m.starts_with("https://")))
+        {
+            return bad(&format!("mirror {m:?} must be an http:// or https:// URL"));
+        }
+        if self.suites.is_empty() {
+            return bad("no suite (e.g. bookworm)");
+        }
+        if self.components.is_empty() {
+            return bad("no component (e.g. main)");
+        }
+        if self.architecture.is_empty() {
+            return bad("no architecture (e.g. amd64)");
+        }
+        Ok(())
+    }
+}
+
+/// Downloads every package of a resolution into `fetcher`'s store (verified against the
+/// Packages sha256 and size); store paths in the resolution's order. Synchronous.
+pub fn fetch_debs(fetcher: &Fetcher, resolution: &Resolution) -> Result<Vec<PathBuf>, FetchError> {
+    let wanted: Vec<Wanted> = resolution.packages.iter().map(Resolved::wanted).collect();
+    fetcher.fetch_all_blocking(&wanted)
 }
 
 impl From<ResolveError> for AptError {
@@ -151,10 +195,21 @@ pub async fn load_index_async(
     fetcher: &Fetcher,
     now: SystemTime,
 ) -> Result<LoadedIndex, AptError> {
-    let architecture = sources
-        .first()
-        .map(|s| s.architecture.clone())
-        .unwrap_or_default();
+    let Some(architecture) = sources.first().map(|s| s.architecture.clone()) else {
+        return Err(AptError::BadSources {
+            mirrors: Vec::new(),
+            detail: "no sources configured".into(),
+        });
+    };
+    if let Some(other) = sources.iter().find(|s| s.architecture != architecture) {
+        return Err(AptError::BadSources {
+            mirrors: other.mirrors.clone(),
+            detail: format!(
+                "architecture {} differs from {architecture}; one index serves one architecture",
+                other.architecture
+            ),
+        });
+    }
     let mut pending = Vec::new();
     let mut wanted = Vec::new();
     for entry in sources {
@@ -197,6 +252,7 @@ async fn verify_suites(
     pending: &mut Vec<PendingSuite>,
     wanted: &mut Vec<Wanted>,
 ) -> Result<(), AptError> {
+    sources.validate()?;
     let keyring = match (&sources.keyring, sources.allow_unsigned) {
         (_, true) => {
             tracing::warn!(
