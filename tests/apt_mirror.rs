@@ -178,6 +178,16 @@ fn apt_get_simulate_on(
     packages: &[String],
     status: &str,
 ) -> BTreeMap<String, String> {
+    apt_get_run(loaded, components, packages, status, false)
+}
+
+fn apt_get_run(
+    loaded: &LoadedIndex,
+    components: &[&str],
+    packages: &[String],
+    status: &str,
+    recommends: bool,
+) -> BTreeMap<String, String> {
     require_tool("apt-get", "apt");
     let root = tempfile::tempdir().unwrap();
     let r = root.path();
@@ -255,7 +265,11 @@ fn apt_get_simulate_on(
             "-o",
             "APT::Architectures=amd64",
             "-o",
-            "APT::Install-Recommends=false",
+            if recommends {
+                "APT::Install-Recommends=true"
+            } else {
+                "APT::Install-Recommends=false"
+            },
             "-o",
             "APT::Install-Suggests=false",
             "-o",
@@ -710,4 +724,25 @@ fn real_debs_stream_debian_xz_and_ubuntu_zst() {
             "{marker} missing"
         );
     }
+}
+
+#[test]
+fn bookworm_with_recommends_matches_apt_get() {
+    let loaded = load(
+        &[(DEBIAN, &["bookworm"])],
+        &["main"],
+        "debian-archive-keyring.gpg",
+    );
+    let request = Request {
+        minbase: true,
+        packages: vec!["openjdk-17-jre-headless".into(), "tomcat10".into()],
+        recommends: true,
+    };
+    let (mine, roots) = ours(&loaded, &request);
+    let theirs = apt_get_run(&loaded, &["main"], &roots, "", true);
+    assert_same(&mine, &theirs);
+    eprintln!(
+        "bookworm minbase + JRE + tomcat10 with Recommends: {} packages, identical to apt-get",
+        mine.len()
+    );
 }
