@@ -212,8 +212,11 @@ impl Index {
     /// are read here only for that order.
     fn note_names(&mut self, paragraph: &deb822::Paragraph<'_>) {
         let mut note = |name: &str| {
-            let next = self.first_seen.len() as u32;
-            self.first_seen.entry(name.to_owned()).or_insert(next);
+            // Most names were seen before; don't allocate for them.
+            if !self.first_seen.contains_key(name) {
+                let next = self.first_seen.len() as u32;
+                self.first_seen.insert(name.to_owned(), next);
+            }
         };
         let mut note_field = |field: &str| {
             for name in paragraph
