@@ -525,3 +525,21 @@ fn generated_debs_are_valid_for_dpkg_deb() {
         );
     }
 }
+
+#[test]
+fn signature_by_a_signing_subkey_is_accepted() {
+    let mut spec = RepoSpec::new(sample_debs());
+    spec.signing = Signing::Key {
+        secret: "subkey-key.sec.asc",
+        faked_time: None,
+        digest: None,
+    };
+    let (_r, _s, _c, loaded) = load(&spec, "subkey-keyring.gpg");
+    let loaded = loaded.unwrap();
+    // The primary key can only certify; the good signature is the subkey's.
+    assert!(
+        loaded.suites[0].signers[0].starts_with("3DE63D84027AF3922CC1B3E86AD28FFFCE0DF3CC"),
+        "{:?}",
+        loaded.suites[0].signers
+    );
+}

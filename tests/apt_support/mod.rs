@@ -343,6 +343,8 @@ pub fn clearsign(
     digest: Option<&str>,
 ) -> Vec<u8> {
     require_tool("gpg", "gpg");
+    // Signing with an imported secret key goes through the agent (a Recommends of gpg).
+    require_tool("gpg-agent", "gpg-agent");
     let home = tempfile::tempdir().unwrap();
     let gpg = |args: &[&str], stdin: Option<&[u8]>| -> Vec<u8> {
         let mut cmd = Command::new("gpg");
