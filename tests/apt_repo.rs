@@ -543,3 +543,42 @@ fn signature_by_a_signing_subkey_is_accepted() {
         loaded.suites[0].signers
     );
 }
+
+#[test]
+fn stale_partial_file_from_an_earlier_run_is_discarded() {
+    let spec = RepoSpec::new(sample_debs());
+    let (_repo, server, cache, loaded) = load(&spec, "test-keyring.gpg");
+    let index = loaded.unwrap().index;
+    let res = apt::resolve(
+        &index,
+        &Request {
+            packages: vec!["libbar".into()],
+            ..Request::default()
+        },
+        &[],
+    )
+    .unwrap();
+    let wanted = res.packages[0].wanted();
+    let partial = cache
+        .path()
+        .join("sha256/.partial")
+        .join(wanted.sha256.hex());
+    std::fs::write(
+        &partial,
+        b"garbage from an interrupted transfer of something else",
+    )
+    .unwrap();
+    let stored = fetcher(&cache)
+        .fetch_all_blocking(std::slice::from_ref(&wanted))
+        .unwrap();
+    let (digest, _) =
+        stevedore::digest::digest_reader(std::fs::File::open(&stored[0]).unwrap()).unwrap();
+    assert_eq!(digest, wanted.sha256);
+    let ranges = server.requests_for("libbar_1.0_amd64.deb");
+    assert_eq!(
+        ranges.len(),
+        2,
+        "a resumed attempt, then a fresh one: {ranges:?}"
+    );
+    assert!(ranges[0].is_some() && ranges[1].is_none(), "{ranges:?}");
+}

@@ -237,14 +237,24 @@ impl Fetcher {
             return Ok(target);
         }
         self.progress.started(&wanted.url, Some(wanted.size));
-        (|| self.download_once(wanted, &partial))
-            .retry(self.backoff())
-            .when(FetchError::is_transient)
-            .await?;
-        // Verify the whole partial file (it may span several resumed attempts).
-        let (actual, size) = hash_file(&partial).await?;
-        if size != wanted.size || actual != wanted.sha256 {
+        // A partial file left by an earlier run may hold bytes of another (broken) transfer;
+        // if the resumed result does not verify, start over once from scratch.
+        let mut resumed_old = tokio::fs::try_exists(&partial).await.unwrap_or(false);
+        loop {
+            (|| self.download_once(wanted, &partial))
+                .retry(self.backoff())
+                .when(FetchError::is_transient)
+                .await?;
+            // Verify the whole partial file (it may span several resumed attempts).
+            let (actual, size) = hash_file(&partial).await?;
+            if size == wanted.size && actual == wanted.sha256 {
+                break;
+            }
             let _ = tokio::fs::remove_file(&partial).await;
+            if resumed_old {
+                resumed_old = false;
+                continue;
+            }
             return Err(if size != wanted.size {
                 FetchError::SizeMismatch {
                     url: wanted.url.clone(),

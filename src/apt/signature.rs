@@ -200,8 +200,9 @@ fn signing_keys(key: &SignedPublicKey) -> Vec<SigningKey> {
             && sig.verify_key(primary).is_ok()
     });
 
-    // Newest valid self-certification decides expiry (RFC 9580 §5.2.3.18) and the name.
-    let mut newest: Option<(u32, Option<u64>, String)> = None;
+    // Newest valid self-certification decides expiry (RFC 9580 §5.2.3.18), whether the
+    // primary may sign data, and the name.
+    let mut newest: Option<(u32, Option<u64>, String, bool)> = None;
     for user in &key.details.users {
         for sig in &user.signatures {
             if !issued_by(sig, &pfp_bytes, &pid_bytes)
@@ -217,24 +218,30 @@ fn signing_keys(key: &SignedPublicKey) -> Vec<SigningKey> {
                 .key_expiration_time()
                 .filter(|d| d.as_secs() != 0)
                 .map(|d| u64::from(created) + u64::from(d.as_secs()));
-            if newest.as_ref().is_none_or(|(t, _, _)| at >= *t) {
+            if newest.as_ref().is_none_or(|(t, _, _, _)| at >= *t) {
                 let uid = String::from_utf8_lossy(user.id.id()).into_owned();
-                newest = Some((at, expires, uid));
+                // Old keys carry no key-flags subpacket (all flags read as unset): they may sign.
+                let flags = sig.key_flags();
+                let can_sign = flags.sign() || flags == Default::default();
+                newest = Some((at, expires, uid, can_sign));
             }
         }
     }
-    let Some((_, expires, owner)) = newest else {
+    let Some((_, expires, owner, primary_signs)) = newest else {
         return Vec::new();
     };
-    let mut out = vec![SigningKey {
-        key: KeyVariant::Primary(primary.clone()),
-        fingerprint: hex(&pfp_bytes),
-        key_id: hex(&pid_bytes),
-        created,
-        expires,
-        revoked,
-        owner: owner.clone(),
-    }];
+    let mut out = Vec::new();
+    if primary_signs {
+        out.push(SigningKey {
+            key: KeyVariant::Primary(primary.clone()),
+            fingerprint: hex(&pfp_bytes),
+            key_id: hex(&pid_bytes),
+            created,
+            expires,
+            revoked,
+            owner: owner.clone(),
+        });
+    }
 
     for sub in &key.public_subkeys {
         let mut binding: Option<(u32, Option<u64>, bool)> = None;
@@ -333,6 +340,13 @@ pub fn verify_inrelease(
             .collect();
         if candidates.is_empty() {
             reasons.push(format!("signature by unknown key {issuer}"));
+            continue;
+        }
+        if !matches!(sig.typ(), Some(SignatureType::Binary | SignatureType::Text)) {
+            reasons.push(format!(
+                "signature by {issuer} is a {:?} signature, not a document signature",
+                sig.typ()
+            ));
             continue;
         }
         match sig.hash_alg() {
