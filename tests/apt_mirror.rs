@@ -85,6 +85,11 @@ fn real_inrelease_files_verify_with_the_committed_keyrings() {
         release.check_dates(SystemTime::now(), &url).unwrap();
     }
 
+    // The same over HTTPS: rustls with the ring provider and the system roots.
+    let url = "https://deb.debian.org/debian/dists/bookworm/InRelease";
+    let text = String::from_utf8(fetcher().get_bytes_blocking(url).unwrap()).unwrap();
+    signature::verify_inrelease(&debian, &text, url).unwrap();
+
     // A tampered copy, and the wrong distribution's keyring.
     let (url, text) = inrelease(DEBIAN, "bookworm");
     let tampered = text.replacen("Codename: bookworm", "Codename: bookwurm", 1);

@@ -31,6 +31,10 @@ pub enum DebError {
     },
 }
 
+/// Largest control-tarball file read into memory (real ones are a few KB; md5sums of big
+/// packages reach a few MB).
+const MAX_CONTROL_FILE: u64 = 64 << 20;
+
 /// How a tar member of the .deb is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
@@ -232,6 +236,13 @@ fn read_control(
         }
         let path = entry.path()?.to_string_lossy().into_owned();
         let name = path.trim_start_matches("./").to_owned();
+        // Control files are small; a huge size is damage or malice, not something to buffer.
+        if entry.size() > MAX_CONTROL_FILE {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{name} claims {} bytes (limit {MAX_CONTROL_FILE})", entry.size()),
+            ));
+        }
         let mut bytes = Vec::with_capacity(entry.size() as usize);
         entry.read_to_end(&mut bytes)?;
         files.insert(name, bytes);

@@ -185,6 +185,25 @@ mod tests {
         assert_eq!(err.line, 1);
     }
 
+    proptest::proptest! {
+        /// Mirrors and .debs are untrusted input: any text parses or errors, never panics.
+        #[test]
+        fn never_panics(text in "(?s).{0,400}") {
+            for p in paragraphs(&text) {
+                if let Ok(p) = p {
+                    for (k, _) in p.fields() {
+                        let _ = p.first_line(k);
+                        let _ = p.continuation_lines(k).count();
+                    }
+                }
+            }
+            let _ = crate::apt::index::parse_dependency_field(&text);
+            let _ = crate::apt::release::Release::parse(&text, "u");
+            let _ = crate::apt::release::parse_rfc2822(&text);
+            let _ = crate::apt::version::compare(&text, "1.0");
+        }
+    }
+
     #[test]
     fn empty_input_has_no_paragraphs() {
         assert!(paragraphs("").next().is_none());
