@@ -582,3 +582,16 @@ fn stale_partial_file_from_an_earlier_run_is_discarded() {
     );
     assert!(ranges[0].is_some() && ranges[1].is_none(), "{ranges:?}");
 }
+
+#[test]
+fn a_dead_mirror_falls_back_to_the_next() {
+    let spec = RepoSpec::new(sample_debs());
+    let repo = build_repo(&spec);
+    let server = Server::serve(repo.root());
+    let cache = tempfile::tempdir().unwrap();
+    let mut both = sources(&server, "test-keyring.gpg");
+    both.mirrors.insert(0, "http://127.0.0.1:9/down".into());
+    let loaded = apt::load_index(&[both], &fetcher(&cache), SystemTime::now()).unwrap();
+    let app = loaded.index.package(loaded.index.candidate("app").unwrap());
+    assert!(app.url().starts_with(&server.url()), "{}", app.url());
+}

@@ -240,7 +240,10 @@ fn read_control(
         if entry.size() > MAX_CONTROL_FILE {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("{name} claims {} bytes (limit {MAX_CONTROL_FILE})", entry.size()),
+                format!(
+                    "{name} claims {} bytes (limit {MAX_CONTROL_FILE})",
+                    entry.size()
+                ),
             ));
         }
         let mut bytes = Vec::with_capacity(entry.size() as usize);

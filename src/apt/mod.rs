@@ -7,8 +7,9 @@
 //!    keyring ([`signature`]), check `Valid-Until` ([`release`]), fetch each component's
 //!    `Packages.xz` checked against the signed SHA256, and parse them into one [`Index`].
 //! 2. [`resolve`]: pick what `apt-get install` would pick, given what lower layers installed.
-//! 3. [`Fetcher::fetch_all_blocking`] with [`Resolved::wanted`]: download the .debs into the
-//!    content-addressed cache, each checked against its Packages sha256 and size.
+//! 3. [`fetch_debs`] (or [`Fetcher::fetch_all_blocking`] with [`Resolved::wanted`] /
+//!    [`LockedPackage::wanted`]): download the .debs into the content-addressed cache, each
+//!    checked against its Packages sha256 and size; a file already there is not fetched.
 //! 4. [`Deb::open`] + [`Deb::for_each_data_entry`]: stream each package's files.
 //! 5. [`lock`]: record the result so later builds can skip steps 1–2.
 
@@ -36,10 +37,13 @@ pub use resolver::{
 };
 pub use signature::{Keyring, SignatureError};
 
-/// Where packages come from: like one `deb` line of sources.list, with several suites.
+/// Where packages come from: like one `deb` line of sources.list, with several suites. Suites
+/// of another archive (e.g. `bookworm-security` under `/debian-security`) are another
+/// `Sources` entry in the list given to [`load_index`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sources {
-    /// Mirror base URLs (`http://deb.debian.org/debian`).
+    /// Mirror base URLs (`http://deb.debian.org/debian`), tried in order: the first that
+    /// answers serves each suite (its InRelease, Packages and .debs).
     pub mirrors: Vec<String>,
     /// Suites (`bookworm`, `bookworm-updates`, ...); all get apt's default priority, so the
     /// highest version of a package wins.
@@ -264,11 +268,30 @@ async fn verify_suites(
         (Some(path), false) => Some(Keyring::load(path)?),
         (None, false) => None,
     };
-    for mirror in &sources.mirrors {
-        let mirror = mirror.trim_end_matches('/');
-        for suite in &sources.suites {
+    for suite in &sources.suites {
+        // Mirrors are alternatives: the first that serves the InRelease serves the suite.
+        let mut answer = None;
+        let mut last_error = None;
+        for mirror in &sources.mirrors {
+            let mirror = mirror.trim_end_matches('/');
             let url = format!("{mirror}/dists/{suite}/InRelease");
-            let bytes = fetcher.get_bytes(&url).await?;
+            match fetcher.get_bytes(&url).await {
+                Ok(bytes) => {
+                    answer = Some((mirror, url, bytes));
+                    break;
+                }
+                Err(e) => {
+                    if sources.mirrors.len() > 1 {
+                        tracing::warn!("{e}; trying the next mirror");
+                    }
+                    last_error = Some(e);
+                }
+            }
+        }
+        let Some((mirror, url, bytes)) = answer else {
+            return Err(last_error.expect("validate() ensures a mirror").into());
+        };
+        {
             let text =
                 String::from_utf8(bytes).map_err(|_| AptError::NotText { url: url.clone() })?;
             let (release_text, signers) = match &keyring {
