@@ -280,3 +280,22 @@ fn pre_depends_cycles_terminate() {
     let idx = index(&["a 1; Pre-Depends: b", "b 1; Depends: a"]);
     assert_eq!(chosen(&idx, &req(&["a"])), ["a=1", "b=1"]);
 }
+
+#[test]
+fn lower_layers_can_come_from_a_dpkg_status_file() {
+    let status = "Package: libfoo\nStatus: install ok installed\nVersion: 2.0\nArchitecture: amd64\nProvides: foo-abi (= 2)\n\nPackage: gone\nStatus: deinstall ok config-files\nVersion: 1\nArchitecture: amd64\n";
+    let installed = InstalledPackage::from_dpkg_status(status, "/var/lib/dpkg/status").unwrap();
+    assert_eq!(installed.len(), 1);
+    assert_eq!(installed[0].provides[0].version.as_deref(), Some("2"));
+    let idx = index(&["app 1; Depends: foo-abi (>= 2), gone", "gone 1"]);
+    let res = resolve(&idx, &req(&["app"]), &installed).unwrap();
+    // foo-abi comes from the status file; `gone` is only config files there, so it is added.
+    assert_eq!(res.names(), ["app", "gone"]);
+    let err =
+        InstalledPackage::from_dpkg_status("Package: x\nStatus: install ok installed\n", "st")
+            .unwrap_err();
+    assert!(
+        err.to_string().contains("st") && err.to_string().contains("missing Version"),
+        "{err}"
+    );
+}

@@ -21,7 +21,11 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
-use super::index::{ArchQualifier, Dep, Index, MultiArch, Package, Provide, format_alternatives};
+use super::deb822;
+use super::index::{
+    ArchQualifier, Dep, Index, IndexError, MultiArch, Package, Provide, format_alternatives,
+    parse_dependency_field,
+};
 
 /// What to install on top of the lower layers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -45,6 +49,67 @@ pub struct InstalledPackage {
     pub provides: Vec<Provide>,
     pub conflicts: Vec<Dep>,
     pub breaks: Vec<Dep>,
+}
+
+impl InstalledPackage {
+    /// Reads a dpkg status file (`/var/lib/dpkg/status` of a base image) and returns the
+    /// packages whose `Status` ends in `installed`. `file` names it in errors.
+    pub fn from_dpkg_status(text: &str, file: &str) -> Result<Vec<InstalledPackage>, IndexError> {
+        let mut out = Vec::new();
+        for paragraph in deb822::paragraphs(text) {
+            let paragraph = paragraph.map_err(|source| IndexError::Syntax {
+                file: file.to_owned(),
+                source,
+            })?;
+            let installed = paragraph
+                .first_line("Status")
+                .is_some_and(|s| s.split_whitespace().last() == Some("installed"));
+            if !installed {
+                continue;
+            }
+            let name = paragraph.first_line("Package").unwrap_or("?");
+            let bad = |detail: String| IndexError::BadField {
+                file: file.to_owned(),
+                line: paragraph.line,
+                package: name.to_owned(),
+                detail,
+            };
+            let flat = |field: &str| -> Result<Vec<Dep>, IndexError> {
+                match paragraph.get(field) {
+                    None => Ok(Vec::new()),
+                    Some(v) => Ok(parse_dependency_field(v)
+                        .map_err(|e| bad(format!("{field}: {e}")))?
+                        .into_iter()
+                        .flatten()
+                        .collect()),
+                }
+            };
+            let provides = flat("Provides")?
+                .into_iter()
+                .map(|d| Provide {
+                    name: d.name,
+                    version: d.constraint.map(|(_, v)| v),
+                })
+                .collect();
+            out.push(InstalledPackage {
+                name: name.to_owned(),
+                version: paragraph
+                    .first_line("Version")
+                    .ok_or_else(|| bad("missing Version".into()))?
+                    .to_owned(),
+                multi_arch: match paragraph.first_line("Multi-Arch") {
+                    Some("same") => MultiArch::Same,
+                    Some("foreign") => MultiArch::Foreign,
+                    Some("allowed") => MultiArch::Allowed,
+                    _ => MultiArch::No,
+                },
+                provides,
+                conflicts: flat("Conflicts")?,
+                breaks: flat("Breaks")?,
+            });
+        }
+        Ok(out)
+    }
 }
 
 impl From<&Package> for InstalledPackage {
