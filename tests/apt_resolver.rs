@@ -230,6 +230,8 @@ fn pinned_versions_and_virtual_requests() {
         "r 1; Provides: w",
     ]);
     assert_eq!(chosen(&idx, &req(&["a=1"])), ["a=1"]);
+    assert_eq!(chosen(&idx, &req(&["a:amd64"])), ["a=2"]);
+    assert_eq!(chosen(&idx, &req(&["a:amd64=1"])), ["a=1"]);
     assert_eq!(chosen(&idx, &req(&["v"])), ["p=1"]);
     let msg = resolve(&idx, &req(&["w"]), &[]).unwrap_err().to_string();
     assert!(msg.contains("virtual package provided by q, r"), "{msg}");

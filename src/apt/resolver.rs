@@ -400,6 +400,12 @@ impl<'a> Solver<'a> {
             Some((n, v)) => (n.trim(), Some(v.trim())),
             None => (spec.trim(), None),
         };
+        // `libc6:amd64` names the one architecture an index serves.
+        let native = self.index.architecture();
+        let name = match name.split_once(':') {
+            Some((n, arch)) if arch == native || arch == "native" || arch == "all" => n,
+            _ => name,
+        };
         if let Some(version) = version {
             let found = self
                 .index
