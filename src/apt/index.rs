@@ -4,7 +4,7 @@
 //! All configured suites get apt's default pin priority 500, so the candidate is simply the
 //! highest version; among equal versions the first source listed wins.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::fmt;
 
 use crate::digest::Digest;
@@ -314,12 +314,76 @@ impl Index {
     }
 }
 
+/// The Packages fields the index keeps, in the slots [`field_slots`] fills.
+const FIELDS: [&str; 21] = [
+    "Package",
+    "Version",
+    "Architecture",
+    "SHA256",
+    "Size",
+    "Filename",
+    "Multi-Arch",
+    "Essential",
+    "Protected",
+    "Important",
+    "Priority",
+    "Section",
+    "Source",
+    "Pre-Depends",
+    "Depends",
+    "Recommends",
+    "Conflicts",
+    "Breaks",
+    "Replaces",
+    "Provides",
+    "Installed-Size",
+];
+const PACKAGE: usize = 0;
+const VERSION: usize = 1;
+const ARCHITECTURE: usize = 2;
+const SHA256: usize = 3;
+const SIZE: usize = 4;
+const FILENAME: usize = 5;
+const MULTI_ARCH: usize = 6;
+const ESSENTIAL: usize = 7;
+const PROTECTED: usize = 8;
+const IMPORTANT: usize = 9;
+const PRIORITY: usize = 10;
+const SECTION: usize = 11;
+const SOURCE: usize = 12;
+const PRE_DEPENDS: usize = 13;
+const DEPENDS: usize = 14;
+const RECOMMENDS: usize = 15;
+const CONFLICTS: usize = 16;
+const BREAKS: usize = 17;
+const REPLACES: usize = 18;
+const PROVIDES: usize = 19;
+const INSTALLED_SIZE: usize = 20;
+
+/// One pass over a paragraph's fields (names matched case-insensitively, first occurrence
+/// wins) instead of a scan per lookup: 20-odd lookups × 20-odd fields × 60,000 paragraphs
+/// was a fifth of the index build.
+fn field_slots<'a>(p: &deb822::Paragraph<'a>) -> [Option<&'a str>; FIELDS.len()] {
+    let mut slots = [None; FIELDS.len()];
+    for (k, v) in p.fields() {
+        if let Some(i) = FIELDS.iter().position(|f| f.eq_ignore_ascii_case(k))
+            && slots[i].is_none()
+        {
+            slots[i] = Some(*v);
+        }
+    }
+    slots
+}
+
 fn parse_package(
     p: &deb822::Paragraph<'_>,
     file: &str,
     mirror: &str,
 ) -> Result<Package, IndexError> {
-    let name = p.first_line("Package").unwrap_or("");
+    let slots = field_slots(p);
+    let slot = |i: usize| slots[i];
+    let first_line = |i: usize| slot(i).map(|v| v.split('\n').next().unwrap_or("").trim());
+    let name = first_line(PACKAGE).unwrap_or("");
     let bad = |detail: String| IndexError::BadField {
         file: file.to_owned(),
         line: p.line,
@@ -330,41 +394,37 @@ fn parse_package(
         },
         detail,
     };
-    let required = |field: &str| {
-        p.first_line(field)
+    let required = |i: usize| {
+        first_line(i)
             .filter(|v| !v.is_empty())
-            .ok_or_else(|| bad(format!("missing {field}")))
+            .ok_or_else(|| bad(format!("missing {}", FIELDS[i])))
     };
-    let name = required("Package")?.to_owned();
-    let version = required("Version")?.to_owned();
-    let architecture = required("Architecture")?.to_owned();
-    let sha256 = required("SHA256")?;
+    let name = required(PACKAGE)?.to_owned();
+    let version = required(VERSION)?.to_owned();
+    let architecture = required(ARCHITECTURE)?.to_owned();
+    let sha256 = required(SHA256)?;
     let sha256 = Digest::from_hex(sha256).ok_or_else(|| bad(format!("bad SHA256 {sha256:?}")))?;
-    let size = required("Size")?;
+    let size = required(SIZE)?;
     let size = size
         .parse()
         .map_err(|_| bad(format!("bad Size {size:?}")))?;
-    let deps = |field: &str| -> Result<Vec<Alternatives>, IndexError> {
-        match p.get(field) {
+    let deps = |i: usize| -> Result<Vec<Alternatives>, IndexError> {
+        match slot(i) {
             None => Ok(Vec::new()),
-            Some(v) => parse_dependency_field(v).map_err(|e| bad(format!("{field}: {e}"))),
+            Some(v) => parse_dependency_field(v).map_err(|e| bad(format!("{}: {e}", FIELDS[i]))),
         }
     };
-    let flat = |field: &str| -> Result<Vec<Dep>, IndexError> {
-        Ok(deps(field)?.into_iter().flatten().collect())
-    };
-    let yes = |field: &str| {
-        p.first_line(field)
-            .is_some_and(|v| v.eq_ignore_ascii_case("yes"))
-    };
-    let multi_arch = match p.first_line("Multi-Arch") {
+    let flat =
+        |i: usize| -> Result<Vec<Dep>, IndexError> { Ok(deps(i)?.into_iter().flatten().collect()) };
+    let yes = |i: usize| first_line(i).is_some_and(|v| v.eq_ignore_ascii_case("yes"));
+    let multi_arch = match first_line(MULTI_ARCH) {
         None | Some("no") => MultiArch::No,
         Some("same") => MultiArch::Same,
         Some("foreign") => MultiArch::Foreign,
         Some("allowed") => MultiArch::Allowed,
         Some(other) => return Err(bad(format!("unknown Multi-Arch {other:?}"))),
     };
-    let provides = flat("Provides")?
+    let provides = flat(PROVIDES)?
         .into_iter()
         .map(|d| match d.constraint {
             Some((Relation::Equal, v)) => Ok(Provide {
@@ -383,22 +443,22 @@ fn parse_package(
         })
         .collect::<Result<_, _>>()?;
     Ok(Package {
-        essential: yes("Essential"),
-        important: yes("Protected") || yes("Important"),
-        priority: p.first_line("Priority").map(str::to_owned),
-        section: p.first_line("Section").map(str::to_owned),
-        source: p.first_line("Source").map(str::to_owned),
-        pre_depends: deps("Pre-Depends")?,
-        depends: deps("Depends")?,
-        recommends: deps("Recommends")?,
-        conflicts: flat("Conflicts")?,
-        breaks: flat("Breaks")?,
-        replaces: flat("Replaces")?,
+        essential: yes(ESSENTIAL),
+        important: yes(PROTECTED) || yes(IMPORTANT),
+        priority: first_line(PRIORITY).map(str::to_owned),
+        section: first_line(SECTION).map(str::to_owned),
+        source: first_line(SOURCE).map(str::to_owned),
+        pre_depends: deps(PRE_DEPENDS)?,
+        depends: deps(DEPENDS)?,
+        recommends: deps(RECOMMENDS)?,
+        conflicts: flat(CONFLICTS)?,
+        breaks: flat(BREAKS)?,
+        replaces: flat(REPLACES)?,
         provides,
-        filename: required("Filename")?.to_owned(),
+        filename: required(FILENAME)?.to_owned(),
         size,
         sha256,
-        installed_size: p.first_line("Installed-Size").and_then(|v| v.parse().ok()),
+        installed_size: first_line(INSTALLED_SIZE).and_then(|v| v.parse().ok()),
         mirror: mirror.to_owned(),
         name,
         version,
