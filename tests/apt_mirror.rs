@@ -5,7 +5,6 @@
 mod apt_support;
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Instant, SystemTime};
@@ -149,11 +148,8 @@ fn dpkg_status(loaded: &LoadedIndex, packages: &[&apt::Package]) -> String {
         .collect();
     let mut out = String::new();
     for suite in &loaded.suites {
-        for (_, stored) in &suite.packages_files {
-            let mut text = String::new();
-            liblzma::read::XzDecoder::new(std::fs::File::open(stored).unwrap())
-                .read_to_string(&mut text)
-                .unwrap();
+        for file in &suite.packages_files {
+            let text = file.read_text().unwrap();
             for paragraph in stevedore::apt::deb822::paragraphs(&text) {
                 let paragraph = paragraph.unwrap();
                 let key = (
@@ -226,16 +222,8 @@ fn apt_get_run(
             release_text,
         )
         .unwrap();
-        for ((url, stored), component) in suite.packages_files.iter().zip(components) {
-            let mut text = String::new();
-            let file = std::fs::File::open(stored).unwrap();
-            let mut reader: Box<dyn std::io::Read> = if url.ends_with(".gz") {
-                Box::new(flate2::read::GzDecoder::new(file))
-            } else {
-                // by-hash URLs carry no suffix; the Release lists .xz first for both mirrors.
-                Box::new(liblzma::read::XzDecoder::new(file))
-            };
-            reader.read_to_string(&mut text).unwrap();
+        for (file, component) in suite.packages_files.iter().zip(components) {
+            let text = file.read_text().unwrap();
             std::fs::write(
                 r.join(format!(
                     "var/lib/apt/lists/{host_path}_dists_{codename}_{component}_binary-amd64_Packages"

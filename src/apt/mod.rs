@@ -150,8 +150,27 @@ pub struct SuiteInfo {
     pub release: Release,
     /// Keys that made good signatures (empty when unsigned was allowed).
     pub signers: Vec<String>,
-    /// The Packages files used: URL and verified (still compressed) file in the cache.
-    pub packages_files: Vec<(String, PathBuf)>,
+    /// The Packages files used, one per component, in order.
+    pub packages_files: Vec<PackagesFile>,
+}
+
+/// One verified Packages index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackagesFile {
+    /// Where it was downloaded from (a by-hash URL when the Release offers them).
+    pub url: String,
+    /// Its path in the Release (`main/binary-amd64/Packages.xz`); the suffix says how it is
+    /// compressed.
+    pub release_path: String,
+    /// The verified, still compressed file in the store.
+    pub stored: PathBuf,
+}
+
+impl PackagesFile {
+    /// The decompressed text.
+    pub fn read_text(&self) -> std::io::Result<String> {
+        decompress_to_string(&self.stored, &self.release_path)
+    }
 }
 
 #[derive(Debug)]
@@ -233,7 +252,11 @@ pub async fn load_index_async(
                     source,
                 })?;
             index.add_packages(&text, &file_url, &mirror)?;
-            packages_files.push((file_url, stored));
+            packages_files.push(PackagesFile {
+                url: file_url,
+                release_path: path,
+                stored,
+            });
         }
         infos.push(SuiteInfo {
             inrelease_url: suite.url,
