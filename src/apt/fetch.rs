@@ -361,7 +361,8 @@ impl Fetcher {
         Ok(wanted.iter().map(|w| self.path_of(&w.sha256)).collect())
     }
 
-    /// [`Fetcher::fetch_all`] for synchronous callers: runs its own tokio runtime.
+    /// [`Fetcher::fetch_all`] for synchronous callers: runs its own tokio runtime (so never
+    /// call it from inside one).
     pub fn fetch_all_blocking(&self, wanted: &[Wanted]) -> Result<Vec<PathBuf>, FetchError> {
         block_on(self.fetch_all(wanted))
     }

@@ -195,6 +195,9 @@ impl Resolved {
 /// verified InRelease per suite, Packages per component, cached by sha256 in `fetcher`'s store
 /// (an unchanged Packages file is downloaded once). `now` decides whether a Release expired.
 /// All entries get apt's default priority, so the highest version of each package wins.
+///
+/// Synchronous: it runs its own tokio runtime, so call it from plain threads only (async code
+/// uses [`load_index_async`]).
 pub fn load_index(
     sources: &[Sources],
     fetcher: &Fetcher,
