@@ -484,6 +484,10 @@ fn bookworm_layered_resolution_adds_only_what_lower_layers_lack() {
         .reason
         .to_string();
     assert_eq!(why, "Depends of tomcat10");
+    assert_eq!(
+        tomcat.why("libtomcat10-java"),
+        ["tomcat10", "tomcat10-common", "libtomcat10-java"]
+    );
     eprintln!(
         "layers: base {} + jre {} + tomcat {} packages",
         base.packages.len(),

@@ -70,6 +70,9 @@ fn depends_follow_highest_version_and_record_reasons() {
         }
     );
     assert_eq!(res.packages[2].reason.to_string(), "Depends of app");
+    assert_eq!(res.why("libc"), ["app", "libx", "libc"]);
+    assert_eq!(res.why("app"), ["app"]);
+    assert!(res.why("nothing").is_empty());
 }
 
 #[test]

@@ -189,6 +189,26 @@ impl Resolution {
             .collect()
     }
 
+    /// The chain that brought `name` in, from the root (requested, essential, ...) down to
+    /// `name` itself, e.g. `["tomcat10", "tomcat10-common", "libtomcat10-java"]`; empty if
+    /// `name` is not in this resolution. For `stevedore plan`.
+    pub fn why(&self, name: &str) -> Vec<String> {
+        let mut chain = Vec::new();
+        let mut current = name;
+        while let Some(r) = self.packages.iter().find(|r| r.package.name == current) {
+            if chain.iter().any(|n| n == current) {
+                break; // dependency cycles are possible; the chain stops where it loops
+            }
+            chain.push(current.to_owned());
+            match &r.reason {
+                Reason::Dependency { by, .. } => current = by,
+                _ => break,
+            }
+        }
+        chain.reverse();
+        chain
+    }
+
     /// What the next layer's resolver should treat as installed: the lower layers plus this one.
     pub fn installed_after(&self, lower: &[InstalledPackage]) -> Vec<InstalledPackage> {
         let mut out = lower.to_vec();
