@@ -595,3 +595,69 @@ fn a_dead_mirror_falls_back_to_the_next() {
     let app = loaded.index.package(loaded.index.candidate("app").unwrap());
     assert!(app.url().starts_with(&server.url()), "{}", app.url());
 }
+
+#[test]
+fn by_hash_is_used_when_offered_and_falls_back_to_the_plain_path() {
+    let mut spec = RepoSpec::new(sample_debs());
+    spec.release_fields = vec![("Acquire-By-Hash".into(), "yes".into())];
+    let repo = build_repo(&spec);
+    let server = Server::serve(repo.root());
+
+    // No by-hash directory on this mirror: 404, then the plain Packages.xz.
+    let cache = tempfile::tempdir().unwrap();
+    apt::load_index(
+        &[sources(&server, "test-keyring.gpg")],
+        &fetcher(&cache),
+        SystemTime::now(),
+    )
+    .unwrap();
+    let paths: Vec<String> = server
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(p, _)| p.clone())
+        .collect();
+    assert!(
+        paths.iter().any(|p| p.contains("/by-hash/SHA256/")),
+        "{paths:?}"
+    );
+    assert!(
+        paths
+            .iter()
+            .any(|p| p.ends_with("/main/binary-amd64/Packages.xz")),
+        "{paths:?}"
+    );
+
+    // With the by-hash file present, only it is fetched.
+    let packages_xz = repo.packages_xz(&spec);
+    let hex = stevedore::digest::Digest::of(&std::fs::read(&packages_xz).unwrap()).hex();
+    let by_hash = packages_xz.parent().unwrap().join("by-hash/SHA256");
+    std::fs::create_dir_all(&by_hash).unwrap();
+    std::fs::copy(&packages_xz, by_hash.join(&hex)).unwrap();
+    server.log.lock().unwrap().clear();
+    let cache = tempfile::tempdir().unwrap();
+    apt::load_index(
+        &[sources(&server, "test-keyring.gpg")],
+        &fetcher(&cache),
+        SystemTime::now(),
+    )
+    .unwrap();
+    let paths: Vec<String> = server
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(p, _)| p.clone())
+        .collect();
+    assert!(
+        paths
+            .iter()
+            .any(|p| p.ends_with(&format!("/by-hash/SHA256/{hex}"))),
+        "{paths:?}"
+    );
+    assert!(
+        !paths.iter().any(|p| p.ends_with("Packages.xz")),
+        "{paths:?}"
+    );
+}

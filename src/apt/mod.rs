@@ -241,7 +241,7 @@ pub async fn load_index_async(
     for entry in sources {
         verify_suites(entry, fetcher, now, &mut pending, &mut wanted).await?;
     }
-    fetcher.fetch_all(&wanted).await?;
+    fetch_indexes(fetcher, &wanted).await?;
 
     let mut index = Index::new(&architecture);
     let mut infos = Vec::new();
@@ -280,7 +280,7 @@ async fn verify_suites(
     fetcher: &Fetcher,
     now: SystemTime,
     pending: &mut Vec<PendingSuite>,
-    wanted: &mut Vec<Wanted>,
+    wanted: &mut Vec<IndexDownload>,
 ) -> Result<(), AptError> {
     sources.validate()?;
     let keyring = match (&sources.keyring, sources.allow_unsigned) {
@@ -355,14 +355,17 @@ async fn verify_suites(
                 } else {
                     format!("{mirror}/dists/{suite}/{path}")
                 };
-                let w = Wanted {
-                    url: file_url.clone(),
-                    sha256: hash.sha256.clone(),
-                    size: hash.size,
+                let w = IndexDownload {
+                    wanted: Wanted {
+                        url: file_url.clone(),
+                        sha256: hash.sha256.clone(),
+                        size: hash.size,
+                    },
+                    plain_url: format!("{mirror}/dists/{suite}/{path}"),
                 };
                 files.push((
                     file_url,
-                    fetcher.path_of(&w.sha256),
+                    fetcher.path_of(&w.wanted.sha256),
                     path,
                     mirror.to_owned(),
                 ));
@@ -376,6 +379,35 @@ async fn verify_suites(
             });
         }
     }
+    Ok(())
+}
+
+/// A Packages file to fetch: by-hash URL when offered, and its plain path as a fallback.
+struct IndexDownload {
+    wanted: Wanted,
+    plain_url: String,
+}
+
+/// Fetches the index files in parallel; a mirror that announces by-hash but lacks the file
+/// (partial mirrors do) is asked for the plain path, which must hash the same.
+async fn fetch_indexes(fetcher: &Fetcher, downloads: &[IndexDownload]) -> Result<(), FetchError> {
+    use futures_util::stream::{self, StreamExt, TryStreamExt};
+    stream::iter(downloads)
+        .map(|d| async move {
+            match fetcher.fetch(&d.wanted).await {
+                Err(FetchError::Http { status: 404, .. }) if d.plain_url != d.wanted.url => {
+                    let plain = Wanted {
+                        url: d.plain_url.clone(),
+                        ..d.wanted.clone()
+                    };
+                    fetcher.fetch(&plain).await
+                }
+                other => other,
+            }
+        })
+        .buffer_unordered(4)
+        .try_collect::<Vec<_>>()
+        .await?;
     Ok(())
 }
 
