@@ -497,7 +497,7 @@ fn bookworm_layered_resolution_adds_only_what_lower_layers_lack() {
 }
 
 #[test]
-fn noble_minbase_matches_apt_get() {
+fn noble_minbase_and_jre_tomcat_match_apt_get() {
     let loaded = load(
         &[(UBUNTU, &["noble"])],
         &["main", "universe"],
@@ -512,6 +512,20 @@ fn noble_minbase_matches_apt_get() {
     assert_same(&mine, &theirs);
     eprintln!(
         "noble minbase: {} packages, identical to apt-get",
+        mine.len()
+    );
+
+    // Ubuntu's JRE and Tomcat (tomcat10 is in universe).
+    let request = Request {
+        minbase: true,
+        packages: vec!["openjdk-17-jre-headless".into(), "tomcat10".into()],
+        ..Request::default()
+    };
+    let (mine, roots) = ours(&loaded, &request);
+    let theirs = apt_get_simulate(&loaded, &["main", "universe"], &roots);
+    assert_same(&mine, &theirs);
+    eprintln!(
+        "noble minbase + JRE + tomcat10: {} packages, identical to apt-get",
         mine.len()
     );
 }
