@@ -590,10 +590,10 @@ fn trixie_minbase_matches_apt_get() {
 }
 
 #[test]
-fn xenial_with_updates_and_security_minbase_matches_apt_get() {
+fn xenial_with_updates_and_security_matches_apt_get() {
     let loaded = load(
         &[(UBUNTU, &["xenial", "xenial-updates", "xenial-security"])],
-        &["main"],
+        &["main", "universe"],
         "ubuntu-archive-keyring.gpg",
     );
     let request = Request {
@@ -601,10 +601,24 @@ fn xenial_with_updates_and_security_minbase_matches_apt_get() {
         ..Request::default()
     };
     let (mine, roots) = ours(&loaded, &request);
-    let theirs = apt_get_simulate(&loaded, &["main"], &roots);
+    let theirs = apt_get_simulate(&loaded, &["main", "universe"], &roots);
     assert_same(&mine, &theirs);
     eprintln!(
         "xenial minbase: {} packages, identical to apt-get",
+        mine.len()
+    );
+
+    // environment.md's xenial route: Java 8 and tomcat7 (universe).
+    let request = Request {
+        minbase: true,
+        packages: vec!["openjdk-8-jre-headless".into(), "tomcat7".into()],
+        ..Request::default()
+    };
+    let (mine, roots) = ours(&loaded, &request);
+    let theirs = apt_get_simulate(&loaded, &["main", "universe"], &roots);
+    assert_same(&mine, &theirs);
+    eprintln!(
+        "xenial minbase + JRE 8 + tomcat7: {} packages, identical to apt-get",
         mine.len()
     );
 }
