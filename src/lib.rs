@@ -11,6 +11,7 @@
 //!
 //! [`build`] strings the stages together; the CLI only parses arguments and calls it.
 
+pub mod apt;
 pub mod build;
 pub mod cache;
 pub mod digest;
@@ -21,3 +22,4 @@ pub mod output;
 pub mod plan;
 pub mod recipe;
 pub mod registry;
+pub mod tls;

@@ -1,7 +1,6 @@
 //! `build --push` and `push` through the CLI against a real registry, checked with skopeo.
 
 mod common;
-#[allow(dead_code)]
 mod registry_support;
 
 use common::*;

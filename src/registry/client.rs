@@ -91,14 +91,7 @@ impl fmt::Debug for RegistryOptions {
     }
 }
 
-/// rustls needs one process-wide crypto provider; ring keeps aws-lc's slow C build out.
-pub fn install_crypto_provider() {
-    static ONCE: OnceLock<()> = OnceLock::new();
-    ONCE.get_or_init(|| {
-        // Err means another part of the program installed one first: fine.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
+pub use crate::tls::install_crypto_provider;
 
 /// An async registry client. Cheap to clone; share one per process so tokens and connections are reused.
 #[derive(Clone)]

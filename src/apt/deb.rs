@@ -1,0 +1,314 @@
+//! Reading a `.deb` without extracting it to the host.
+//!
+//! A .deb is an `ar` archive: `debian-binary`, `control.tar[.gz|.xz|.zst]`,
+//! `data.tar[.gz|.xz|.zst]`. [`Deb::open`] checks the ar framing against the file size (so a
+//! truncated download is caught before any entry is used) and reads the small control tarball
+//! into memory; [`Deb::for_each_data_entry`] streams the data tarball's entries through a
+//! decompressor so the layer writer can copy each one straight into a layer tar.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DebError {
+    #[error("{path}: {source}")]
+    Io { path: String, source: io::Error },
+    #[error("{path} is not a valid .deb: {detail}")]
+    Invalid { path: String, detail: String },
+    #[error("{path} is truncated: {detail}; delete it and download again")]
+    Truncated { path: String, detail: String },
+    #[error(
+        "{path}: member {member} uses an unsupported compression (supported: none, gzip, xz, zstd)"
+    )]
+    UnsupportedCompression { path: String, member: String },
+    #[error("{path}: reading {member}: {source}")]
+    Member {
+        path: String,
+        member: String,
+        source: io::Error,
+    },
+}
+
+/// Largest control-tarball file read into memory (real ones are a few KB; md5sums of big
+/// packages reach a few MB).
+const MAX_CONTROL_FILE: u64 = 64 << 20;
+
+/// How a tar member of the .deb is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Xz,
+    Zstd,
+}
+
+impl Compression {
+    /// From a member name such as `data.tar.xz`; `None` when the suffix is unknown.
+    fn from_member(name: &str, stem: &str) -> Option<Compression> {
+        match name.strip_prefix(stem)? {
+            "" => Some(Compression::None),
+            ".gz" => Some(Compression::Gzip),
+            ".xz" => Some(Compression::Xz),
+            ".zst" => Some(Compression::Zstd),
+            _ => None,
+        }
+    }
+
+    /// Wraps `reader` in the matching decompressor.
+    pub fn decoder<'a, R: Read + 'a>(self, reader: R) -> io::Result<Box<dyn Read + 'a>> {
+        Ok(match self {
+            Compression::None => Box::new(reader),
+            Compression::Gzip => Box::new(flate2::read::GzDecoder::new(reader)),
+            Compression::Xz => Box::new(liblzma::read::XzDecoder::new(reader)),
+            Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(reader)?),
+        })
+    }
+}
+
+/// An opened .deb: its control files in memory, its data tarball read on demand.
+#[derive(Debug, Clone)]
+pub struct Deb {
+    path: PathBuf,
+    /// Control tarball files by name without `./` (`control`, `md5sums`, `conffiles`,
+    /// `preinst`, `postinst`, `prerm`, `postrm`, `triggers`, `config`, ...).
+    control_files: BTreeMap<String, Vec<u8>>,
+    data_member: String,
+    data_compression: Compression,
+}
+
+impl Deb {
+    pub fn open(path: &Path) -> Result<Deb, DebError> {
+        let shown = path.display().to_string();
+        let io_err = |source| DebError::Io {
+            path: shown.clone(),
+            source,
+        };
+        let invalid = |detail: String| DebError::Invalid {
+            path: shown.clone(),
+            detail,
+        };
+        let file = File::open(path).map_err(io_err)?;
+        let file_len = file.metadata().map_err(io_err)?.len();
+        check_ar_framing(path, file_len)?;
+
+        let mut archive = ar::Archive::new(BufReader::new(file));
+        let mut members = Vec::new();
+        let mut control_files = None;
+        let mut data = None;
+        while let Some(entry) = archive.next_entry() {
+            let mut entry = entry.map_err(|e| invalid(format!("bad ar member: {e}")))?;
+            let name = String::from_utf8_lossy(entry.header().identifier())
+                .trim_end_matches('/')
+                .to_owned();
+            members.push(name.clone());
+            if name == "debian-binary" {
+                let mut version = String::new();
+                entry
+                    .read_to_string(&mut version)
+                    .map_err(|e| invalid(format!("debian-binary: {e}")))?;
+                if !version.starts_with("2.") {
+                    return Err(invalid(format!(
+                        "unsupported format version {:?}",
+                        version.trim()
+                    )));
+                }
+            } else if name.starts_with("control.tar") {
+                let compression =
+                    Compression::from_member(&name, "control.tar").ok_or_else(|| {
+                        DebError::UnsupportedCompression {
+                            path: shown.clone(),
+                            member: name.clone(),
+                        }
+                    })?;
+                control_files = Some(read_control(compression, &mut entry).map_err(|source| {
+                    DebError::Member {
+                        path: shown.clone(),
+                        member: name.clone(),
+                        source,
+                    }
+                })?);
+            } else if name.starts_with("data.tar") {
+                let compression = Compression::from_member(&name, "data.tar").ok_or_else(|| {
+                    DebError::UnsupportedCompression {
+                        path: shown.clone(),
+                        member: name.clone(),
+                    }
+                })?;
+                data = Some((name, compression));
+            }
+        }
+        if members.first().map(String::as_str) != Some("debian-binary") {
+            return Err(invalid(format!(
+                "first ar member must be debian-binary, found {members:?}"
+            )));
+        }
+        let control_files = control_files.ok_or_else(|| invalid("no control.tar member".into()))?;
+        if !control_files.contains_key("control") {
+            return Err(invalid("control.tar has no control file".into()));
+        }
+        let (data_member, data_compression) =
+            data.ok_or_else(|| invalid("no data.tar member".into()))?;
+        Ok(Deb {
+            path: path.to_owned(),
+            control_files,
+            data_member,
+            data_compression,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A file of the control tarball (`control`, `md5sums`, `conffiles`, `postinst`, ...).
+    pub fn control_file(&self, name: &str) -> Option<&[u8]> {
+        self.control_files.get(name).map(Vec::as_slice)
+    }
+
+    /// Every control tarball file, by name.
+    pub fn control_files(&self) -> &BTreeMap<String, Vec<u8>> {
+        &self.control_files
+    }
+
+    /// The `control` file as text.
+    pub fn control(&self) -> String {
+        String::from_utf8_lossy(self.control_file("control").unwrap_or_default()).into_owned()
+    }
+
+    /// `data.tar.xz` etc. and how it is compressed.
+    pub fn data_member(&self) -> (&str, Compression) {
+        (&self.data_member, self.data_compression)
+    }
+
+    /// Streams the entries of the data tarball, in archive order, through `visit`. Nothing is
+    /// written to disk; `visit` reads each entry's contents (or skips them) before the next.
+    ///
+    /// Paths are as the archive has them (dpkg-deb writes `./usr/...`, other tools `usr/...`)
+    /// and untrusted: the caller normalises them and refuses `..` components and absolute
+    /// paths before putting them in a layer.
+    pub fn for_each_data_entry<F>(&self, mut visit: F) -> Result<(), DebError>
+    where
+        F: FnMut(&mut tar::Entry<'_, Box<dyn Read + '_>>) -> io::Result<()>,
+    {
+        let shown = self.path.display().to_string();
+        let member_err = |source| DebError::Member {
+            path: shown.clone(),
+            member: self.data_member.clone(),
+            source,
+        };
+        let file = File::open(&self.path).map_err(|source| DebError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+        let mut archive = ar::Archive::new(BufReader::new(file));
+        while let Some(entry) = archive.next_entry() {
+            let entry = entry.map_err(member_err)?;
+            if entry.header().identifier() != self.data_member.as_bytes() {
+                continue;
+            }
+            let reader = self.data_compression.decoder(entry).map_err(member_err)?;
+            let mut tar = tar::Archive::new(reader);
+            for tar_entry in tar.entries().map_err(member_err)? {
+                let mut tar_entry = tar_entry.map_err(member_err)?;
+                visit(&mut tar_entry).map_err(member_err)?;
+            }
+            return Ok(());
+        }
+        Err(DebError::Invalid {
+            path: shown,
+            detail: format!("member {} vanished", self.data_member),
+        })
+    }
+}
+
+fn read_control(
+    compression: Compression,
+    member: &mut impl Read,
+) -> io::Result<BTreeMap<String, Vec<u8>>> {
+    let mut files = BTreeMap::new();
+    let mut tar = tar::Archive::new(compression.decoder(member)?);
+    for entry in tar.entries()? {
+        let mut entry = entry?;
+        if entry.header().entry_type() != tar::EntryType::Regular {
+            continue;
+        }
+        let path = entry.path()?.to_string_lossy().into_owned();
+        let name = path.trim_start_matches("./").to_owned();
+        // Control files are small; a huge size is damage or malice, not something to buffer.
+        if entry.size() > MAX_CONTROL_FILE {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{name} claims {} bytes (limit {MAX_CONTROL_FILE})",
+                    entry.size()
+                ),
+            ));
+        }
+        let mut bytes = Vec::with_capacity(entry.size() as usize);
+        entry.read_to_end(&mut bytes)?;
+        files.insert(name, bytes);
+    }
+    Ok(files)
+}
+
+/// Walks the ar headers (60 bytes each, members padded to even length) and checks every
+/// member fits in the file, so truncation is reported up front with the member it cut.
+fn check_ar_framing(path: &Path, file_len: u64) -> Result<(), DebError> {
+    let shown = path.display().to_string();
+    let mut file = File::open(path).map_err(|source| DebError::Io {
+        path: shown.clone(),
+        source,
+    })?;
+    let mut magic = [0u8; 8];
+    if file.read_exact(&mut magic).is_err() || &magic != b"!<arch>\n" {
+        return Err(if file_len < 8 {
+            DebError::Truncated {
+                path: shown,
+                detail: format!("only {file_len} bytes"),
+            }
+        } else {
+            DebError::Invalid {
+                path: shown,
+                detail: "no ar magic (!<arch>)".into(),
+            }
+        });
+    }
+    let mut offset = 8u64;
+    let mut header = [0u8; 60];
+    while offset < file_len {
+        use std::io::Seek;
+        file.seek(io::SeekFrom::Start(offset))
+            .map_err(|source| DebError::Io {
+                path: shown.clone(),
+                source,
+            })?;
+        if offset + 60 > file_len || file.read_exact(&mut header).is_err() {
+            return Err(DebError::Truncated {
+                path: shown,
+                detail: format!("ar header at byte {offset} cut off at {file_len}"),
+            });
+        }
+        let name = String::from_utf8_lossy(&header[..16]).trim_end().to_owned();
+        let size: u64 = std::str::from_utf8(&header[48..58])
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(|| DebError::Invalid {
+                path: shown.clone(),
+                detail: format!("bad ar header at byte {offset}"),
+            })?;
+        let end = offset + 60 + size;
+        if end > file_len {
+            return Err(DebError::Truncated {
+                path: shown,
+                detail: format!(
+                    "member {name} needs {size} bytes but the file ends {} bytes early",
+                    end - file_len
+                ),
+            });
+        }
+        offset = end + (size % 2);
+    }
+    Ok(())
+}

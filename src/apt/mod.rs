@@ -1,0 +1,447 @@
+//! Debian and Ubuntu packages straight from an apt mirror: signed metadata, an apt-compatible
+//! resolver, verified downloads and streaming .deb reading. Nothing here writes layers; the
+//! layer writer takes [`Deb::for_each_data_entry`] entries and the control files.
+//!
+//! The flow, and the calls for each step:
+//! 1. [`load_index`]: for every mirror × suite, fetch `InRelease`, verify its signature with the
+//!    keyring ([`signature`]), check `Valid-Until` ([`release`]), fetch each component's
+//!    `Packages.xz` checked against the signed SHA256, and parse them into one [`Index`].
+//! 2. [`resolve`]: pick what `apt-get install` would pick, given what lower layers installed.
+//! 3. [`fetch_debs`] (or [`Fetcher::fetch_all_blocking`] with [`Resolved::wanted`] /
+//!    [`LockedPackage::wanted`]): download the .debs into the content-addressed cache, each
+//!    checked against its Packages sha256 and size; a file already there is not fetched.
+//! 4. [`Deb::open`] + [`Deb::for_each_data_entry`]: stream each package's files.
+//! 5. [`lock`]: record the result so later builds can skip steps 1–2.
+
+pub mod deb;
+pub mod deb822;
+pub mod fetch;
+pub mod index;
+pub mod lock;
+pub mod release;
+pub mod resolver;
+pub mod signature;
+pub mod version;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+pub use deb::{Deb, DebError};
+pub use fetch::{FetchError, Fetcher, NoProgress, Progress, Wanted};
+pub use index::{Index, IndexError, Package};
+pub use lock::{LockedLayer, LockedPackage, Lockfile};
+pub use release::{Release, ReleaseError};
+pub use resolver::{
+    InstalledPackage, Reason, Request, Resolution, ResolveError, Resolved, resolve,
+};
+pub use signature::{Keyring, SignatureError};
+
+/// Where packages come from: like one `deb` line of sources.list, with several suites. Suites
+/// of another archive (e.g. `bookworm-security` under `/debian-security`) are another
+/// `Sources` entry in the list given to [`load_index`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sources {
+    /// Mirror base URLs (`http://deb.debian.org/debian`), tried in order: the first that
+    /// answers serves each suite (its InRelease, Packages and .debs).
+    pub mirrors: Vec<String>,
+    /// Suites (`bookworm`, `bookworm-updates`, ...); all get apt's default priority, so the
+    /// highest version of a package wins.
+    pub suites: Vec<String>,
+    /// Components (`main`, `universe`, ...).
+    pub components: Vec<String>,
+    /// Debian architecture (`amd64`).
+    pub architecture: String,
+    /// OpenPGP keyring that must have signed each suite's InRelease.
+    pub keyring: Option<PathBuf>,
+    /// Skip signature checks. Only for local test repositories; every load warns about it.
+    pub allow_unsigned: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AptError {
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    #[error(transparent)]
+    Release(#[from] ReleaseError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// Boxed: resolver errors carry a dependency chain and would bloat every `Result`.
+    #[error(transparent)]
+    Resolve(Box<ResolveError>),
+    #[error(transparent)]
+    Deb(#[from] DebError),
+    #[error(
+        "no keyring configured for {url}; set a keyring (e.g. keyrings/debian-archive-keyring.gpg), or allow-unsigned for a local test repository"
+    )]
+    NoKeyring { url: String },
+    #[error("{url}: the suite has no architecture {architecture} (it has: {available})")]
+    NoArchitecture {
+        url: String,
+        architecture: String,
+        available: String,
+    },
+    #[error("{url}: cannot decompress {path}: {source}")]
+    Decompress {
+        url: String,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{url} is not UTF-8 text")]
+    NotText { url: String },
+    #[error("apt sources {mirrors:?}: {detail}")]
+    BadSources {
+        mirrors: Vec<String>,
+        detail: String,
+    },
+}
+
+impl Sources {
+    /// Refuses entries that could only fail later with a confusing message.
+    pub fn validate(&self) -> Result<(), AptError> {
+        let bad = |detail: &str| {
+            Err(AptError::BadSources {
+                mirrors: self.mirrors.clone(),
+                detail: detail.to_owned(),
+            })
+        };
+        if self.mirrors.is_empty() {
+            return bad("no mirror URL");
+        }
+        if let Some(m) = self
+            .mirrors
+            .iter()
+            .find(|m| !(m.starts_with("http://") || m.starts_with("https://")))
+        {
+            return bad(&format!("mirror {m:?} must be an http:// or https:// URL"));
+        }
+        if self.suites.is_empty() {
+            return bad("no suite (e.g. bookworm)");
+        }
+        if self.components.is_empty() {
+            return bad("no component (e.g. main)");
+        }
+        if self.architecture.is_empty() {
+            return bad("no architecture (e.g. amd64)");
+        }
+        Ok(())
+    }
+}
+
+/// Downloads every package of a resolution into `fetcher`'s store (verified against the
+/// Packages sha256 and size); store paths in the resolution's order. Synchronous.
+pub fn fetch_debs(fetcher: &Fetcher, resolution: &Resolution) -> Result<Vec<PathBuf>, FetchError> {
+    let wanted: Vec<Wanted> = resolution.packages.iter().map(Resolved::wanted).collect();
+    fetcher.fetch_all_blocking(&wanted)
+}
+
+impl From<ResolveError> for AptError {
+    fn from(e: ResolveError) -> Self {
+        AptError::Resolve(Box::new(e))
+    }
+}
+
+/// What [`load_index`] read, besides the index itself.
+#[derive(Debug, Clone)]
+pub struct SuiteInfo {
+    pub inrelease_url: String,
+    pub release: Release,
+    /// Keys that made good signatures (empty when unsigned was allowed).
+    pub signers: Vec<String>,
+    /// The Packages files used, one per component, in order.
+    pub packages_files: Vec<PackagesFile>,
+}
+
+/// One verified Packages index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackagesFile {
+    /// Where it was downloaded from (a by-hash URL when the Release offers them).
+    pub url: String,
+    /// Its path in the Release (`main/binary-amd64/Packages.xz`); the suffix says how it is
+    /// compressed.
+    pub release_path: String,
+    /// The verified, still compressed file in the store.
+    pub stored: PathBuf,
+}
+
+impl PackagesFile {
+    /// The decompressed text.
+    pub fn read_text(&self) -> std::io::Result<String> {
+        decompress_to_string(&self.stored, &self.release_path)
+    }
+}
+
+#[derive(Debug)]
+pub struct LoadedIndex {
+    pub index: Index,
+    pub suites: Vec<SuiteInfo>,
+}
+
+impl Resolved {
+    /// The download this package needs.
+    pub fn wanted(&self) -> Wanted {
+        Wanted {
+            url: self.package.url(),
+            sha256: self.package.sha256.clone(),
+            size: self.package.size,
+        }
+    }
+}
+
+/// Loads one package index from several source entries (e.g. `bookworm` and
+/// `bookworm-updates` from the Debian mirror, `bookworm-security` from the security mirror):
+/// verified InRelease per suite, Packages per component, cached by sha256 in `fetcher`'s store
+/// (an unchanged Packages file is downloaded once). `now` decides whether a Release expired.
+/// All entries get apt's default priority, so the highest version of each package wins.
+///
+/// Synchronous: it runs its own tokio runtime, so call it from plain threads only (async code
+/// uses [`load_index_async`]).
+pub fn load_index(
+    sources: &[Sources],
+    fetcher: &Fetcher,
+    now: SystemTime,
+) -> Result<LoadedIndex, AptError> {
+    fetch::block_on(load_index_async(sources, fetcher, now))
+}
+
+/// One InRelease's worth of work between verification and parsing.
+struct PendingSuite {
+    url: String,
+    release: Release,
+    signers: Vec<String>,
+    /// (URL, store path, path in the Release, mirror)
+    files: Vec<(String, PathBuf, String, String)>,
+}
+
+/// [`load_index`] for async callers.
+pub async fn load_index_async(
+    sources: &[Sources],
+    fetcher: &Fetcher,
+    now: SystemTime,
+) -> Result<LoadedIndex, AptError> {
+    let Some(architecture) = sources.first().map(|s| s.architecture.clone()) else {
+        return Err(AptError::BadSources {
+            mirrors: Vec::new(),
+            detail: "no sources configured".into(),
+        });
+    };
+    if let Some(other) = sources.iter().find(|s| s.architecture != architecture) {
+        return Err(AptError::BadSources {
+            mirrors: other.mirrors.clone(),
+            detail: format!(
+                "architecture {} differs from {architecture}; one index serves one architecture",
+                other.architecture
+            ),
+        });
+    }
+    let mut pending = Vec::new();
+    let mut wanted = Vec::new();
+    for entry in sources {
+        verify_suites(entry, fetcher, now, &mut pending, &mut wanted).await?;
+    }
+    fetch_indexes(fetcher, &wanted).await?;
+
+    let mut index = Index::new(&architecture);
+    let mut infos = Vec::new();
+    for suite in pending {
+        let mut packages_files = Vec::new();
+        for (file_url, stored, path, mirror) in suite.files {
+            let text =
+                decompress_to_string(&stored, &path).map_err(|source| AptError::Decompress {
+                    url: file_url.clone(),
+                    path: path.clone(),
+                    source,
+                })?;
+            index.add_packages(&text, &file_url, &mirror)?;
+            packages_files.push(PackagesFile {
+                url: file_url,
+                release_path: path,
+                stored,
+            });
+        }
+        infos.push(SuiteInfo {
+            inrelease_url: suite.url,
+            release: suite.release,
+            signers: suite.signers,
+            packages_files,
+        });
+    }
+    index.finish();
+    Ok(LoadedIndex {
+        index,
+        suites: infos,
+    })
+}
+
+async fn verify_suites(
+    sources: &Sources,
+    fetcher: &Fetcher,
+    now: SystemTime,
+    pending: &mut Vec<PendingSuite>,
+    wanted: &mut Vec<IndexDownload>,
+) -> Result<(), AptError> {
+    sources.validate()?;
+    let keyring = match (&sources.keyring, sources.allow_unsigned) {
+        (_, true) => {
+            tracing::warn!(
+                "allow-unsigned is set: InRelease signatures are NOT checked for {:?}; use this only for a local test repository",
+                sources.mirrors
+            );
+            None
+        }
+        (Some(path), false) => Some(Keyring::load(path)?),
+        (None, false) => None,
+    };
+    for suite in &sources.suites {
+        // Mirrors are alternatives: the first that serves the InRelease serves the suite.
+        let mut answer = None;
+        let mut last_error = None;
+        for mirror in &sources.mirrors {
+            let mirror = mirror.trim_end_matches('/');
+            let url = format!("{mirror}/dists/{suite}/InRelease");
+            match fetcher.get_bytes(&url).await {
+                Ok(bytes) => {
+                    answer = Some((mirror, url, bytes));
+                    break;
+                }
+                Err(e) => {
+                    if sources.mirrors.len() > 1 {
+                        tracing::warn!("{e}; trying the next mirror");
+                    }
+                    last_error = Some(e);
+                }
+            }
+        }
+        let Some((mirror, url, bytes)) = answer else {
+            return Err(last_error.expect("validate() ensures a mirror").into());
+        };
+        {
+            let text =
+                String::from_utf8(bytes).map_err(|_| AptError::NotText { url: url.clone() })?;
+            let (release_text, signers) = match &keyring {
+                Some(keyring) => {
+                    let verified = signature::verify_inrelease(keyring, &text, &url)?;
+                    (verified.text, verified.signers)
+                }
+                None if sources.allow_unsigned => {
+                    (release::cleartext_body(&text).unwrap_or(text), Vec::new())
+                }
+                None => return Err(AptError::NoKeyring { url }),
+            };
+            let release = Release::parse(&release_text, &url)?;
+            release.check_dates(now, &url)?;
+            if !release.architectures.is_empty()
+                && !release.architectures.contains(&sources.architecture)
+            {
+                return Err(AptError::NoArchitecture {
+                    url,
+                    architecture: sources.architecture.clone(),
+                    available: release.architectures.join(" "),
+                });
+            }
+            let mut files = Vec::new();
+            for component in &sources.components {
+                let (path, hash) =
+                    pick_packages_file(&release, component, &sources.architecture, &url)?;
+                // by-hash URLs never change under us while the mirror updates.
+                let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+                let file_url = if release.acquire_by_hash {
+                    format!(
+                        "{mirror}/dists/{suite}/{dir}/by-hash/SHA256/{}",
+                        hash.sha256.hex()
+                    )
+                } else {
+                    format!("{mirror}/dists/{suite}/{path}")
+                };
+                let w = IndexDownload {
+                    wanted: Wanted {
+                        url: file_url.clone(),
+                        sha256: hash.sha256.clone(),
+                        size: hash.size,
+                    },
+                    plain_url: format!("{mirror}/dists/{suite}/{path}"),
+                };
+                files.push((
+                    file_url,
+                    fetcher.path_of(&w.wanted.sha256),
+                    path,
+                    mirror.to_owned(),
+                ));
+                wanted.push(w);
+            }
+            pending.push(PendingSuite {
+                url,
+                release,
+                signers,
+                files,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A Packages file to fetch: by-hash URL when offered, and its plain path as a fallback.
+struct IndexDownload {
+    wanted: Wanted,
+    plain_url: String,
+}
+
+/// Fetches the index files in parallel; a mirror that announces by-hash but lacks the file
+/// (partial mirrors do) is asked for the plain path, which must hash the same.
+async fn fetch_indexes(fetcher: &Fetcher, downloads: &[IndexDownload]) -> Result<(), FetchError> {
+    use futures_util::stream::{self, StreamExt, TryStreamExt};
+    stream::iter(downloads)
+        .map(|d| async move {
+            match fetcher.fetch(&d.wanted).await {
+                Err(FetchError::Http { status: 404, .. }) if d.plain_url != d.wanted.url => {
+                    let plain = Wanted {
+                        url: d.plain_url.clone(),
+                        ..d.wanted.clone()
+                    };
+                    fetcher.fetch(&plain).await
+                }
+                other => other,
+            }
+        })
+        .buffer_unordered(4)
+        .try_collect::<Vec<_>>()
+        .await?;
+    Ok(())
+}
+
+/// Picks `Packages.xz`, else `.gz`, else plain `Packages`, among what the Release lists.
+fn pick_packages_file<'r>(
+    release: &'r Release,
+    component: &str,
+    arch: &str,
+    url: &str,
+) -> Result<(String, &'r release::FileHash), ReleaseError> {
+    let base = format!("{component}/binary-{arch}/Packages");
+    for suffix in [".xz", ".gz", ""] {
+        let path = format!("{base}{suffix}");
+        if let Some(hash) = release.sha256.get(&path) {
+            return Ok((path, hash));
+        }
+    }
+    Err(ReleaseError::NotListed {
+        url: url.to_owned(),
+        path: format!("{base}(.xz|.gz)"),
+    })
+}
+
+/// Decompresses a stored index file by the suffix of its name in the Release.
+fn decompress_to_string(stored: &Path, name: &str) -> std::io::Result<String> {
+    let file = std::io::BufReader::new(std::fs::File::open(stored)?);
+    let compression = if name.ends_with(".xz") {
+        deb::Compression::Xz
+    } else if name.ends_with(".gz") {
+        deb::Compression::Gzip
+    } else {
+        deb::Compression::None
+    };
+    let mut text = String::new();
+    compression.decoder(file)?.read_to_string(&mut text)?;
+    Ok(text)
+}
