@@ -6,12 +6,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::apt;
 use crate::cache::{Cache, CacheError, LayerRecord};
 use crate::digest::Digest;
 use crate::image::{self, ImageError, ImageLayer, ImageSpec};
 use crate::layer::{self, LayerError};
 use crate::output::{self, OutputError, OutputTarget, StoredImage, StoredLayer};
-use crate::plan::{self, Plan, PlanError, PlannedLayer, TimePolicy};
+use crate::plan::{self, LockMode, Plan, PlanError, PlannedLayer, TimePolicy};
 use crate::recipe::{self, RecipeError};
 use crate::registry::{
     BlobRef, BlockingRegistry, ImageToPush, PushReport, RawManifest, Reference, RegistryError,
@@ -25,6 +26,8 @@ pub struct BuildOptions {
     pub tags: Vec<String>,
     /// Layers written at the same time.
     pub jobs: usize,
+    /// How package sets are obtained (lockfile or fresh resolution).
+    pub lock_mode: LockMode,
 }
 
 /// Events for a progress display. All methods have empty defaults.
@@ -107,11 +110,48 @@ impl BuildResult {
     }
 }
 
-/// Loads and plans a recipe without building anything.
-pub fn load_plan(recipe_path: &Path) -> Result<Plan, BuildError> {
+/// Loads and plans a recipe without building any layer (package layers not in the cache are
+/// laid out, which downloads their packages).
+pub fn load_plan(
+    recipe_path: &Path,
+    cache: &Cache,
+    lock_mode: LockMode,
+) -> Result<Plan, BuildError> {
     let recipe = recipe::load(recipe_path)?;
     let time = TimePolicy::from_env()?;
-    Ok(plan::plan(&recipe, &time)?)
+    Ok(plan::plan(&recipe, &time, cache, lock_mode)?)
+}
+
+/// Resolves the recipe's package layers afresh and writes its lockfile (atomically) next to
+/// it; returns the lockfile's path.
+pub fn lock(recipe_path: &Path, cache_dir: &Path) -> Result<(PathBuf, apt::Lockfile), BuildError> {
+    let recipe = recipe::load(recipe_path)?;
+    let cache = Cache::open(cache_dir)?;
+    let lock = plan::packages::lock_for(&recipe, &cache, LockMode::Fresh)?.ok_or_else(|| {
+        BuildError::Unsupported(format!(
+            "{} has no package layers: nothing to lock",
+            recipe_path.display()
+        ))
+    })?;
+    let path = plan::lockfile_path(recipe_path);
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let io = |source| CacheError {
+        path: path.clone(),
+        source,
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+    std::io::Write::write_all(&mut tmp, lock.to_toml().as_bytes()).map_err(io)?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(io)?;
+    }
+    tmp.persist(&path).map_err(|e| io(e.error))?;
+    Ok((path, lock))
 }
 
 pub fn build(
@@ -119,9 +159,11 @@ pub fn build(
     opts: &BuildOptions,
     progress: &dyn Progress,
 ) -> Result<BuildResult, BuildError> {
-    let plan = load_plan(recipe_path)?;
-    check_outputs(&plan, &opts.outputs)?;
+    let recipe = recipe::load(recipe_path)?;
+    let time = TimePolicy::from_env()?;
     let cache = Cache::open(&opts.cache_dir)?;
+    check_outputs(&recipe.image.format, &opts.outputs)?;
+    let plan = plan::plan(&recipe, &time, &cache, opts.lock_mode)?;
     let records = build_layers(&plan, &cache, opts.jobs.max(1), progress)?;
 
     let image_layers: Vec<ImageLayer> = plan
@@ -188,12 +230,39 @@ pub fn build(
     })
 }
 
+/// Writes one planned layer and its side files (listing, dpkg status); the caller records it.
+fn write_planned(
+    layer: &PlannedLayer,
+    compression: crate::layer::Compression,
+    threads: usize,
+    cache: &Cache,
+) -> Result<LayerRecord, BuildError> {
+    let contents = layer.contents.as_ref().ok_or_else(|| {
+        BuildError::Unsupported(format!(
+            "layer `{}` vanished from the cache during the build (a concurrent `cache gc`?); build again",
+            layer.name
+        ))
+    })?;
+    let record = layer::write_layer(contents, compression, threads, cache).map_err(|source| {
+        BuildError::Layer {
+            name: layer.name.clone(),
+            location: layer.location.clone(),
+            source: Box::new(source),
+        }
+    })?;
+    cache.put_layer_file(&layer.key, "list", contents.listing().as_bytes())?;
+    if let Some(status) = &layer.status {
+        cache.put_layer_file(&layer.key, "status", status.as_bytes())?;
+    }
+    Ok(record)
+}
+
 /// Refuses output combinations that readers would not accept, before anything is written.
-fn check_outputs(plan: &Plan, outputs: &[OutputTarget]) -> Result<(), BuildError> {
+fn check_outputs(format: &image::ImageFormat, outputs: &[OutputTarget]) -> Result<(), BuildError> {
     let layout = outputs
         .iter()
         .find(|o| matches!(o, OutputTarget::OciLayout { .. }));
-    if plan.image.format == image::ImageFormat::Docker
+    if *format == image::ImageFormat::Docker
         && let Some(layout) = layout
     {
         return Err(BuildError::Unsupported(format!(
@@ -244,13 +313,8 @@ fn build_layers(
                     let layer = &plan.layers[i];
                     progress.layer_started(layer);
                     let started = Instant::now();
-                    let result = layer::write_layer(&layer.contents, compression, threads, cache)
-                        .map_err(|source| BuildError::Layer {
-                            name: layer.name.clone(),
-                            location: layer.location.clone(),
-                            source: Box::new(source),
-                        })
-                        .and_then(|record| {
+                    let result =
+                        write_planned(layer, compression, threads, cache).and_then(|record| {
                             cache.put_layer_record(&layer.key, &record)?;
                             progress.layer_written(layer, &record, started.elapsed());
                             Ok(record)

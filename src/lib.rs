@@ -22,4 +22,5 @@ pub mod output;
 pub mod plan;
 pub mod recipe;
 pub mod registry;
+pub mod rootfs;
 pub mod tls;

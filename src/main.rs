@@ -11,7 +11,7 @@ use stevedore::build::{self, BuildError, BuildOptions, LayerStatus, Progress};
 use stevedore::cache::LayerRecord;
 use stevedore::digest::Digest;
 use stevedore::output::{self, OutputTarget};
-use stevedore::plan::PlannedLayer;
+use stevedore::plan::{LockMode, PlannedLayer};
 use stevedore::registry::{
     BlockingRegistry, CredentialSource, PushProgress, PushReport, Reference, RegistryOptions,
 };
@@ -73,6 +73,10 @@ enum Command {
         /// Layers written in parallel (default: number of CPUs).
         #[arg(long, short, value_name = "N")]
         jobs: Option<usize>,
+        /// Use only the lockfile (RECIPE.lock); fail if it is missing or out of date. With a warm
+        /// cache the build then needs no network.
+        #[arg(long)]
+        locked: bool,
         /// Push the image to REF (registry/repository[:tag]); without a tag, the image's tags.
         #[arg(long, value_name = "REF", value_parser = parse_reference)]
         push: Option<Reference>,
@@ -92,6 +96,8 @@ enum Command {
         #[command(flatten)]
         registry: RegistryArgs,
     },
+    /// Resolve the recipe's package layers and write RECIPE.lock next to it.
+    Lock { recipe: PathBuf },
     /// Show the layers of a recipe, their sources, and which would be rebuilt.
     Plan { recipe: PathBuf },
     /// Show the manifest, config and layers of an OCI layout or docker archive.
@@ -200,11 +206,13 @@ fn main() -> ExitCode {
             output,
             tag,
             jobs,
+            locked,
             push,
             registry,
         } => run_build(
-            recipe, output, tag, jobs, push, &registry, cache_dir, cli.quiet,
+            recipe, output, tag, jobs, locked, push, &registry, cache_dir, cli.quiet,
         ),
+        Command::Lock { recipe } => run_lock(&recipe, &cache_dir, cli.quiet),
         Command::Push {
             source,
             target,
@@ -256,6 +264,7 @@ fn run_build(
     outputs: Vec<OutputTarget>,
     tags: Vec<String>,
     jobs: Option<usize>,
+    locked: bool,
     push: Option<Reference>,
     registry_args: &RegistryArgs,
     cache_dir: PathBuf,
@@ -267,6 +276,11 @@ fn run_build(
         outputs,
         tags,
         jobs,
+        lock_mode: if locked {
+            LockMode::Locked
+        } else {
+            LockMode::Prefer
+        },
     };
     let display = Display::new(quiet);
     let result = build::build(&recipe, &opts, &display)?;
@@ -297,6 +311,21 @@ fn run_build(
         report_push(&report, &target, quiet);
     }
     println!("{}", result.manifest_digest());
+    Ok(())
+}
+
+fn run_lock(
+    recipe: &std::path::Path,
+    cache_dir: &std::path::Path,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let (path, lock) = build::lock(recipe, cache_dir)?;
+    if !quiet {
+        for l in &lock.layers {
+            eprintln!("layer {}: {} packages", l.name, l.packages.len());
+        }
+    }
+    println!("{}", path.display());
     Ok(())
 }
 
@@ -412,8 +441,9 @@ impl Progress for Display {
 }
 
 fn run_plan(recipe: PathBuf, cache_dir: PathBuf) -> anyhow::Result<()> {
-    let plan = build::load_plan(&recipe)?;
-    let cache = stevedore::cache::Cache::open(&cache_dir).ok();
+    let cache = stevedore::cache::Cache::open(&cache_dir)?;
+    let plan = build::load_plan(&recipe, &cache, LockMode::Prefer)?;
+    let cache = Some(cache);
     let img = &plan.image;
     println!(
         "image {} tags [{}]  platform {}  format {:?}  compression {}",
@@ -435,7 +465,10 @@ fn run_plan(recipe: PathBuf, cache_dir: PathBuf) -> anyhow::Result<()> {
             layer.name,
             status,
             layer.location,
-            layer.contents.entries.len(),
+            layer
+                .contents
+                .as_ref()
+                .map_or_else(|| "cached".to_string(), |c| c.entries.len().to_string()),
             layer.key.short()
         );
         for s in &layer.sources {

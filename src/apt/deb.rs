@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -180,6 +180,34 @@ impl Deb {
     /// `data.tar.xz` etc. and how it is compressed.
     pub fn data_member(&self) -> (&str, Compression) {
         (&self.data_member, self.data_compression)
+    }
+
+    /// Copies the decompressed data tarball to `out` (to keep it unpacked for random access),
+    /// returning its size.
+    pub fn copy_data_tar(&self, out: &mut impl Write) -> Result<u64, DebError> {
+        let shown = self.path.display().to_string();
+        let member_err = |source| DebError::Member {
+            path: shown.clone(),
+            member: self.data_member.clone(),
+            source,
+        };
+        let file = File::open(&self.path).map_err(|source| DebError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+        let mut archive = ar::Archive::new(BufReader::new(file));
+        while let Some(entry) = archive.next_entry() {
+            let entry = entry.map_err(member_err)?;
+            if entry.header().identifier() != self.data_member.as_bytes() {
+                continue;
+            }
+            let mut reader = self.data_compression.decoder(entry).map_err(member_err)?;
+            return io::copy(&mut reader, out).map_err(member_err);
+        }
+        Err(DebError::Invalid {
+            path: shown,
+            detail: format!("member {} vanished", self.data_member),
+        })
     }
 
     /// Streams the entries of the data tarball, in archive order, through `visit`. Nothing is

@@ -140,6 +140,43 @@ impl Cache {
         (meta.len() == record.size).then_some(record)
     }
 
+    /// Side files of a layer key (`list`: its entries for stacking, `status`: the dpkg status it
+    /// carries). Written before the record, so a record implies its side files.
+    pub fn put_layer_file(&self, key: &Digest, kind: &str, bytes: &[u8]) -> Result<(), CacheError> {
+        let mut tmp = self.temp_file()?;
+        tmp.write_all(bytes).map_err(err(tmp.path()))?;
+        let dest = self
+            .root
+            .join("layers")
+            .join(format!("{}.{kind}", key.hex()));
+        tmp.persist(&dest).map_err(|e| CacheError {
+            path: dest,
+            source: e.error,
+        })?;
+        Ok(())
+    }
+
+    pub fn layer_file(&self, key: &Digest, kind: &str) -> Option<String> {
+        fs::read_to_string(
+            self.root
+                .join("layers")
+                .join(format!("{}.{kind}", key.hex())),
+        )
+        .ok()
+    }
+
+    /// Where the unpacked (decompressed) data.tar of a package with this sha256 is kept.
+    pub fn unpacked_deb_path(&self, deb_sha256: &Digest) -> PathBuf {
+        self.root
+            .join("debs-unpacked")
+            .join(format!("{}.tar", deb_sha256.hex()))
+    }
+
+    /// The apt download store (indexes and .debs, by sha256).
+    pub fn apt_dir(&self) -> PathBuf {
+        self.root.join("apt")
+    }
+
     pub fn put_layer_record(&self, key: &Digest, record: &LayerRecord) -> Result<(), CacheError> {
         let mut tmp = self.temp_file()?;
         serde_json::to_writer(&mut tmp, record).map_err(|e| CacheError {

@@ -38,13 +38,19 @@ pub enum EntryKind {
 pub struct FileContent {
     pub source: ContentSource,
     pub size: u64,
-    pub digest: Digest,
+    /// `None` for content whose integrity comes from elsewhere (a package checked by sha256).
+    pub digest: Option<Digest>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ContentSource {
     Host(PathBuf),
     Bytes(Arc<[u8]>),
+    /// `size` bytes at `offset` of a file: an entry of an unpacked package's data.tar.
+    Range {
+        path: Arc<PathBuf>,
+        offset: u64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -110,13 +110,34 @@ fn write_file<W: io::Write>(
             })?;
             (Box::new(f), Some(p.as_path()))
         }
+        ContentSource::Range { path: p, offset } => {
+            use std::io::Seek;
+            let open = || -> io::Result<File> {
+                let mut f = File::open(p.as_path())?;
+                f.seek(io::SeekFrom::Start(*offset))?;
+                Ok(f)
+            };
+            let f = open().map_err(|source| LayerError::Source {
+                path: p.to_path_buf(),
+                image_path: path.clone(),
+                source,
+            })?;
+            (
+                Box::new(io::BufReader::with_capacity(64 * 1024, f)),
+                Some(p.as_path()),
+            )
+        }
     };
     let mut hashing = HashingReader::new(reader);
     let result = tar.append_file(path, &entry.meta, content.size, &mut hashing);
     let (_, digest, read) = hashing.finish();
     let changed = |read_desc: String| LayerError::SourceChanged {
         path: host.map_or_else(|| path.as_str().into(), |h| h.to_path_buf()),
-        planned: format!("{} bytes, {}", content.size, content.digest.short()),
+        planned: format!(
+            "{} bytes, {}",
+            content.size,
+            content.digest.as_ref().map_or("-".into(), |d| d.short())
+        ),
         read: read_desc,
     };
     match result {
@@ -126,7 +147,7 @@ fn write_file<W: io::Write>(
         Err(e) => return Err(LayerError::Write(e)),
         Ok(()) => {}
     }
-    if digest != content.digest {
+    if content.digest.as_ref().is_some_and(|d| *d != digest) {
         return Err(changed(format!("{read} bytes, {}", digest.short())));
     }
     Ok(())
@@ -145,7 +166,7 @@ mod tests {
                     kind: EntryKind::File(FileContent {
                         source: ContentSource::Bytes(data.into()),
                         size: data.len() as u64,
-                        digest: planned,
+                        digest: Some(planned),
                     }),
                     meta: Meta {
                         mode: 0o644,

@@ -50,6 +50,36 @@ impl LowerView {
         self.entries.get(path)
     }
 
+    /// Adds a layer described by [`LayerContents::listing`] (a cached layer whose entries were
+    /// not planned again). Malformed lines are an error: the listing came from our own cache.
+    pub fn apply_listing(&mut self, listing: &str) -> Result<(), String> {
+        for line in listing.lines() {
+            let f: Vec<&str> = line.splitn(7, '\t').collect();
+            let [kind, mode, uid, gid, mtime, path, target] = f[..] else {
+                return Err(format!("bad listing line {line:?}"));
+            };
+            let num = |s: &str| {
+                s.parse::<u64>()
+                    .map_err(|_| format!("bad number in {line:?}"))
+            };
+            let meta = Meta {
+                mode: num(mode)? as u32,
+                uid: num(uid)? as u32,
+                gid: num(gid)? as u32,
+                mtime: num(mtime)?,
+            };
+            let kind = match kind {
+                "d" => ViewKind::Dir,
+                "f" => ViewKind::File,
+                "l" => ViewKind::Symlink(target.to_string()),
+                _ => return Err(format!("bad kind in {line:?}")),
+            };
+            let path = ImagePath::from_relative(path).map_err(|e| e.to_string())?;
+            self.entries.insert(path, (kind, meta));
+        }
+        Ok(())
+    }
+
     pub fn apply(&mut self, layer: &LayerContents) {
         for (path, entry) in &layer.entries {
             let kind = match &entry.kind {
@@ -68,16 +98,47 @@ pub struct LayerContents {
     pub entries: Vec<(ImagePath, Entry)>,
 }
 
+impl LayerContents {
+    /// A compact text listing (one line per entry: kind, mode, uid, gid, mtime, path, link
+    /// target) that is enough to stack later layers on this one without planning it again.
+    pub fn listing(&self) -> String {
+        let mut out = String::new();
+        for (path, e) in &self.entries {
+            let (kind, target) = match &e.kind {
+                EntryKind::Dir => ("d", ""),
+                EntryKind::File(_) | EntryKind::Hardlink { .. } => ("f", ""),
+                EntryKind::Symlink { target } => ("l", target.as_str()),
+            };
+            if path.as_str().contains(['\t', '\n']) || target.contains(['\t', '\n']) {
+                continue; // cannot be represented; such names do not occur in packages
+            }
+            let m = &e.meta;
+            out.push_str(&format!(
+                "{kind}\t{}\t{}\t{}\t{}\t{}\t{target}\n",
+                m.mode,
+                m.uid,
+                m.gid,
+                m.mtime,
+                path.as_str()
+            ));
+        }
+        out
+    }
+}
+
 struct TreeEntry {
     entry: Entry,
     /// An implied parent that copies a lower layer's directory: its metadata must stay as is.
     keeps_lower: bool,
+    /// Added only as a parent of something else.
+    implied: bool,
 }
 
 pub struct LayerTree<'a> {
     lower: &'a LowerView,
     entries: BTreeMap<ImagePath, TreeEntry>,
     implied_dir: Meta,
+    date_explicit_dirs: bool,
 }
 
 impl<'a> LayerTree<'a> {
@@ -87,7 +148,14 @@ impl<'a> LayerTree<'a> {
             lower,
             entries: BTreeMap::new(),
             implied_dir,
+            date_explicit_dirs: true,
         }
+    }
+
+    /// Keeps the mtimes of directories inserted explicitly (package directories carry their
+    /// own); only implied parents are dated from their content.
+    pub fn keep_explicit_dir_times(&mut self) {
+        self.date_explicit_dirs = false;
     }
 
     fn kind_of(&self, path: &ImagePath) -> Option<ViewKind> {
@@ -177,6 +245,7 @@ impl<'a> LayerTree<'a> {
                 (true, true) => {
                     existing.entry.meta = entry.meta;
                     existing.keeps_lower = false;
+                    existing.implied = false;
                     return Ok(target);
                 }
                 (false, false) => {
@@ -215,6 +284,7 @@ impl<'a> LayerTree<'a> {
             TreeEntry {
                 entry,
                 keeps_lower: false,
+                implied: false,
             },
         );
         Ok(target)
@@ -253,6 +323,7 @@ impl<'a> LayerTree<'a> {
                         meta,
                     },
                     keeps_lower,
+                    implied: true,
                 },
             );
         }
@@ -288,6 +359,7 @@ impl<'a> LayerTree<'a> {
         for (path, t) in self.entries.iter_mut() {
             if t.entry.is_dir()
                 && !t.keeps_lower
+                && (self.date_explicit_dirs || t.implied)
                 && let Some(m) = newest.get(path)
             {
                 t.entry.meta.mtime = *m;
@@ -392,7 +464,7 @@ mod tests {
             kind: EntryKind::File(FileContent {
                 source: ContentSource::Bytes(data.into()),
                 size: data.len() as u64,
-                digest: Digest::of(data),
+                digest: Some(Digest::of(data)),
             }),
             meta: Meta {
                 mode: 0o644,

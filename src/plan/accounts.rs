@@ -55,7 +55,7 @@ pub fn account_files(users: &[User], groups: &[Group], mtime: u64) -> Vec<(Image
                 Entry {
                     kind: EntryKind::File(FileContent {
                         size: bytes.len() as u64,
-                        digest: Digest::of(&bytes),
+                        digest: Some(Digest::of(&bytes)),
                         source: ContentSource::Bytes(bytes),
                     }),
                     meta,

@@ -7,13 +7,17 @@
 
 mod accounts;
 pub mod git;
+pub mod packages;
 mod sources;
 pub mod time;
 
 use std::fmt;
 use std::path::PathBuf;
 
+pub use packages::{LockMode, lockfile_path};
 pub use time::{Clock, TimePolicy};
+
+use crate::cache::Cache;
 
 use crate::digest::{Digest, Hasher};
 use crate::image::ContainerConfig;
@@ -25,6 +29,8 @@ pub const LAYER_FORMAT_VERSION: &str = "stevedore-layer-v1";
 
 #[derive(Debug)]
 pub struct Plan {
+    /// The package sets, when the chain has package layers.
+    pub lock: Option<crate::apt::Lockfile>,
     /// Settings of the top recipe (the image being built).
     pub image: ImageSettings,
     /// The config after merging the chain, base first.
@@ -42,7 +48,11 @@ pub struct PlannedLayer {
     pub location: Location,
     /// What the layer is made of, for `plan` to show.
     pub sources: Vec<String>,
-    pub contents: LayerContents,
+    /// The entries to write; `None` for a package layer already in the cache (its entries were
+    /// not planned again: the cached listing stood in for them).
+    pub contents: Option<LayerContents>,
+    /// The cumulative dpkg status a package layer carries (kept with it in the cache).
+    pub status: Option<String>,
     pub key: Digest,
 }
 
@@ -81,8 +91,15 @@ impl PlanError {
     }
 }
 
-pub fn plan(recipe: &Recipe, time: &TimePolicy) -> Result<Plan, PlanError> {
+pub fn plan(
+    recipe: &Recipe,
+    time: &TimePolicy,
+    cache: &Cache,
+    lock_mode: LockMode,
+) -> Result<Plan, PlanError> {
     let compression = recipe.image.compression;
+    let lock = packages::lock_for(recipe, cache, lock_mode)?;
+    let mut lower_status = String::new();
     let mut lower = LowerView::new();
     let mut config = ContainerConfig::default();
     let mut layers = Vec::new();
@@ -126,10 +143,85 @@ pub fn plan(recipe: &Recipe, time: &TimePolicy) -> Result<Plan, PlanError> {
                 location,
                 sources: vec!["/etc/passwd and /etc/group from [[users]] and [[groups]]".into()],
                 key: layer_key(&contents, &compression.cache_tag()),
-                contents,
+                contents: Some(contents),
+                status: None,
             });
         }
         for spec in &r.layers {
+            if spec.packages.is_some() {
+                let locked = lock
+                    .as_ref()
+                    .and_then(|l| {
+                        let name = packages::lock_layer_name(r, &spec.name);
+                        l.layers.iter().find(|x| x.name == name)
+                    })
+                    .ok_or_else(|| {
+                        PlanError::new(&spec.location, "the lockfile has no entry for this layer")
+                            .help("run `stevedore lock` for this recipe")
+                    })?;
+                let mut h = Hasher::new();
+                h.update(
+                    format!(
+                        "{LAYER_FORMAT_VERSION}\n{}\n{}\n{}\n",
+                        packages::SETUP_RULES_VERSION,
+                        compression.cache_tag(),
+                        clock.generated_time()
+                    )
+                    .as_bytes(),
+                );
+                // What lies below decides mapped paths, parents and the cumulative status.
+                for below in &layers {
+                    let below: &PlannedLayer = below;
+                    h.update(below.key.to_string().as_bytes());
+                }
+                let mut sorted = locked.packages.clone();
+                sorted.sort();
+                for p in &sorted {
+                    h.update(format!("{} {} {}\n", p.name, p.version, p.sha256).as_bytes());
+                }
+                let key = h.finish().0;
+                let shown = vec![format!(
+                    "{} packages: {}",
+                    sorted.len(),
+                    sorted
+                        .iter()
+                        .map(|p| format!("{}={}", p.name, p.version))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                )];
+                let cached = cache.layer_record(&key).and_then(|_| {
+                    Some((
+                        cache.layer_file(&key, "list")?,
+                        cache.layer_file(&key, "status")?,
+                    ))
+                });
+                let (contents, status) = match cached {
+                    Some((listing, status)) => {
+                        lower
+                            .apply_listing(&listing)
+                            .map_err(|e| PlanError::new(&spec.location, format!("cache: {e}")))?;
+                        (None, status)
+                    }
+                    None => {
+                        let installed =
+                            install_locked(&sorted, &lower, &lower_status, &clock, cache)
+                                .map_err(|e| PlanError::new(&spec.location, e))?;
+                        lower.apply(&installed.contents);
+                        (Some(installed.contents), installed.status)
+                    }
+                };
+                lower_status = status.clone();
+                layers.push(PlannedLayer {
+                    name: spec.name.clone(),
+                    recipe: r.path.clone(),
+                    location: spec.location.clone(),
+                    sources: shown,
+                    contents,
+                    status: Some(status),
+                    key,
+                });
+                continue;
+            }
             let mut tree = LayerTree::new(&lower, implied_dir);
             let mut shown = Vec::new();
             for item in &spec.items {
@@ -153,7 +245,8 @@ pub fn plan(recipe: &Recipe, time: &TimePolicy) -> Result<Plan, PlanError> {
                 recipe: r.path.clone(),
                 location: spec.location.clone(),
                 sources: shown,
-                contents,
+                contents: Some(contents),
+                status: None,
                 key,
             });
         }
@@ -186,11 +279,45 @@ pub fn plan(recipe: &Recipe, time: &TimePolicy) -> Result<Plan, PlanError> {
         }
     }
     Ok(Plan {
+        lock,
         image,
         config,
         created,
         layers,
     })
+}
+
+/// Fetches (or finds in the cache) the locked `.deb`s and lays them out as a layer.
+fn install_locked(
+    packages: &[crate::apt::LockedPackage],
+    lower: &LowerView,
+    lower_status: &str,
+    clock: &Clock,
+    cache: &Cache,
+) -> Result<crate::rootfs::Installed, String> {
+    let fetcher = crate::apt::Fetcher::new(&cache.apt_dir()).map_err(|e| e.to_string())?;
+    let wanted: Vec<_> = packages.iter().map(|p| p.wanted()).collect();
+    let paths = fetcher
+        .fetch_all_blocking(&wanted)
+        .map_err(|e| e.to_string())?;
+    let files: Vec<crate::rootfs::PackageFile> = packages
+        .iter()
+        .zip(paths)
+        .map(|(p, deb)| crate::rootfs::PackageFile {
+            name: p.name.clone(),
+            sha256: p.sha256.clone(),
+            deb,
+        })
+        .collect();
+    crate::rootfs::install(
+        &files,
+        lower,
+        lower_status,
+        true,
+        clock.generated_time(),
+        cache,
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// Fills `{git.sha}`, `{git.short}`, `{git.branch}` and `{git.tag}` in a tag, and checks the
@@ -249,7 +376,13 @@ fn describe(h: &mut Hasher, path: &str, entry: &Entry) {
     let m = &entry.meta;
     let kind = match &entry.kind {
         EntryKind::Dir => "d".to_string(),
-        EntryKind::File(c) => format!("f {} {}", c.size, c.digest),
+        EntryKind::File(c) => format!(
+            "f {} {}",
+            c.size,
+            c.digest
+                .as_ref()
+                .map_or_else(|| "-".to_string(), |d| d.to_string())
+        ),
         EntryKind::Symlink { target } => format!("l {}", target.len()),
         EntryKind::Hardlink { target } => format!("h {}", target.as_str().len()),
     };

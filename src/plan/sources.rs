@@ -303,7 +303,7 @@ fn add_path(
             EntryKind::File(FileContent {
                 source: ContentSource::Host(host.to_path_buf()),
                 size,
-                digest,
+                digest: Some(digest),
             }),
             mode,
             git_id,

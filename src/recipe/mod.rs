@@ -143,6 +143,16 @@ impl Validator<'_> {
         };
         let image = self.image(file.image, parent);
         let (users, groups) = self.accounts(&file.users, &file.groups, parent);
+        let mut sources: Vec<AptSource> = file
+            .sources
+            .iter()
+            .filter_map(|s| self.apt_source(s))
+            .collect();
+        if file.sources.is_empty()
+            && let Some(p) = parent
+        {
+            sources = p.sources.clone();
+        }
         let config = file.config.map(|c| self.config(c)).unwrap_or_default();
         let accounts = Accounts {
             users: &users,
@@ -164,7 +174,19 @@ impl Validator<'_> {
                     "layer names must be unique within a recipe",
                 );
             }
-            layers.push(self.layer(decl, &accounts));
+            let name_span = decl.name.span();
+            let layer = self.layer(decl, &accounts);
+            if layer.packages.is_some() && sources.is_empty() {
+                self.error(
+                    name_span,
+                    format!(
+                        "layer `{}` installs packages, but no [[sources]] are set",
+                        layer.name
+                    ),
+                    "add [[sources]] with mirrors, suites and keyring here or in a base recipe",
+                );
+            }
+            layers.push(layer);
         }
         Recipe {
             path: self.source.path.clone(),
@@ -172,10 +194,84 @@ impl Validator<'_> {
             from,
             image,
             config,
+            sources,
             users,
             groups,
             layers,
         }
+    }
+
+    fn apt_source(&mut self, s: &SourcesDecl) -> Option<AptSource> {
+        let mut ok = true;
+        for m in s.mirrors.get_ref() {
+            if !(m.starts_with("http://") || m.starts_with("https://") || m.starts_with("file:/")) {
+                self.error(
+                    s.mirrors.span(),
+                    format!("mirror `{m}` is not an http(s):// URL"),
+                    "e.g. mirrors = [\"http://deb.debian.org/debian\"]",
+                );
+                ok = false;
+            }
+        }
+        if s.mirrors.get_ref().is_empty() {
+            self.error(
+                s.mirrors.span(),
+                "no mirror given",
+                "e.g. mirrors = [\"http://deb.debian.org/debian\"]",
+            );
+            ok = false;
+        }
+        if s.suites.get_ref().is_empty() {
+            self.error(
+                s.suites.span(),
+                "no suite given",
+                "e.g. suites = [\"bookworm\", \"bookworm-updates\"]",
+            );
+            ok = false;
+        }
+        let allow_unsigned = s.allow_unsigned.as_ref().is_some_and(|b| *b.get_ref());
+        let keyring = match &s.keyring {
+            Some(k) => {
+                let path = self.dir.join(k.get_ref());
+                if path.is_file() {
+                    Some(path)
+                } else {
+                    self.error(
+                        k.span(),
+                        format!("keyring `{}` not found (looked for {})", k.get_ref(), path.display()),
+                        "keyrings live in keyrings/ of the stevedore repository; give the path relative to this recipe",
+                    );
+                    ok = false;
+                    None
+                }
+            }
+            None if allow_unsigned => None,
+            None => {
+                self.error(
+                    s.mirrors.span(),
+                    "no keyring for this archive",
+                    "add keyring = \"../keyrings/debian-archive-keyring.gpg\" (or the Ubuntu one); signatures are always checked",
+                );
+                ok = false;
+                None
+            }
+        };
+        ok.then(|| AptSource {
+            mirrors: s
+                .mirrors
+                .get_ref()
+                .iter()
+                .map(|m| m.trim_end_matches('/').to_string())
+                .collect(),
+            suites: s.suites.get_ref().clone(),
+            components: s
+                .components
+                .as_ref()
+                .map_or_else(|| vec!["main".to_string()], |c| c.get_ref().clone()),
+            keyring,
+            allow_unsigned,
+            location: self.location(s.mirrors.span()),
+        })
     }
 
     fn image(&mut self, section: Option<ImageSection>, parent: Option<&Recipe>) -> ImageSettings {
@@ -593,10 +689,32 @@ impl Validator<'_> {
                 });
             }
         }
+        let wants_packages =
+            decl.packages.is_some() || decl.minbase.as_ref().is_some_and(|m| *m.get_ref());
+        let packages = wants_packages.then(|| PackageSet {
+            names: decl
+                .packages
+                .as_ref()
+                .map(|p| p.get_ref().clone())
+                .unwrap_or_default(),
+            minbase: decl.minbase.as_ref().is_some_and(|m| *m.get_ref()),
+            recommends: decl.recommends.as_ref().is_some_and(|m| *m.get_ref()),
+        });
+        if packages.is_some() && !items.is_empty() {
+            self.error(
+                decl.name.span(),
+                format!(
+                    "layer `{}` has both packages and files",
+                    decl.name.get_ref()
+                ),
+                "put packages and files in separate layers",
+            );
+        }
         LayerSpec {
             name: decl.name.into_inner(),
             location,
             items,
+            packages,
         }
     }
 

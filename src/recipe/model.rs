@@ -21,9 +21,23 @@ pub struct Recipe {
     pub from: Base,
     pub image: ImageSettings,
     pub config: ContainerConfig,
+    /// apt sources for package layers (inherited from the base when the recipe has none).
+    pub sources: Vec<AptSource>,
     pub users: Vec<User>,
     pub groups: Vec<Group>,
     pub layers: Vec<LayerSpec>,
+}
+
+/// One apt archive: mirrors (fallbacks of each other), suites and components.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AptSource {
+    pub mirrors: Vec<String>,
+    pub suites: Vec<String>,
+    pub components: Vec<String>,
+    /// Absolute path of the keyring file.
+    pub keyring: Option<PathBuf>,
+    pub allow_unsigned: bool,
+    pub location: Location,
 }
 
 #[derive(Clone, Debug)]
@@ -86,6 +100,16 @@ pub struct LayerSpec {
     pub name: String,
     pub location: Location,
     pub items: Vec<LayerItem>,
+    /// Set for a package layer (which then has no file items).
+    pub packages: Option<PackageSet>,
+}
+
+/// What a package layer asks apt for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackageSet {
+    pub names: Vec<String>,
+    pub minbase: bool,
+    pub recommends: bool,
 }
 
 #[derive(Clone, Debug)]

@@ -14,6 +14,9 @@ pub struct RecipeFile {
     pub from: Option<Str>,
     pub image: Option<ImageSection>,
     pub config: Option<ConfigSection>,
+    /// apt sources for package layers; a recipe without them uses its base's.
+    #[serde(default)]
+    pub sources: Vec<SourcesDecl>,
     #[serde(default)]
     pub users: Vec<UserDecl>,
     #[serde(default)]
@@ -69,6 +72,19 @@ pub struct HealthcheckDecl {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SourcesDecl {
+    /// Mirror URLs of one archive; later ones are fallbacks.
+    pub mirrors: Spanned<Vec<String>>,
+    pub suites: Spanned<Vec<String>>,
+    pub components: Option<Spanned<Vec<String>>>,
+    /// OpenPGP keyring that signs the archive, relative to the recipe.
+    pub keyring: Option<Str>,
+    /// Only for local test repositories: skips signature checks.
+    pub allow_unsigned: Option<Spanned<bool>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct UserDecl {
     pub name: Str,
     pub uid: Spanned<i64>,
@@ -88,6 +104,12 @@ pub struct GroupDecl {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct LayerDecl {
     pub name: Str,
+    /// Debian packages to install in this layer (with their dependencies not already below).
+    pub packages: Option<Spanned<Vec<String>>>,
+    /// Add the minbase set (Essential and Priority: required), as `debootstrap --variant=minbase`.
+    pub minbase: Option<Spanned<bool>>,
+    /// Also install Recommends (off by default, as in most container images).
+    pub recommends: Option<Spanned<bool>>,
     #[serde(default)]
     pub files: Vec<FilesDecl>,
     #[serde(default)]

@@ -1,0 +1,198 @@
+//! Package layers in the plan: which `.deb`s each layer gets (from the lockfile or a fresh
+//! resolution against the signed indexes), and the layer's cache key.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use super::PlanError;
+use crate::apt::{self, InstalledPackage, LockedLayer, Lockfile, Request};
+use crate::cache::Cache;
+use crate::digest::{Digest, Hasher};
+use crate::recipe::{AptSource, Location, Recipe};
+
+/// Bumped whenever what stevedore writes for the same packages changes (paths, dpkg database,
+/// merged /usr): the cache key of every package layer includes it.
+pub const SETUP_RULES_VERSION: &str = "rootfs-v2";
+
+/// How the plan may get package sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockMode {
+    /// Use the lockfile when it is up to date, else resolve from the indexes.
+    Prefer,
+    /// Use only the lockfile; refuse when it is missing or out of date.
+    Locked,
+    /// Ignore the lockfile and resolve (for `stevedore lock`).
+    Fresh,
+}
+
+/// Where a recipe's lockfile lives: next to it, `.lock` for `.toml`.
+pub fn lockfile_path(recipe: &Path) -> PathBuf {
+    recipe.with_extension("lock")
+}
+
+/// Name of a package layer in the lockfile: recipe file stem and layer name.
+pub fn lock_layer_name(recipe: &Recipe, layer: &str) -> String {
+    let stem = recipe
+        .path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!("{stem}/{layer}")
+}
+
+fn sources_desc(s: &AptSource) -> String {
+    format!(
+        "{:?} {:?} {:?} unsigned={}",
+        s.mirrors, s.suites, s.components, s.allow_unsigned
+    )
+}
+
+/// A digest of everything resolution depends on: sources (keyring contents included),
+/// architecture, and each package layer's request. A lockfile made from other inputs is stale.
+pub fn inputs_hash(recipe: &Recipe) -> Result<Digest, PlanError> {
+    let mut h = Hasher::new();
+    h.update(recipe.image.platform.architecture.as_bytes());
+    for r in recipe.chain() {
+        for l in &r.layers {
+            let Some(p) = &l.packages else { continue };
+            h.update(format!("\nlayer {}\n", lock_layer_name(r, &l.name)).as_bytes());
+            h.update(
+                format!(
+                    "{:?} minbase={} recommends={}\n",
+                    p.names, p.minbase, p.recommends
+                )
+                .as_bytes(),
+            );
+            for s in &r.sources {
+                h.update(sources_desc(s).as_bytes());
+                if let Some(k) = &s.keyring {
+                    let bytes = std::fs::read(k).map_err(|e| {
+                        PlanError::new(&s.location, format!("reading keyring {}: {e}", k.display()))
+                    })?;
+                    h.update(&Digest::of(&bytes).to_string().into_bytes());
+                }
+            }
+        }
+    }
+    Ok(h.finish().0)
+}
+
+fn has_packages(recipe: &Recipe) -> bool {
+    recipe
+        .chain()
+        .iter()
+        .any(|r| r.layers.iter().any(|l| l.packages.is_some()))
+}
+
+/// The locked package set of every package layer in the chain (empty when there is none).
+pub fn lock_for(
+    recipe: &Recipe,
+    cache: &Cache,
+    mode: LockMode,
+) -> Result<Option<Lockfile>, PlanError> {
+    if !has_packages(recipe) {
+        return Ok(None);
+    }
+    let at = Location {
+        file: recipe.path.clone(),
+        line: 1,
+        column: 1,
+    };
+    let inputs = inputs_hash(recipe)?;
+    let path = lockfile_path(&recipe.path);
+    if mode != LockMode::Fresh {
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let lock = Lockfile::from_toml(&text, &path.display().to_string())
+                    .map_err(|e| PlanError::new(&at, e.to_string()))?;
+                if lock.inputs == inputs {
+                    return Ok(Some(lock));
+                }
+                if mode == LockMode::Locked {
+                    return Err(PlanError::new(
+                        &at,
+                        format!("{} is out of date: the recipe's sources or packages changed since it was made", path.display()),
+                    )
+                    .help(format!("run `stevedore lock {}`", recipe.path.display())));
+                }
+                tracing::warn!(
+                    "{} is out of date; resolving from the indexes",
+                    path.display()
+                );
+            }
+            Err(_) if mode == LockMode::Locked => {
+                return Err(
+                    PlanError::new(&at, format!("no lockfile {}", path.display())).help(format!(
+                        "run `stevedore lock {}` first",
+                        recipe.path.display()
+                    )),
+                );
+            }
+            Err(_) => {}
+        }
+    }
+    resolve_chain(recipe, cache, inputs).map(Some)
+}
+
+/// Resolves every package layer of the chain in order, each on top of what the layers below
+/// installed.
+fn resolve_chain(recipe: &Recipe, cache: &Cache, inputs: Digest) -> Result<Lockfile, PlanError> {
+    let fetcher = apt::Fetcher::new(&cache.apt_dir()).map_err(|e| {
+        PlanError::new(
+            &Location {
+                file: recipe.path.clone(),
+                line: 1,
+                column: 1,
+            },
+            e.to_string(),
+        )
+    })?;
+    let mut indexes: HashMap<String, apt::LoadedIndex> = HashMap::new();
+    let mut installed: Vec<InstalledPackage> = Vec::new();
+    let mut layers = Vec::new();
+    let arch = recipe.image.platform.architecture.clone();
+    for r in recipe.chain() {
+        for l in &r.layers {
+            let Some(p) = &l.packages else { continue };
+            let key: String = r.sources.iter().map(sources_desc).collect();
+            if !indexes.contains_key(&key) {
+                let sources: Vec<apt::Sources> = r
+                    .sources
+                    .iter()
+                    .map(|s| apt::Sources {
+                        mirrors: s.mirrors.clone(),
+                        suites: s.suites.clone(),
+                        components: s.components.clone(),
+                        architecture: arch.clone(),
+                        keyring: s.keyring.clone(),
+                        allow_unsigned: s.allow_unsigned,
+                    })
+                    .collect();
+                if sources.iter().any(|s| s.allow_unsigned) {
+                    tracing::warn!(
+                        "allow-unsigned is set: package signatures are NOT checked (only for local test repositories)"
+                    );
+                }
+                let at = r.sources.first().map_or(&l.location, |s| &s.location);
+                let loaded = apt::load_index(&sources, &fetcher, SystemTime::now())
+                    .map_err(|e| PlanError::new(at, e.to_string()))?;
+                indexes.insert(key.clone(), loaded);
+            }
+            let index = &indexes[&key].index;
+            let request = Request {
+                packages: p.names.clone(),
+                minbase: p.minbase,
+                recommends: p.recommends,
+            };
+            let resolution = apt::resolve(index, &request, &installed)
+                .map_err(|e| PlanError::new(&l.location, e.to_string()))?;
+            installed = resolution.installed_after(&installed);
+            layers.push(LockedLayer::from_resolution(
+                &lock_layer_name(r, &l.name),
+                &resolution,
+            ));
+        }
+    }
+    Ok(Lockfile::new(inputs, layers))
+}
