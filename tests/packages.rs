@@ -1,0 +1,226 @@
+//! Package layers end to end against a small signed apt repository served on loopback: lock,
+//! build from the lock, merged /usr, the dpkg database, conflicts and stale locks.
+
+mod apt_support;
+mod common;
+
+use std::io::Read;
+use std::path::Path;
+use std::process::Command;
+
+use apt_support::{Item, RepoSpec, Server, TestDeb, build_repo, fixtures};
+use common::*;
+
+fn repo_debs() -> Vec<TestDeb> {
+    let mut base = TestDeb::new("base-sh", "1.0")
+        .field("Essential", "yes")
+        .field("Priority", "required");
+    base.items = vec![
+        Item::Dir("./"),
+        Item::Dir("./bin/"),
+        Item::File("./bin/sh", b"#!shell\n".to_vec(), 0o755),
+        Item::Dir("./etc/"),
+        Item::File("./etc/base.conf", b"conf\n".to_vec(), 0o644),
+        Item::Dir("./usr/"),
+        Item::Dir("./usr/bin/"),
+        Item::File("./usr/bin/env", b"env\n".to_vec(), 0o755),
+    ];
+    let mut app = TestDeb::new("app", "2.0").field("Depends", "libapp (>= 1)");
+    app.items = vec![
+        Item::Dir("./usr/"),
+        Item::Dir("./usr/bin/"),
+        Item::File("./usr/bin/app", b"app\n".to_vec(), 0o755),
+        Item::Symlink("./usr/bin/app-link", "app"),
+    ];
+    let mut lib = TestDeb::new("libapp", "1.5").field("Multi-Arch", "same");
+    lib.items = vec![
+        Item::Dir("./lib/"),
+        Item::Dir("./lib/x86_64-linux-gnu/"),
+        Item::File("./lib/x86_64-linux-gnu/libapp.so.1", b"ELF\n".to_vec(), 0o644),
+    ];
+    let clash = |name: &'static str, replaces: Option<&str>| {
+        let mut d = TestDeb::new(name, "1");
+        if let Some(r) = replaces {
+            d = d.field("Replaces", r);
+        }
+        d.items = vec![
+            Item::Dir("./usr/"),
+            Item::Dir("./usr/share/"),
+            Item::File("./usr/share/clash", name.as_bytes().to_vec(), 0o644),
+        ];
+        d
+    };
+    vec![
+        base,
+        app,
+        lib,
+        clash("clash-a", None),
+        clash("clash-b", None),
+        clash("clash-c", Some("clash-a")),
+    ]
+}
+
+fn recipe(dir: &Path, url: &str, layers: &str) -> std::path::PathBuf {
+    let path = dir.join("image.toml");
+    write(&dir.join("tool"), "tool\n");
+    write(
+        &path,
+        format!(
+            "[image]\nname = \"localhost/pkgs\"\n\n[[sources]]\nmirrors = [\"{url}\"]\nsuites = [\"stable\"]\ncomponents = [\"main\"]\nkeyring = \"{}\"\n\n{layers}",
+            fixtures().join("test-keyring.gpg").display()
+        ),
+    );
+    path
+}
+
+const LAYERS: &str = r#"
+[[layers]]
+name = "base"
+minbase = true
+
+[[layers]]
+name = "app"
+packages = ["app"]
+
+[[layers]]
+name = "files"
+files = [{ src = "tool", dest = "/bin/tool" }]
+"#;
+
+fn layer_paths(layout: &Path, digest: &str, index: usize) -> Vec<String> {
+    let blob = |d: &str| std::fs::read(layout.join("blobs/sha256").join(&d["sha256:".len()..])).unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&blob(digest)).unwrap();
+    let layer = blob(manifest["layers"][index]["digest"].as_str().unwrap());
+    let mut tar = Vec::new();
+    flate2::read::GzDecoder::new(&layer[..]).read_to_end(&mut tar).unwrap();
+    tar::Archive::new(&tar[..])
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn lock_build_locked_and_the_installed_tree() {
+    require_tool("umoci", "umoci");
+    require_tool("gpg", "gnupg");
+    require_root("umoci unpack keeps owners only as root");
+    let repo = build_repo(&RepoSpec::new(repo_debs()));
+    let server = Server::serve(repo.root());
+    let t = tempdir();
+    let recipe = recipe(t.path(), &server.url(), LAYERS);
+    let cache = t.path().join("cache");
+
+    let out = stevedore(&cache, &["lock", path_str(&recipe)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lock = std::fs::read_to_string(t.path().join("image.lock")).unwrap();
+    assert!(lock.contains("name = \"image/base\"") && lock.contains("name = \"base-sh\""), "{lock}");
+    assert!(lock.contains("name = \"image/app\"") && lock.contains("name = \"libapp\""), "{lock}");
+
+    let layout = t.path().join("out");
+    let digest = build_ok(
+        &cache,
+        &["--locked", path_str(&recipe), "-o", &format!("oci:{}", layout.display())],
+    );
+    let bundle = t.path().join("bundle");
+    run(Command::new("umoci")
+        .args(["unpack", "--image", &format!("{}:latest", layout.display())])
+        .arg(&bundle));
+    let root = bundle.join("rootfs");
+    let snap = snapshot(&root);
+    // Merged /usr: the symlinks, and package paths under /bin and /lib landed below /usr.
+    assert_eq!(snap["/bin"].link.as_deref(), Some("usr/bin"));
+    assert_eq!(snap["/lib"].link.as_deref(), Some("usr/lib"));
+    assert_eq!(snap["/usr/bin/sh"].mode, 0o755);
+    assert_eq!(snap["/usr/bin/sh"].content.as_deref(), Some(&b"#!shell\n"[..]));
+    assert!(snap.contains_key("/usr/lib/x86_64-linux-gnu/libapp.so.1"));
+    assert_eq!(snap["/usr/bin/app-link"].link.as_deref(), Some("app"));
+    assert_eq!(snap["/usr/bin/tool"].content.as_deref(), Some(&b"tool\n"[..]));
+    // The dpkg database: cumulative status, lists with the packages' own paths, scripts.
+    let status = std::fs::read_to_string(root.join("var/lib/dpkg/status")).unwrap();
+    for p in ["base-sh", "app", "libapp"] {
+        assert!(
+            status.contains(&format!("Package: {p}\nStatus: install ok installed\n")),
+            "{status}"
+        );
+    }
+    let list = std::fs::read_to_string(root.join("var/lib/dpkg/info/app.list")).unwrap();
+    assert_eq!(list, "/.\n/usr\n/usr/bin\n/usr/bin/app\n/usr/bin/app-link\n");
+    assert!(root.join("var/lib/dpkg/info/libapp:amd64.list").is_file(), "Multi-Arch: same naming");
+    assert_eq!(std::fs::read_to_string(root.join("var/lib/dpkg/info/format")).unwrap(), "1\n");
+    assert_eq!(snap["/var/lib/dpkg/info/base-sh.postinst"].mode, 0o755);
+    // No layer above the base writes a `bin/` directory over the symlink.
+    for i in 1..3 {
+        let paths = layer_paths(&layout, &digest, i);
+        assert!(!paths.iter().any(|p| p == "bin/" || p == "bin"), "layer {i}: {paths:?}");
+    }
+    // Each package layer carries the status of everything below it too.
+    assert!(layer_paths(&layout, &digest, 1).contains(&"var/lib/dpkg/status".to_string()));
+
+    // Rebuilding from the lock with the network gone gives the same image.
+    drop(server);
+    let again = build_ok_env(
+        &cache,
+        &["--locked", path_str(&recipe)],
+        &[("http_proxy", "http://127.0.0.1:9"), ("HTTP_PROXY", "http://127.0.0.1:9")],
+    );
+    assert_eq!(again, digest);
+
+    // A changed recipe makes the lock stale: --locked refuses and says what to run.
+    let changed = recipe_with(t.path(), &recipe, "packages = [\"app\"]", "packages = [\"app\", \"clash-a\"]");
+    let out = stevedore(&cache, &["build", "--locked", path_str(&changed)]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("out of date") && stderr(&out).contains("stevedore lock"), "{}", stderr(&out));
+}
+
+fn recipe_with(_dir: &Path, recipe: &Path, from: &str, to: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(recipe).unwrap().replace(from, to);
+    std::fs::write(recipe, text).unwrap();
+    recipe.to_path_buf()
+}
+
+#[test]
+fn conflicts_follow_replaces_and_bad_requests_name_the_package() {
+    require_tool("gpg", "gnupg");
+    let repo = build_repo(&RepoSpec::new(repo_debs()));
+    let server = Server::serve(repo.root());
+    let t = tempdir();
+    let cache = t.path().join("cache");
+
+    let clash = recipe(
+        t.path(),
+        &server.url(),
+        "[[layers]]\nname = \"clash\"\npackages = [\"clash-a\", \"clash-b\"]\n",
+    );
+    let out = stevedore(&cache, &["build", path_str(&clash)]);
+    assert_ne!(out.status.code(), Some(0));
+    let err = stderr(&out);
+    assert!(
+        err.contains("/usr/share/clash") && err.contains("clash-a") && err.contains("clash-b"),
+        "{err}"
+    );
+
+    let replaced = recipe(
+        t.path(),
+        &server.url(),
+        "[[layers]]\nname = \"clash\"\npackages = [\"clash-a\", \"clash-c\"]\n",
+    );
+    let layout = t.path().join("out");
+    build_ok(&cache, &[path_str(&replaced), "-o", &format!("oci:{}", layout.display())]);
+
+    let unknown = recipe(
+        t.path(),
+        &server.url(),
+        "[[layers]]\nname = \"x\"\npackages = [\"no-such-package\"]\n",
+    );
+    let out = stevedore(&cache, &["build", path_str(&unknown)]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("no-such-package") && err.contains("image.toml:"), "{err}");
+
+    // A package layer needs sources.
+    write(&t.path().join("nosrc.toml"), "[[layers]]\nname = \"x\"\npackages = [\"app\"]\n");
+    let out = stevedore(&cache, &["build", path_str(&t.path().join("nosrc.toml"))]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("no [[sources]]"), "{}", stderr(&out));
+}
