@@ -36,7 +36,11 @@ fn repo_debs() -> Vec<TestDeb> {
     lib.items = vec![
         Item::Dir("./lib/"),
         Item::Dir("./lib/x86_64-linux-gnu/"),
-        Item::File("./lib/x86_64-linux-gnu/libapp.so.1", b"ELF\n".to_vec(), 0o644),
+        Item::File(
+            "./lib/x86_64-linux-gnu/libapp.so.1",
+            b"ELF\n".to_vec(),
+            0o644,
+        ),
     ];
     let clash = |name: &'static str, replaces: Option<&str>| {
         let mut d = TestDeb::new(name, "1");
@@ -88,11 +92,14 @@ files = [{ src = "tool", dest = "/bin/tool" }]
 "#;
 
 fn layer_paths(layout: &Path, digest: &str, index: usize) -> Vec<String> {
-    let blob = |d: &str| std::fs::read(layout.join("blobs/sha256").join(&d["sha256:".len()..])).unwrap();
+    let blob =
+        |d: &str| std::fs::read(layout.join("blobs/sha256").join(&d["sha256:".len()..])).unwrap();
     let manifest: serde_json::Value = serde_json::from_slice(&blob(digest)).unwrap();
     let layer = blob(manifest["layers"][index]["digest"].as_str().unwrap());
     let mut tar = Vec::new();
-    flate2::read::GzDecoder::new(&layer[..]).read_to_end(&mut tar).unwrap();
+    flate2::read::GzDecoder::new(&layer[..])
+        .read_to_end(&mut tar)
+        .unwrap();
     tar::Archive::new(&tar[..])
         .entries()
         .unwrap()
@@ -114,13 +121,24 @@ fn lock_build_locked_and_the_installed_tree() {
     let out = stevedore(&cache, &["lock", path_str(&recipe)]);
     assert!(out.status.success(), "{}", stderr(&out));
     let lock = std::fs::read_to_string(t.path().join("image.lock")).unwrap();
-    assert!(lock.contains("name = \"image/base\"") && lock.contains("name = \"base-sh\""), "{lock}");
-    assert!(lock.contains("name = \"image/app\"") && lock.contains("name = \"libapp\""), "{lock}");
+    assert!(
+        lock.contains("name = \"image/base\"") && lock.contains("name = \"base-sh\""),
+        "{lock}"
+    );
+    assert!(
+        lock.contains("name = \"image/app\"") && lock.contains("name = \"libapp\""),
+        "{lock}"
+    );
 
     let layout = t.path().join("out");
     let digest = build_ok(
         &cache,
-        &["--locked", path_str(&recipe), "-o", &format!("oci:{}", layout.display())],
+        &[
+            "--locked",
+            path_str(&recipe),
+            "-o",
+            &format!("oci:{}", layout.display()),
+        ],
     );
     let bundle = t.path().join("bundle");
     run(Command::new("umoci")
@@ -132,10 +150,16 @@ fn lock_build_locked_and_the_installed_tree() {
     assert_eq!(snap["/bin"].link.as_deref(), Some("usr/bin"));
     assert_eq!(snap["/lib"].link.as_deref(), Some("usr/lib"));
     assert_eq!(snap["/usr/bin/sh"].mode, 0o755);
-    assert_eq!(snap["/usr/bin/sh"].content.as_deref(), Some(&b"#!shell\n"[..]));
+    assert_eq!(
+        snap["/usr/bin/sh"].content.as_deref(),
+        Some(&b"#!shell\n"[..])
+    );
     assert!(snap.contains_key("/usr/lib/x86_64-linux-gnu/libapp.so.1"));
     assert_eq!(snap["/usr/bin/app-link"].link.as_deref(), Some("app"));
-    assert_eq!(snap["/usr/bin/tool"].content.as_deref(), Some(&b"tool\n"[..]));
+    assert_eq!(
+        snap["/usr/bin/tool"].content.as_deref(),
+        Some(&b"tool\n"[..])
+    );
     // The dpkg database: cumulative status, lists with the packages' own paths, scripts.
     let status = std::fs::read_to_string(root.join("var/lib/dpkg/status")).unwrap();
     for p in ["base-sh", "app", "libapp"] {
@@ -145,14 +169,26 @@ fn lock_build_locked_and_the_installed_tree() {
         );
     }
     let list = std::fs::read_to_string(root.join("var/lib/dpkg/info/app.list")).unwrap();
-    assert_eq!(list, "/.\n/usr\n/usr/bin\n/usr/bin/app\n/usr/bin/app-link\n");
-    assert!(root.join("var/lib/dpkg/info/libapp:amd64.list").is_file(), "Multi-Arch: same naming");
-    assert_eq!(std::fs::read_to_string(root.join("var/lib/dpkg/info/format")).unwrap(), "1\n");
+    assert_eq!(
+        list,
+        "/.\n/usr\n/usr/bin\n/usr/bin/app\n/usr/bin/app-link\n"
+    );
+    assert!(
+        root.join("var/lib/dpkg/info/libapp:amd64.list").is_file(),
+        "Multi-Arch: same naming"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("var/lib/dpkg/info/format")).unwrap(),
+        "1\n"
+    );
     assert_eq!(snap["/var/lib/dpkg/info/base-sh.postinst"].mode, 0o755);
     // No layer above the base writes a `bin/` directory over the symlink.
     for i in 1..3 {
         let paths = layer_paths(&layout, &digest, i);
-        assert!(!paths.iter().any(|p| p == "bin/" || p == "bin"), "layer {i}: {paths:?}");
+        assert!(
+            !paths.iter().any(|p| p == "bin/" || p == "bin"),
+            "layer {i}: {paths:?}"
+        );
     }
     // Each package layer carries the status of everything below it too.
     assert!(layer_paths(&layout, &digest, 1).contains(&"var/lib/dpkg/status".to_string()));
@@ -162,15 +198,27 @@ fn lock_build_locked_and_the_installed_tree() {
     let again = build_ok_env(
         &cache,
         &["--locked", path_str(&recipe)],
-        &[("http_proxy", "http://127.0.0.1:9"), ("HTTP_PROXY", "http://127.0.0.1:9")],
+        &[
+            ("http_proxy", "http://127.0.0.1:9"),
+            ("HTTP_PROXY", "http://127.0.0.1:9"),
+        ],
     );
     assert_eq!(again, digest);
 
     // A changed recipe makes the lock stale: --locked refuses and says what to run.
-    let changed = recipe_with(t.path(), &recipe, "packages = [\"app\"]", "packages = [\"app\", \"clash-a\"]");
+    let changed = recipe_with(
+        t.path(),
+        &recipe,
+        "packages = [\"app\"]",
+        "packages = [\"app\", \"clash-a\"]",
+    );
     let out = stevedore(&cache, &["build", "--locked", path_str(&changed)]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    assert!(stderr(&out).contains("out of date") && stderr(&out).contains("stevedore lock"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("out of date") && stderr(&out).contains("stevedore lock"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 fn recipe_with(_dir: &Path, recipe: &Path, from: &str, to: &str) -> std::path::PathBuf {
@@ -206,7 +254,14 @@ fn conflicts_follow_replaces_and_bad_requests_name_the_package() {
         "[[layers]]\nname = \"clash\"\npackages = [\"clash-a\", \"clash-c\"]\n",
     );
     let layout = t.path().join("out");
-    build_ok(&cache, &[path_str(&replaced), "-o", &format!("oci:{}", layout.display())]);
+    build_ok(
+        &cache,
+        &[
+            path_str(&replaced),
+            "-o",
+            &format!("oci:{}", layout.display()),
+        ],
+    );
 
     let unknown = recipe(
         t.path(),
@@ -216,10 +271,16 @@ fn conflicts_follow_replaces_and_bad_requests_name_the_package() {
     let out = stevedore(&cache, &["build", path_str(&unknown)]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("no-such-package") && err.contains("image.toml:"), "{err}");
+    assert!(
+        err.contains("no-such-package") && err.contains("image.toml:"),
+        "{err}"
+    );
 
     // A package layer needs sources.
-    write(&t.path().join("nosrc.toml"), "[[layers]]\nname = \"x\"\npackages = [\"app\"]\n");
+    write(
+        &t.path().join("nosrc.toml"),
+        "[[layers]]\nname = \"x\"\npackages = [\"app\"]\n",
+    );
     let out = stevedore(&cache, &["build", path_str(&t.path().join("nosrc.toml"))]);
     assert_eq!(out.status.code(), Some(3));
     assert!(stderr(&out).contains("no [[sources]]"), "{}", stderr(&out));

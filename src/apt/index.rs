@@ -300,14 +300,18 @@ impl Index {
         self.by_name.keys().map(String::as_str)
     }
 
-    /// Candidates with `Essential: yes` or `Priority: required` (debootstrap's minbase set),
-    /// sorted by name.
+    /// debootstrap's minbase set: `Essential: yes`, `Priority: required`, and `apt` (which is
+    /// only `important` on Ubuntu), sorted by name.
     pub fn minbase(&self) -> Vec<usize> {
         let mut out: Vec<usize> = self
             .by_name
             .values()
             .filter_map(|v| v.first().copied())
-            .filter(|&i| self.packages[i].essential || self.packages[i].is_required())
+            .filter(|&i| {
+                let p = &self.packages[i];
+                // debootstrap's minbase is "required + apt": on Ubuntu apt is only `important`.
+                p.essential || p.is_required() || p.name == "apt"
+            })
             .collect();
         out.sort_by(|&a, &b| self.packages[a].name.cmp(&self.packages[b].name));
         out

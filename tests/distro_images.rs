@@ -1,0 +1,107 @@
+//! Real Debian and Ubuntu base images from the real mirrors: locked, built, unpacked by umoci
+//! and run in a chroot, where dpkg and apt must find a consistent system.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+/// A copy of one of the repository's recipes in a scratch folder (so the lockfile the test
+/// writes stays out of the work tree), with the keyrings beside it as the recipe expects.
+fn recipe_copy(t: &Path, name: &str) -> PathBuf {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::create_dir_all(t.join("recipes")).unwrap();
+    std::os::unix::fs::symlink(repo.join("keyrings"), t.join("keyrings")).unwrap();
+    let dest = t.join("recipes").join(name);
+    std::fs::copy(repo.join("recipes").join(name), &dest).unwrap();
+    dest
+}
+
+/// Runs a command in the image's root with /proc, /tmp and a few /dev nodes (the chroot recipe
+/// of shared/research/environment.md, section 3).
+fn chroot(rootfs: &Path, script: &str) -> std::process::Output {
+    let inner = r#"R=$1; shift
+mount -t proc proc "$R/proc" || exit 1
+mount -t tmpfs -o mode=1777 tmpfs "$R/tmp"
+for d in null zero random urandom full tty; do [ -e "$R/dev/$d" ] || touch "$R/dev/$d"; mount --bind /dev/$d "$R/dev/$d"; done
+exec chroot "$R" "$@""#;
+    Command::new("unshare")
+        .args([
+            "--kill-child",
+            "--mount",
+            "--pid",
+            "--fork",
+            "--uts",
+            "--ipc",
+            "--propagation",
+            "private",
+        ])
+        .args(["sh", "-c", inner, "sh"])
+        .arg(rootfs)
+        .args(["/bin/sh", "-c", script])
+        .output()
+        .unwrap()
+}
+
+fn build_and_run(recipe_name: &str, tag: &str, min_packages: usize) {
+    require_tool("umoci", "umoci");
+    require_tool("unshare", "util-linux");
+    require_root("umoci unpack keeps owners, and chroot needs root");
+    let t = tempdir();
+    let recipe = recipe_copy(t.path(), recipe_name);
+    let cache = t.path().join("cache");
+    let out = stevedore(&cache, &["lock", path_str(&recipe)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let layout = t.path().join("out");
+    let digest = build_ok(
+        &cache,
+        &[
+            "--locked",
+            path_str(&recipe),
+            "-o",
+            &format!("oci:{}", layout.display()),
+        ],
+    );
+    let bundle = t.path().join("bundle");
+    run(Command::new("umoci")
+        .args(["unpack", "--image", &format!("{}:{tag}", layout.display())])
+        .arg(&bundle));
+    let rootfs = bundle.join("rootfs");
+    let out = chroot(
+        &rootfs,
+        "ls / && dpkg -l | grep -c '^ii' && apt-get --version | head -1 && dpkg --audit && dpkg --verify && echo VERIFIED",
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    assert!(text.contains("VERIFIED"), "{text}");
+    let count: usize = text
+        .lines()
+        .find_map(|l| l.trim().parse().ok())
+        .expect("dpkg -l count");
+    assert!(
+        count >= min_packages,
+        "only {count} packages installed:\n{text}"
+    );
+    assert!(text.lines().any(|l| l.starts_with("apt ")), "{text}");
+    for top in ["bin", "lib", "sbin"] {
+        assert_eq!(
+            std::fs::read_link(rootfs.join(top)).unwrap(),
+            Path::new("usr").join(top),
+            "merged /usr"
+        );
+    }
+    // A second build from the same lock and cache is a no-op with the same digest.
+    assert_eq!(build_ok(&cache, &["--locked", path_str(&recipe)]), digest);
+}
+
+#[test]
+fn debian_bookworm_minbase_runs_dpkg_and_apt() {
+    build_and_run("debian-bookworm.toml", "bookworm", 80);
+}
+
+#[test]
+fn ubuntu_noble_minbase_runs_dpkg_and_apt() {
+    build_and_run("ubuntu-noble.toml", "noble", 60);
+}
