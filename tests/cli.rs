@@ -152,3 +152,30 @@ fn an_existing_non_layout_directory_is_not_clobbered() {
                 == 0
     );
 }
+
+/// The stat cache skips re-hashing unchanged files, but an edit is always seen, even one that
+/// keeps the size and puts the old mtime back (the inode's ctime still moves).
+#[test]
+fn stat_cache_never_hides_an_edit() {
+    let t = tempdir();
+    project(t.path());
+    let cache = t.path().join("cache");
+    let recipe = t.path().join("app.toml");
+    let file = t.path().join("app/app.txt");
+    let old = std::fs::metadata(&file).unwrap().modified().unwrap();
+    // Only files settled for 2 s are remembered (racy-git rule).
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    let first = build_ok(&cache, &[path_str(&recipe)]);
+    let stat = std::fs::read_to_string(cache.join("stat-cache")).unwrap();
+    assert!(stat.contains("app.txt"), "the stat cache remembers the file: {stat}");
+    assert_eq!(build_ok(&cache, &[path_str(&recipe)]), first);
+
+    write(&file, "v9\n"); // same size as "v1\n"
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    assert_ne!(build_ok(&cache, &[path_str(&recipe)]), first, "the edit was missed");
+}

@@ -99,6 +99,7 @@ pub fn plan(
 ) -> Result<Plan, PlanError> {
     let compression = recipe.image.compression;
     let lock = packages::lock_for(recipe, cache, lock_mode)?;
+    let stat = crate::cache::StatCache::load(cache.root());
     let mut lower_status = String::new();
     let mut lower = LowerView::new();
     let mut config = ContainerConfig::default();
@@ -225,7 +226,11 @@ pub fn plan(
             let mut tree = LayerTree::new(&lower, implied_dir);
             let mut shown = Vec::new();
             for item in &spec.items {
-                shown.push(sources::add_item(&mut tree, item, &clock)?);
+                let ctx = sources::SourceContext {
+                    clock: &clock,
+                    stat: &stat,
+                };
+                shown.push(sources::add_item(&mut tree, item, &ctx)?);
             }
             let contents = tree.finish().map_err(|e| {
                 let at = spec
@@ -277,6 +282,9 @@ pub fn plan(
         if let Some(url) = &git.remote_url {
             add("org.opencontainers.image.source", url.clone());
         }
+    }
+    if let Err(e) = stat.save() {
+        tracing::warn!("could not save the stat cache: {e}");
     }
     Ok(Plan {
         lock,

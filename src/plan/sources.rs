@@ -7,6 +7,13 @@ use std::path::Path;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use super::{Clock, PlanError};
+use crate::cache::{FileStamp, KnownDigests, StatCache};
+
+/// What reading sources needs: the recipe's clock and the shared stat cache.
+pub(super) struct SourceContext<'a> {
+    pub clock: &'a Clock,
+    pub stat: &'a StatCache,
+}
 use std::io::Read;
 
 use super::git;
@@ -18,11 +25,11 @@ use crate::recipe::{FilesItem, LayerItem, Location, SourceKind};
 pub(super) fn add_item(
     tree: &mut LayerTree,
     item: &LayerItem,
-    clock: &Clock,
+    ctx: &SourceContext,
 ) -> Result<String, PlanError> {
-    let mtime = clock.generated_time();
+    let mtime = ctx.clock.generated_time();
     match item {
-        LayerItem::Files(f) => add_files(tree, f, clock),
+        LayerItem::Files(f) => add_files(tree, f, ctx),
         LayerItem::Dir {
             path,
             mode,
@@ -87,8 +94,8 @@ fn insert(
         .map_err(|e| PlanError::new(location, e.to_string()))
 }
 
-fn add_files(tree: &mut LayerTree, f: &FilesItem, clock: &Clock) -> Result<String, PlanError> {
-    let mtime = clock.generated_time();
+fn add_files(tree: &mut LayerTree, f: &FilesItem, ctx: &SourceContext) -> Result<String, PlanError> {
+    let mtime = ctx.clock.generated_time();
     let dir_meta = Meta {
         mode: f.dir_mode.unwrap_or(0o755),
         uid: f.owner.uid,
@@ -111,12 +118,12 @@ fn add_files(tree: &mut LayerTree, f: &FilesItem, clock: &Clock) -> Result<Strin
             } else {
                 f.dest.clone()
             };
-            add_path(tree, f, host, &dest, clock)?;
+            add_path(tree, f, host, &dest, ctx)?;
             count += 1;
         }
         SourceKind::Dir(base) => {
             ensure_dir(tree, f, &f.dest, dir_meta)?;
-            count += walk(tree, f, base, &f.dest, &excludes, None, dir_meta, clock)?;
+            count += walk(tree, f, base, &f.dest, &excludes, None, dir_meta, ctx)?;
         }
         SourceKind::Glob { base, pattern } => {
             let matcher = GlobBuilder::new(pattern)
@@ -133,7 +140,7 @@ fn add_files(tree: &mut LayerTree, f: &FilesItem, clock: &Clock) -> Result<Strin
                 &excludes,
                 Some(&matcher),
                 dir_meta,
-                clock,
+                ctx,
             )?;
             if count == 0 {
                 return Err(PlanError::new(
@@ -195,7 +202,7 @@ fn walk(
     excludes: &GlobSet,
     glob: Option<&globset::GlobMatcher>,
     dir_meta: Meta,
-    clock: &Clock,
+    ctx: &SourceContext,
 ) -> Result<usize, PlanError> {
     let mut count = 0;
     let mut matched_dirs: Vec<String> = Vec::new();
@@ -250,7 +257,7 @@ fn walk(
                     }
                 }
             }
-            add_path(tree, f, entry.path(), &target, clock)?;
+            add_path(tree, f, entry.path(), &target, ctx)?;
             count += 1;
         }
     }
@@ -263,12 +270,12 @@ fn add_path(
     f: &FilesItem,
     host: &Path,
     dest: &ImagePath,
-    clock: &Clock,
+    ctx: &SourceContext,
 ) -> Result<(), PlanError> {
     let io = |e: std::io::Error| PlanError::new(&f.location, format!("{}: {e}", host.display()));
     let md = fs::symlink_metadata(host).map_err(io)?;
     let ft = md.file_type();
-    let tracked = clock.tracked(host).is_some();
+    let tracked = ctx.clock.tracked(host).is_some();
     let (kind, mode, git_id) = if ft.is_symlink() {
         let target = fs::read_link(host).map_err(io)?;
         let target = target.to_str().ok_or_else(|| {
@@ -290,8 +297,34 @@ fn add_path(
             git_id.flatten(),
         )
     } else if ft.is_file() {
-        let file = fs::File::open(host).map_err(io)?;
-        let (digest, size, git_id) = hash_file(file, md.len(), tracked).map_err(io)?;
+        // The stat cache spares reading files that did not change since they were hashed.
+        let stamp = FileStamp::of(&md);
+        let known = ctx
+            .stat
+            .get(host, &stamp)
+            .filter(|k| !tracked || k.git_blob.is_some());
+        let (digest, size, git_id) = match known {
+            Some(k) => (
+                k.sha256,
+                md.len(),
+                k.git_blob.and_then(|g| gix::ObjectId::from_hex(g.as_bytes()).ok()),
+            ),
+            None => {
+                let file = fs::File::open(host).map_err(io)?;
+                let (digest, size, git_id) = hash_file(file, md.len(), tracked).map_err(io)?;
+                if size == md.len() {
+                    ctx.stat.put(
+                        host,
+                        stamp,
+                        KnownDigests {
+                            sha256: digest.clone(),
+                            git_blob: git_id.map(|g| g.to_string()),
+                        },
+                    );
+                }
+                (digest, size, git_id)
+            }
+        };
         // Without an explicit mode only the executable bit survives, as in git: a checkout's
         // umask must not change the image.
         let mode = f.mode.unwrap_or(if md.permissions().mode() & 0o111 != 0 {
@@ -319,7 +352,7 @@ fn add_path(
         mode,
         uid: f.owner.uid,
         gid: f.owner.gid,
-        mtime: clock.source_time(host, git_id),
+        mtime: ctx.clock.source_time(host, git_id),
     };
     insert(tree, &f.location, dest, kind, meta).map(|_| ())
 }
