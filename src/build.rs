@@ -119,7 +119,25 @@ pub fn load_plan(
 ) -> Result<Plan, BuildError> {
     let recipe = recipe::load(recipe_path)?;
     let time = TimePolicy::from_env()?;
+    let _lock = cache.lock_shared()?;
     Ok(plan::plan(&recipe, &time, cache, lock_mode)?)
+}
+
+/// What `cache gc --keep` must not remove: every layer the recipes use and their packages.
+pub fn keep_set(recipes: &[PathBuf], cache: &Cache) -> Result<crate::cache::Keep, BuildError> {
+    let mut keep = crate::cache::Keep::default();
+    for r in recipes {
+        let plan = load_plan(r, cache, LockMode::Prefer)?;
+        keep.layer_keys
+            .extend(plan.layers.iter().map(|l| l.key.clone()));
+        if let Some(lock) = &plan.lock {
+            for layer in &lock.layers {
+                keep.debs
+                    .extend(layer.packages.iter().map(|p| p.sha256.clone()));
+            }
+        }
+    }
+    Ok(keep)
 }
 
 /// Resolves the recipe's package layers afresh and writes its lockfile (atomically) next to
@@ -162,6 +180,7 @@ pub fn build(
     let recipe = recipe::load(recipe_path)?;
     let time = TimePolicy::from_env()?;
     let cache = Cache::open(&opts.cache_dir)?;
+    let _lock = cache.lock_shared()?;
     check_outputs(&recipe.image.format, &opts.outputs)?;
     let plan = plan::plan(&recipe, &time, &cache, opts.lock_mode)?;
     let records = build_layers(&plan, &cache, opts.jobs.max(1), progress)?;

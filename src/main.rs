@@ -96,6 +96,11 @@ enum Command {
         #[command(flatten)]
         registry: RegistryArgs,
     },
+    /// Cache maintenance: `du` shows usage, `gc` removes what is no longer used.
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+    },
     /// Resolve the recipe's package layers and write RECIPE.lock next to it.
     Lock { recipe: PathBuf },
     /// Show the layers of a recipe, their sources, and which would be rebuilt.
@@ -107,6 +112,24 @@ enum Command {
         /// Print JSON instead of a summary.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum CacheAction {
+    /// Bytes and files by kind.
+    Du,
+    /// Remove entries unused for a while, keeping what the given recipes use.
+    #[command(
+        after_help = "Examples:\n  stevedore cache gc                      # unused for 30 days\n  stevedore cache gc --older-than 7\n  stevedore cache gc --keep recipes/webapp.toml --older-than 0"
+    )]
+    Gc {
+        /// Remove what was not used for this many days (default 30; 0 = everything not kept).
+        #[arg(long, value_name = "DAYS")]
+        older_than: Option<u64>,
+        /// Keep every layer and package this recipe uses. Repeatable.
+        #[arg(long, value_name = "RECIPE")]
+        keep: Vec<PathBuf>,
     },
 }
 
@@ -213,6 +236,7 @@ fn main() -> ExitCode {
             recipe, output, tag, jobs, locked, push, &registry, cache_dir, cli.quiet,
         ),
         Command::Lock { recipe } => run_lock(&recipe, &cache_dir, cli.quiet),
+        Command::Cache { action } => run_cache(action, &cache_dir),
         Command::Push {
             source,
             target,
@@ -311,6 +335,44 @@ fn run_build(
         report_push(&report, &target, quiet);
     }
     println!("{}", result.manifest_digest());
+    Ok(())
+}
+
+fn run_cache(action: CacheAction, cache_dir: &std::path::Path) -> anyhow::Result<()> {
+    let cache = stevedore::cache::Cache::open(cache_dir)?;
+    match action {
+        CacheAction::Du => {
+            let usage = cache.usage();
+            for u in &usage {
+                println!(
+                    "{:<20} {:>10}  {:>7} files",
+                    u.kind,
+                    human(u.bytes),
+                    u.files
+                );
+            }
+            let total: u64 = usage.iter().map(|u| u.bytes).sum();
+            println!(
+                "{:<20} {:>10}  {}",
+                "total",
+                human(total),
+                cache_dir.display()
+            );
+        }
+        CacheAction::Gc { older_than, keep } => {
+            let keep_set = build::keep_set(&keep, &cache)?;
+            let age = match older_than.unwrap_or(30) {
+                0 => None,
+                days => Some(Duration::from_secs(days * 86_400)),
+            };
+            let report = cache.gc(age, &keep_set)?;
+            println!(
+                "removed {} files, freed {}",
+                report.files_removed,
+                human(report.bytes_freed)
+            );
+        }
+    }
     Ok(())
 }
 

@@ -167,7 +167,10 @@ fn stat_cache_never_hides_an_edit() {
     std::thread::sleep(std::time::Duration::from_millis(2200));
     let first = build_ok(&cache, &[path_str(&recipe)]);
     let stat = std::fs::read_to_string(cache.join("stat-cache")).unwrap();
-    assert!(stat.contains("app.txt"), "the stat cache remembers the file: {stat}");
+    assert!(
+        stat.contains("app.txt"),
+        "the stat cache remembers the file: {stat}"
+    );
     assert_eq!(build_ok(&cache, &[path_str(&recipe)]), first);
 
     write(&file, "v9\n"); // same size as "v1\n"
@@ -177,5 +180,9 @@ fn stat_cache_never_hides_an_edit() {
         .unwrap()
         .set_modified(old)
         .unwrap();
-    assert_ne!(build_ok(&cache, &[path_str(&recipe)]), first, "the edit was missed");
+    assert_ne!(
+        build_ok(&cache, &[path_str(&recipe)]),
+        first,
+        "the edit was missed"
+    );
 }

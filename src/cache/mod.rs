@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tempfile::NamedTempFile;
 
+mod gc;
 mod stat;
+pub use gc::{CacheLock, GcReport, Keep, Usage};
 pub use stat::{FileStamp, KnownDigests, StatCache};
 
 use crate::digest::Digest;
@@ -137,7 +139,13 @@ impl Cache {
         let bytes = fs::read(self.record_path(key)).ok()?;
         let record: LayerRecord = serde_json::from_slice(&bytes).ok()?;
         let meta = fs::metadata(self.blob_path(&record.digest)).ok()?;
-        (meta.len() == record.size).then_some(record)
+        if meta.len() != record.size {
+            return None;
+        }
+        // Last use, for `cache gc --older-than`.
+        gc::touch(&self.record_path(key));
+        gc::touch(&self.blob_path(&record.digest));
+        Some(record)
     }
 
     /// Side files of a layer key (`list`: its entries for stacking, `status`: the dpkg status it

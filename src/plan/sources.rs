@@ -94,7 +94,11 @@ fn insert(
         .map_err(|e| PlanError::new(location, e.to_string()))
 }
 
-fn add_files(tree: &mut LayerTree, f: &FilesItem, ctx: &SourceContext) -> Result<String, PlanError> {
+fn add_files(
+    tree: &mut LayerTree,
+    f: &FilesItem,
+    ctx: &SourceContext,
+) -> Result<String, PlanError> {
     let mtime = ctx.clock.generated_time();
     let dir_meta = Meta {
         mode: f.dir_mode.unwrap_or(0o755),
@@ -307,7 +311,8 @@ fn add_path(
             Some(k) => (
                 k.sha256,
                 md.len(),
-                k.git_blob.and_then(|g| gix::ObjectId::from_hex(g.as_bytes()).ok()),
+                k.git_blob
+                    .and_then(|g| gix::ObjectId::from_hex(g.as_bytes()).ok()),
             ),
             None => {
                 let file = fs::File::open(host).map_err(io)?;

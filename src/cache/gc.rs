@@ -1,0 +1,167 @@
+//! Keeping the cache honest and bounded: a lock that lets builds share the cache while `gc`
+//! waits for them, usage by kind, and collection by age or by what given recipes still use.
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use super::{Cache, CacheError, err};
+use crate::digest::Digest;
+
+/// Held for the duration of a build (shared) or a collection (exclusive).
+pub struct CacheLock {
+    _file: fs::File,
+}
+
+/// Bytes and files of one kind of cache content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Usage {
+    pub kind: &'static str,
+    pub bytes: u64,
+    pub files: u64,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct GcReport {
+    pub files_removed: u64,
+    pub bytes_freed: u64,
+}
+
+/// What must survive a collection whatever its age.
+#[derive(Debug, Default)]
+pub struct Keep {
+    pub layer_keys: HashSet<Digest>,
+    /// Package sha256s (their `.deb`s and unpacked data).
+    pub debs: HashSet<Digest>,
+}
+
+const KINDS: [(&str, &str); 5] = [
+    ("blobs", "blobs/sha256"),
+    ("layer records", "layers"),
+    ("unpacked packages", "debs-unpacked"),
+    ("downloads (apt)", "apt/sha256"),
+    ("temporary", "tmp"),
+];
+
+impl Cache {
+    fn lock_file(&self) -> Result<fs::File, CacheError> {
+        let path = self.root.join("lock");
+        fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(err(&path))
+    }
+
+    /// Builds share the cache: every write is an atomic rename of complete content.
+    pub fn lock_shared(&self) -> Result<CacheLock, CacheError> {
+        let f = self.lock_file()?;
+        f.lock_shared().map_err(err(&self.root.join("lock")))?;
+        Ok(CacheLock { _file: f })
+    }
+
+    /// Collection waits until no build holds the cache.
+    pub fn lock_exclusive(&self) -> Result<CacheLock, CacheError> {
+        let f = self.lock_file()?;
+        f.lock().map_err(err(&self.root.join("lock")))?;
+        Ok(CacheLock { _file: f })
+    }
+
+    pub fn usage(&self) -> Vec<Usage> {
+        KINDS
+            .iter()
+            .map(|(kind, sub)| {
+                let (bytes, files) = walk(&self.root.join(sub))
+                    .iter()
+                    .fold((0, 0), |(b, n), (_, md)| (b + md.len(), n + 1));
+                Usage { kind, bytes, files }
+            })
+            .collect()
+    }
+
+    /// Removes what is older than `max_age` (by last use) and not in `keep`; with no
+    /// `max_age`, everything not in `keep`. Temp files of killed builds older than an hour go
+    /// too. Holds the exclusive lock while it runs.
+    pub fn gc(&self, max_age: Option<Duration>, keep: &Keep) -> Result<GcReport, CacheError> {
+        let _lock = self.lock_exclusive()?;
+        let now = SystemTime::now();
+        let old = |md: &fs::Metadata, limit: Option<Duration>| match limit {
+            None => true,
+            Some(limit) => md
+                .modified()
+                .ok()
+                .and_then(|m| now.duration_since(m).ok())
+                .is_some_and(|age| age > limit),
+        };
+        let mut report = GcReport::default();
+        let remove = |path: &Path, md: &fs::Metadata, report: &mut GcReport| {
+            if fs::remove_file(path).is_ok() {
+                report.files_removed += 1;
+                report.bytes_freed += md.len();
+            }
+        };
+
+        // Layer records first; the blobs they still reference survive below.
+        let mut referenced: HashSet<Digest> = HashSet::new();
+        for (path, md) in walk(&self.root.join("layers")) {
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            let key = name.split('.').next().and_then(Digest::from_hex);
+            let kept = key.as_ref().is_some_and(|k| keep.layer_keys.contains(k));
+            if !kept && old(&md, max_age) {
+                remove(&path, &md, &mut report);
+            } else if name.ends_with(".json")
+                && let Some(record) = key.and_then(|k| self.layer_record(&k))
+            {
+                referenced.insert(record.digest);
+            }
+        }
+        for (path, md) in walk(&self.root.join("blobs/sha256")) {
+            let digest = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(Digest::from_hex);
+            if !digest.is_some_and(|d| referenced.contains(&d)) && old(&md, max_age) {
+                remove(&path, &md, &mut report);
+            }
+        }
+        for sub in ["debs-unpacked", "apt/sha256"] {
+            for (path, md) in walk(&self.root.join(sub)) {
+                let stem = path
+                    .file_stem()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default();
+                let kept = Digest::from_hex(stem).is_some_and(|d| keep.debs.contains(&d));
+                if !kept && old(&md, max_age) {
+                    remove(&path, &md, &mut report);
+                }
+            }
+        }
+        for (path, md) in walk(&self.root.join("tmp")) {
+            if old(&md, Some(Duration::from_secs(3600))) {
+                remove(&path, &md, &mut report);
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// Marks a cache file as just used, so collection by age keeps what builds still use.
+pub(super) fn touch(path: &Path) {
+    if let Ok(f) = fs::File::options().write(true).open(path) {
+        let _ = f.set_modified(SystemTime::now());
+    }
+}
+
+fn walk(dir: &Path) -> Vec<(std::path::PathBuf, fs::Metadata)> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .filter_map(|e| Some((e.path().to_path_buf(), e.metadata().ok()?)))
+        .collect()
+}
