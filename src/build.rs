@@ -230,6 +230,8 @@ pub fn build(
             opts.tags.clone()
         },
     };
+    let names: Vec<String> = plan.layers.iter().map(|l| l.name.clone()).collect();
+    save_build_record(recipe_path, &stored, &names, &cache);
     for target in &opts.outputs {
         let started = Instant::now();
         output::write(target, &stored, &cache).map_err(|source| BuildError::Output {
@@ -487,4 +489,235 @@ pub fn push_layout(
     );
     to_push.tags = tags;
     Ok(registry.push_image(&target, &to_push)?)
+}
+
+/// What the last build of a recipe produced, kept in the cache for `verify`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct BuildRecord {
+    manifest_digest: Digest,
+    config_digest: Digest,
+    layers: Vec<(String, Digest, String)>,
+}
+
+fn build_record_name(recipe_path: &Path) -> String {
+    let canonical = recipe_path
+        .canonicalize()
+        .unwrap_or_else(|_| recipe_path.to_path_buf());
+    format!(
+        "build-{}",
+        Digest::of(canonical.to_string_lossy().as_bytes()).hex()
+    )
+}
+
+fn save_build_record(recipe_path: &Path, image: &StoredImage, names: &[String], cache: &Cache) {
+    let record = BuildRecord {
+        manifest_digest: image.manifest_digest.clone(),
+        config_digest: image.config_digest.clone(),
+        layers: image
+            .layers
+            .iter()
+            .zip(names)
+            .map(|(l, n)| (n.clone(), l.digest.clone(), l.media_type.clone()))
+            .collect(),
+    };
+    if let Ok(json) = serde_json::to_vec(&record) {
+        // Only an aid for `verify`: failing to save it must not fail the build.
+        let _ = cache.put_named("builds", &build_record_name(recipe_path), &json);
+    }
+}
+
+/// One layer's verdict in [`VerifyReport`].
+#[derive(Debug)]
+pub struct LayerVerdict {
+    pub name: String,
+    pub reference: Option<Digest>,
+    pub rebuilt: Option<Digest>,
+    /// The reference blob's bytes do not hash to its name.
+    pub corrupt: Option<String>,
+    pub differences: Vec<crate::layer::Difference>,
+}
+
+#[derive(Debug)]
+pub struct VerifyReport {
+    pub reference: Digest,
+    pub rebuilt: Digest,
+    pub layers: Vec<LayerVerdict>,
+    pub config_differences: Vec<String>,
+}
+
+impl VerifyReport {
+    /// Same manifest, and every reference blob's bytes still hash to its name.
+    pub fn identical(&self) -> bool {
+        self.reference == self.rebuilt && self.layers.iter().all(|l| l.corrupt.is_none())
+    }
+}
+
+/// Rebuilds the recipe in a fresh, empty cache (downloads are shared: they are verified by
+/// sha256 anyway) and compares the result with the reference image: `against` (an OCI layout),
+/// else the last build of this recipe recorded in the cache. Differences are named per file.
+pub fn verify(
+    recipe_path: &Path,
+    cache_dir: &Path,
+    against: Option<&str>,
+    lock_mode: LockMode,
+) -> Result<VerifyReport, BuildError> {
+    let cache = Cache::open(cache_dir)?;
+    // The reference: (name, blob path, digest, media type) per layer, and its config.
+    type RefLayer = (String, PathBuf, Digest, String);
+    let (reference, ref_config, ref_layers): (Digest, Option<PathBuf>, Vec<RefLayer>) =
+        match against {
+            Some(source) => {
+                let wrap = |error| BuildError::Source {
+                    source_ref: source.to_string(),
+                    error,
+                };
+                let (dir, image) = output::read_layout_for_push(source).map_err(wrap)?;
+                let blob = |d: &Digest| dir.join("blobs/sha256").join(d.hex());
+                let history: Vec<String> = image.config["history"]
+                    .as_array()
+                    .map(|h| {
+                        h.iter()
+                            .map(|e| e["created_by"].as_str().unwrap_or("").to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let layers = image
+                    .layers
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, l)| {
+                        let d: Digest = l.id.parse().ok()?;
+                        let name = history.get(i).cloned().unwrap_or_default();
+                        Some((name, blob(&d), d, l.media_type.clone()))
+                    })
+                    .collect();
+                (
+                    image
+                        .manifest_digest
+                        .clone()
+                        .expect("layouts have manifests"),
+                    Some(blob(&image.config_digest)),
+                    layers,
+                )
+            }
+            None => {
+                let bytes = cache
+                    .read_named("builds", &build_record_name(recipe_path))
+                    .ok_or_else(|| {
+                        BuildError::Unsupported(format!(
+                            "{} was not built with this cache yet: build it first, or pass --against oci:DIR",
+                            recipe_path.display()
+                        ))
+                    })?;
+                let record: BuildRecord = serde_json::from_slice(&bytes).map_err(|e| {
+                    BuildError::Unsupported(format!("unreadable build record: {e}"))
+                })?;
+                let layers = record
+                    .layers
+                    .iter()
+                    .map(|(n, d, m)| (n.clone(), cache.blob_path(d), d.clone(), m.clone()))
+                    .collect();
+                (
+                    record.manifest_digest,
+                    Some(cache.blob_path(&record.config_digest)),
+                    layers,
+                )
+            }
+        };
+
+    let fresh_dir = tempfile::Builder::new()
+        .prefix("stevedore-verify-")
+        .tempdir()
+        .map_err(|source| CacheError {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+    let _ = std::fs::create_dir_all(cache.apt_dir());
+    let _ = std::os::unix::fs::symlink(cache.apt_dir(), fresh_dir.path().join("apt"));
+    let opts = BuildOptions {
+        cache_dir: fresh_dir.path().to_path_buf(),
+        outputs: Vec::new(),
+        tags: Vec::new(),
+        jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        lock_mode,
+    };
+    let fresh = build(recipe_path, &opts, &Silent)?;
+    let fresh_cache = Cache::open(fresh_dir.path())?;
+
+    let mut layers = Vec::new();
+    let count = ref_layers.len().max(fresh.image.layers.len());
+    for i in 0..count {
+        let r = ref_layers.get(i);
+        let f = fresh.image.layers.get(i);
+        let name = fresh
+            .layers
+            .get(i)
+            .map(|(n, _, _)| n.clone())
+            .or_else(|| r.map(|x| x.0.clone()))
+            .unwrap_or_default();
+        let mut verdict = LayerVerdict {
+            name,
+            reference: r.map(|x| x.2.clone()),
+            rebuilt: f.map(|x| x.digest.clone()),
+            corrupt: None,
+            differences: Vec::new(),
+        };
+        if let (Some((_, path, digest, media)), Some(f)) = (r, f) {
+            let actual = std::fs::File::open(path)
+                .and_then(crate::digest::digest_reader)
+                .map(|(d, _)| d);
+            match actual {
+                Ok(d) if d != *digest => {
+                    verdict.corrupt = Some(format!("its bytes hash to {d}"));
+                }
+                Err(e) => verdict.corrupt = Some(format!("cannot read {}: {e}", path.display())),
+                _ => {}
+            }
+            if verdict.corrupt.is_some() || *digest != f.digest {
+                let compression = image::layer_compression(media)
+                    .unwrap_or(crate::layer::Compression::Gzip { level: 6 });
+                let open = |p: &Path| std::fs::File::open(p).map(std::io::BufReader::new);
+                let diffs = open(path)
+                    .and_then(|a| open(&fresh_cache.blob_path(&f.digest)).map(|b| (a, b)))
+                    .and_then(|(a, b)| {
+                        crate::layer::diff_layers(
+                            a,
+                            b,
+                            compression,
+                            ("the reference", "the rebuild"),
+                        )
+                    });
+                match diffs {
+                    Ok(d) => verdict.differences = d,
+                    Err(e) => {
+                        verdict
+                            .corrupt
+                            .get_or_insert_with(|| format!("layer unreadable: {e}"));
+                    }
+                }
+            }
+        }
+        layers.push(verdict);
+    }
+    let mut config_differences = Vec::new();
+    if let Some(ref_config) = ref_config {
+        let a: serde_json::Value = std::fs::read(&ref_config)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let b: serde_json::Value =
+            serde_json::from_slice(&fresh_cache.read_blob(&fresh.image.config_digest)?)
+                .unwrap_or_default();
+        for key in ["created", "architecture", "os", "config", "history"] {
+            if a[key] != b[key] {
+                config_differences.push(format!("config `{key}`: {} vs {}", a[key], b[key]));
+            }
+        }
+    }
+    Ok(VerifyReport {
+        reference,
+        rebuilt: fresh.image.manifest_digest,
+        layers,
+        config_differences,
+    })
 }

@@ -19,6 +19,7 @@ use stevedore::registry::{
 const EXIT_FAILURE: u8 = 1;
 const EXIT_INPUT: u8 = 3;
 const EXIT_REGISTRY: u8 = 4;
+const EXIT_DIFFERENT: u8 = 5;
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -35,6 +36,7 @@ Exit codes:
   2  invalid command line
   3  invalid input: recipe, sources, SOURCE_DATE_EPOCH
   4  the registry refused or could not be reached (nothing is tagged on failure)
+  5  verify: the rebuild differs from the reference image
 
 The cache lives in --cache-dir, else $STEVEDORE_CACHE, else $XDG_CACHE_HOME/stevedore
 (~/.cache/stevedore).";
@@ -100,6 +102,17 @@ enum Command {
     Cache {
         #[command(subcommand)]
         action: CacheAction,
+    },
+    /// Rebuild in a fresh cache and compare with the last build (or --against an OCI layout),
+    /// naming every file that differs.
+    Verify {
+        recipe: PathBuf,
+        /// The reference image: oci:DIR[:TAG]. Default: the last build of RECIPE in this cache.
+        #[arg(long, value_name = "TARGET")]
+        against: Option<String>,
+        /// Use only the lockfile.
+        #[arg(long)]
+        locked: bool,
     },
     /// Resolve the recipe's package layers and write RECIPE.lock next to it.
     Lock { recipe: PathBuf },
@@ -237,6 +250,15 @@ fn main() -> ExitCode {
         ),
         Command::Lock { recipe } => run_lock(&recipe, &cache_dir, cli.quiet),
         Command::Cache { action } => run_cache(action, &cache_dir),
+        Command::Verify {
+            recipe,
+            against,
+            locked,
+        } => match run_verify(&recipe, &cache_dir, against.as_deref(), locked) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(EXIT_DIFFERENT),
+            Err(e) => Err(e),
+        },
         Command::Push {
             source,
             target,
@@ -336,6 +358,51 @@ fn run_build(
     }
     println!("{}", result.manifest_digest());
     Ok(())
+}
+
+/// Prints the comparison; true when identical.
+fn run_verify(
+    recipe: &std::path::Path,
+    cache_dir: &std::path::Path,
+    against: Option<&str>,
+    locked: bool,
+) -> anyhow::Result<bool> {
+    let mode = if locked {
+        LockMode::Locked
+    } else {
+        LockMode::Prefer
+    };
+    let report = build::verify(recipe, cache_dir, against, mode)?;
+    if report.identical() {
+        println!("verified: the rebuild is identical ({})", report.rebuilt);
+        return Ok(true);
+    }
+    println!(
+        "DIFFERENT: reference {} vs rebuild {}",
+        report.reference, report.rebuilt
+    );
+    for l in &report.layers {
+        if l.reference == l.rebuilt && l.corrupt.is_none() {
+            println!("layer {:<16} identical", l.name);
+            continue;
+        }
+        println!(
+            "layer {:<16} differs: {} vs {}",
+            l.name,
+            l.reference.as_ref().map_or("(none)".into(), |d| d.short()),
+            l.rebuilt.as_ref().map_or("(none)".into(), |d| d.short())
+        );
+        if let Some(c) = &l.corrupt {
+            println!("  the reference blob is corrupt: {c}");
+        }
+        for d in &l.differences {
+            println!("  {d}");
+        }
+    }
+    for c in &report.config_differences {
+        println!("{c}");
+    }
+    Ok(false)
 }
 
 fn run_cache(action: CacheAction, cache_dir: &std::path::Path) -> anyhow::Result<()> {

@@ -173,6 +173,24 @@ impl Cache {
         .ok()
     }
 
+    /// Small named records (`builds/<name>.json`), written atomically.
+    pub fn put_named(&self, dir: &str, name: &str, bytes: &[u8]) -> Result<(), CacheError> {
+        let d = self.root.join(dir);
+        fs::create_dir_all(&d).map_err(err(&d))?;
+        let mut tmp = self.temp_file()?;
+        tmp.write_all(bytes).map_err(err(tmp.path()))?;
+        let dest = d.join(format!("{name}.json"));
+        tmp.persist(&dest).map_err(|e| CacheError {
+            path: dest,
+            source: e.error,
+        })?;
+        Ok(())
+    }
+
+    pub fn read_named(&self, dir: &str, name: &str) -> Option<Vec<u8>> {
+        fs::read(self.root.join(dir).join(format!("{name}.json"))).ok()
+    }
+
     /// Where the unpacked (decompressed) data.tar of a package with this sha256 is kept.
     pub fn unpacked_deb_path(&self, deb_sha256: &Digest) -> PathBuf {
         self.root

@@ -5,6 +5,7 @@
 //! file contents are copied through fixed buffers.
 
 mod compress;
+mod diff;
 mod entry;
 mod pgzip;
 mod tar_writer;
@@ -14,6 +15,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Read};
 
 pub use compress::{Compression, Compressor, decompress};
+pub use diff::{Difference, diff_layers};
 pub use entry::{ContentSource, Entry, EntryKind, FileContent, Meta};
 pub use tar_writer::TarWriter;
 pub use tree::{LayerContents, LayerTree, LowerView, TreeError, ViewKind};
