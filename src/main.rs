@@ -16,6 +16,21 @@ use stevedore::registry::{
     BlockingRegistry, CredentialSource, PushProgress, PushReport, Reference, RegistryOptions,
 };
 
+/// `println!` that ends the process quietly when stdout is closed (`stevedore plan | head`)
+/// instead of panicking on the broken pipe.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            eprintln!("error: writing to stdout: {e}");
+            std::process::exit(1);
+        }
+    }};
+}
+
 const EXIT_FAILURE: u8 = 1;
 const EXIT_INPUT: u8 = 3;
 const EXIT_REGISTRY: u8 = 4;
@@ -356,7 +371,7 @@ fn run_build(
         let report = build::push_built(&result.image, &cache, &target, &registry)?;
         report_push(&report, &target, quiet);
     }
-    println!("{}", result.manifest_digest());
+    out!("{}", result.manifest_digest());
     Ok(())
 }
 
@@ -374,33 +389,34 @@ fn run_verify(
     };
     let report = build::verify(recipe, cache_dir, against, mode)?;
     if report.identical() {
-        println!("verified: the rebuild is identical ({})", report.rebuilt);
+        out!("verified: the rebuild is identical ({})", report.rebuilt);
         return Ok(true);
     }
-    println!(
+    out!(
         "DIFFERENT: reference {} vs rebuild {}",
-        report.reference, report.rebuilt
+        report.reference,
+        report.rebuilt
     );
     for l in &report.layers {
         if l.reference == l.rebuilt && l.corrupt.is_none() {
-            println!("layer {:<16} identical", l.name);
+            out!("layer {:<16} identical", l.name);
             continue;
         }
-        println!(
+        out!(
             "layer {:<16} differs: {} vs {}",
             l.name,
             l.reference.as_ref().map_or("(none)".into(), |d| d.short()),
             l.rebuilt.as_ref().map_or("(none)".into(), |d| d.short())
         );
         if let Some(c) = &l.corrupt {
-            println!("  the reference blob is corrupt: {c}");
+            out!("  the reference blob is corrupt: {c}");
         }
         for d in &l.differences {
-            println!("  {d}");
+            out!("  {d}");
         }
     }
     for c in &report.config_differences {
-        println!("{c}");
+        out!("{c}");
     }
     Ok(false)
 }
@@ -411,7 +427,7 @@ fn run_cache(action: CacheAction, cache_dir: &std::path::Path) -> anyhow::Result
         CacheAction::Du => {
             let usage = cache.usage();
             for u in &usage {
-                println!(
+                out!(
                     "{:<20} {:>10}  {:>7} files",
                     u.kind,
                     human(u.bytes),
@@ -419,7 +435,7 @@ fn run_cache(action: CacheAction, cache_dir: &std::path::Path) -> anyhow::Result
                 );
             }
             let total: u64 = usage.iter().map(|u| u.bytes).sum();
-            println!(
+            out!(
                 "{:<20} {:>10}  {}",
                 "total",
                 human(total),
@@ -433,7 +449,7 @@ fn run_cache(action: CacheAction, cache_dir: &std::path::Path) -> anyhow::Result
                 days => Some(Duration::from_secs(days * 86_400)),
             };
             let report = cache.gc(age, &keep_set)?;
-            println!(
+            out!(
                 "removed {} files, freed {}",
                 report.files_removed,
                 human(report.bytes_freed)
@@ -454,7 +470,7 @@ fn run_lock(
             eprintln!("layer {}: {} packages", l.name, l.packages.len());
         }
     }
-    println!("{}", path.display());
+    out!("{}", path.display());
     Ok(())
 }
 
@@ -467,7 +483,7 @@ fn run_push(
     let registry = registry_args.connect(quiet)?;
     let report = build::push_layout(source, target, &registry)?;
     report_push(&report, target, quiet);
-    println!("{}", report.manifest_digest);
+    out!("{}", report.manifest_digest);
     Ok(())
 }
 
@@ -574,7 +590,7 @@ fn run_plan(recipe: PathBuf, cache_dir: PathBuf) -> anyhow::Result<()> {
     let plan = build::load_plan(&recipe, &cache, LockMode::Prefer)?;
     let cache = Some(cache);
     let img = &plan.image;
-    println!(
+    out!(
         "image {} tags [{}]  platform {}  format {:?}  compression {}",
         img.name.as_deref().unwrap_or("(unnamed)"),
         img.tags.join(", "),
@@ -587,7 +603,7 @@ fn run_plan(recipe: PathBuf, cache_dir: PathBuf) -> anyhow::Result<()> {
             Some(r) => format!("cached {} ({})", r.digest.short(), human(r.size)),
             None => "would build".to_string(),
         };
-        println!(
+        out!(
             "layer {}/{} {:<16} {}  [{}; {} entries; key {}]",
             i + 1,
             plan.layers.len(),
@@ -601,7 +617,7 @@ fn run_plan(recipe: PathBuf, cache_dir: PathBuf) -> anyhow::Result<()> {
             layer.key.short()
         );
         for s in &layer.sources {
-            println!("    {s}");
+            out!("    {s}");
         }
     }
     Ok(())
@@ -617,16 +633,16 @@ fn run_inspect(target: &str, json: bool) -> anyhow::Result<()> {
             "configDigest": img.config_digest.to_string(),
             "config": img.config,
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        out!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
-    println!("source:   {}", img.source);
+    out!("source:   {}", img.source);
     if let (Some(d), Some(m)) = (&img.manifest_digest, &img.manifest) {
-        println!("manifest: {d} ({})", m["mediaType"].as_str().unwrap_or("?"));
+        out!("manifest: {d} ({})", m["mediaType"].as_str().unwrap_or("?"));
     }
     let c = &img.config;
-    println!("config:   {}", img.config_digest);
-    println!(
+    out!("config:   {}", img.config_digest);
+    out!(
         "platform: {}/{}{}",
         c["os"].as_str().unwrap_or("?"),
         c["architecture"].as_str().unwrap_or("?"),
@@ -635,11 +651,11 @@ fn run_inspect(target: &str, json: bool) -> anyhow::Result<()> {
             .map(|v| format!("/{v}"))
             .unwrap_or_default()
     );
-    println!("created:  {}", c["created"].as_str().unwrap_or("-"));
+    out!("created:  {}", c["created"].as_str().unwrap_or("-"));
     if let Some(cfg) = c["config"].as_object() {
-        println!("Config:");
+        out!("Config:");
         for (k, v) in cfg {
-            println!("  {k}: {v}");
+            out!("  {k}: {v}");
         }
     }
     let history: Vec<&str> = c["history"]
@@ -650,9 +666,9 @@ fn run_inspect(target: &str, json: bool) -> anyhow::Result<()> {
                 .collect()
         })
         .unwrap_or_default();
-    println!("layers:");
+    out!("layers:");
     for (i, l) in img.layers.iter().enumerate() {
-        println!(
+        out!(
             "  {:>2}  {}  {:>9}  diff_id {}  {}",
             i + 1,
             l.id,

@@ -45,6 +45,9 @@ pub struct LockedPackage {
     pub url: String,
     pub size: u64,
     pub sha256: Digest,
+    /// Why the resolver chose it (`requested`, `Depends of tomcat10`, ...), for `stevedore plan`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub why: String,
 }
 
 impl LockedPackage {
@@ -70,6 +73,7 @@ impl LockedLayer {
                 url: r.package.url(),
                 size: r.package.size,
                 sha256: r.package.sha256.clone(),
+                why: r.reason.to_string(),
             })
             .collect();
         packages.sort();
@@ -145,6 +149,7 @@ mod tests {
             url: format!("http://deb.debian.org/debian/pool/main/{name}.deb"),
             size: 42,
             sha256: Digest::of(name.as_bytes()),
+            why: "requested".into(),
         }
     }
 

@@ -181,15 +181,12 @@ pub fn plan(
                     h.update(format!("{} {} {}\n", p.name, p.version, p.sha256).as_bytes());
                 }
                 let key = h.finish().0;
-                let shown = vec![format!(
-                    "{} packages: {}",
-                    sorted.len(),
-                    sorted
-                        .iter()
-                        .map(|p| format!("{}={}", p.name, p.version))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                )];
+                // One line per package, with why it is in (as the lock recorded it).
+                let mut shown = vec![format!("{} packages", sorted.len())];
+                shown.extend(sorted.iter().map(|p| {
+                    let why = if p.why.is_empty() { "locked" } else { &p.why };
+                    format!("{}={} ({why})", p.name, p.version)
+                }));
                 let cached = cache.layer_record(&key).and_then(|_| {
                     Some((
                         cache.layer_file(&key, "list")?,
