@@ -182,44 +182,12 @@ impl Deb {
         (&self.data_member, self.data_compression)
     }
 
-    /// Copies the decompressed data tarball to `out` (to keep it unpacked for random access),
-    /// returning its size.
-    pub fn copy_data_tar(&self, out: &mut impl Write) -> Result<u64, DebError> {
-        let shown = self.path.display().to_string();
-        let member_err = |source| DebError::Member {
-            path: shown.clone(),
-            member: self.data_member.clone(),
-            source,
-        };
-        let file = File::open(&self.path).map_err(|source| DebError::Io {
-            path: shown.clone(),
-            source,
-        })?;
-        let mut archive = ar::Archive::new(BufReader::new(file));
-        while let Some(entry) = archive.next_entry() {
-            let entry = entry.map_err(member_err)?;
-            if entry.header().identifier() != self.data_member.as_bytes() {
-                continue;
-            }
-            let mut reader = self.data_compression.decoder(entry).map_err(member_err)?;
-            return io::copy(&mut reader, out).map_err(member_err);
-        }
-        Err(DebError::Invalid {
-            path: shown,
-            detail: format!("member {} vanished", self.data_member),
-        })
-    }
-
-    /// Streams the entries of the data tarball, in archive order, through `visit`. Nothing is
-    /// written to disk; `visit` reads each entry's contents (or skips them) before the next.
-    ///
-    /// Paths are as the archive has them (dpkg-deb writes `./usr/...`, other tools `usr/...`)
-    /// and untrusted: the caller normalises them and refuses `..` components and absolute
-    /// paths before putting them in a layer.
-    pub fn for_each_data_entry<F>(&self, mut visit: F) -> Result<(), DebError>
-    where
-        F: FnMut(&mut tar::Entry<'_, Box<dyn Read + '_>>) -> io::Result<()>,
-    {
+    /// Runs `use_data` on the decompressed data tarball as a stream; I/O errors inside name the
+    /// .deb and its member.
+    fn with_data<T>(
+        &self,
+        use_data: impl FnOnce(Box<dyn Read + '_>) -> io::Result<T>,
+    ) -> Result<T, DebError> {
         let shown = self.path.display().to_string();
         let member_err = |source| DebError::Member {
             path: shown.clone(),
@@ -237,16 +205,36 @@ impl Deb {
                 continue;
             }
             let reader = self.data_compression.decoder(entry).map_err(member_err)?;
-            let mut tar = tar::Archive::new(reader);
-            for tar_entry in tar.entries().map_err(member_err)? {
-                let mut tar_entry = tar_entry.map_err(member_err)?;
-                visit(&mut tar_entry).map_err(member_err)?;
-            }
-            return Ok(());
+            return use_data(reader).map_err(member_err);
         }
         Err(DebError::Invalid {
             path: shown,
             detail: format!("member {} vanished", self.data_member),
+        })
+    }
+
+    /// Copies the decompressed data tarball to `out` (to keep it unpacked for random access),
+    /// returning its size.
+    pub fn copy_data_tar(&self, out: &mut impl Write) -> Result<u64, DebError> {
+        self.with_data(|mut reader| io::copy(&mut reader, out))
+    }
+
+    /// Streams the entries of the data tarball, in archive order, through `visit`. Nothing is
+    /// written to disk; `visit` reads each entry's contents (or skips them) before the next.
+    ///
+    /// Paths are as the archive has them (dpkg-deb writes `./usr/...`, other tools `usr/...`)
+    /// and untrusted: the caller normalises them and refuses `..` components and absolute
+    /// paths before putting them in a layer.
+    pub fn for_each_data_entry<F>(&self, mut visit: F) -> Result<(), DebError>
+    where
+        F: FnMut(&mut tar::Entry<'_, Box<dyn Read + '_>>) -> io::Result<()>,
+    {
+        self.with_data(|reader| {
+            let mut tar = tar::Archive::new(reader);
+            for tar_entry in tar.entries()? {
+                visit(&mut tar_entry?)?;
+            }
+            Ok(())
         })
     }
 }
