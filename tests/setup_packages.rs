@@ -159,7 +159,10 @@ fn tomcat_user_comes_from_its_sysusers_file() {
         "/usr/lib/sysusers.d/tomcat10.conf:7"
     );
     let passwd = String::from_utf8(file(&s.effects, "/etc/passwd").to_vec()).unwrap();
-    assert!(passwd.starts_with("root:x:0:0:root:/root:/bin/bash\n"), "{passwd}");
+    assert!(
+        passwd.starts_with("root:x:0:0:root:/root:/bin/bash\n"),
+        "{passwd}"
+    );
     assert!(
         passwd.contains(&format!(
             "tomcat:x:{uid}:{gid}:Apache Tomcat:/var/lib/tomcat:/usr/sbin/nologin\n"
@@ -177,9 +180,17 @@ fn java_alternative_chain() {
     let s = run();
     let java = format!("{JVM}/bin/java");
     assert_eq!(s.alternatives.best("java").unwrap().path, java);
-    assert!(has_link(&s.effects, "/usr/bin/java", "/etc/alternatives/java"));
+    assert!(has_link(
+        &s.effects,
+        "/usr/bin/java",
+        "/etc/alternatives/java"
+    ));
     assert!(has_link(&s.effects, "/etc/alternatives/java", &java));
-    assert!(has_link(&s.effects, "/usr/bin/keytool", "/etc/alternatives/keytool"));
+    assert!(has_link(
+        &s.effects,
+        "/usr/bin/keytool",
+        "/etc/alternatives/keytool"
+    ));
     assert!(has_link(
         &s.effects,
         "/etc/alternatives/java.1.gz",
@@ -212,7 +223,9 @@ fn tomcat_conffiles_via_ucf_with_the_scripts_ownership() {
         let dest = format!("/etc/tomcat10/{name}");
         assert_eq!(
             file(&s.effects, &dest),
-            f.root.read(&format!("/usr/share/tomcat10/etc/{name}")).unwrap()
+            f.root
+                .read(&format!("/usr/share/tomcat10/etc/{name}"))
+                .unwrap()
         );
         assert!(s.effects.contains(&Effect::Chown {
             path: dest.clone(),
@@ -235,7 +248,10 @@ fn tomcat_conffiles_via_ucf_with_the_scripts_ownership() {
         uid,
         gid: 4
     }));
-    for (path, mode) in [("/var/cache/tomcat10", 0o750), ("/var/lib/tomcat10/webapps", 0o775)] {
+    for (path, mode) in [
+        ("/var/cache/tomcat10", 0o750),
+        ("/var/lib/tomcat10/webapps", 0o775),
+    ] {
         assert!(s.effects.contains(&Effect::Chown {
             path: path.into(),
             uid,
@@ -250,7 +266,9 @@ fn tomcat_conffiles_via_ucf_with_the_scripts_ownership() {
         }));
     }
     assert!(
-        !s.effects.iter().any(|e| e.path().starts_with("/var/lib/tomcat10/webapps/ROOT")),
+        !s.effects
+            .iter()
+            .any(|e| e.path().starts_with("/var/lib/tomcat10/webapps/ROOT")),
         "no default ROOT webapp"
     );
 }
@@ -261,9 +279,20 @@ fn ca_bundle_hash_links_and_java_keystore() {
     require_tool("openssl", "openssl");
     let f = fixture();
     let s = run();
-    let bundle = String::from_utf8(file(&s.effects, "/etc/ssl/certs/ca-certificates.crt").to_vec()).unwrap();
+    let bundle =
+        String::from_utf8(file(&s.effects, "/etc/ssl/certs/ca-certificates.crt").to_vec()).unwrap();
     let n = bundle.matches("-----BEGIN CERTIFICATE-----").count();
     assert!(n >= 140, "{n} certs");
+    assert!(
+        s.effects
+            .iter()
+            .any(|e| e.path() == "/usr/local/share/ca-certificates"),
+        "{:?}",
+        s.effects
+            .iter()
+            .filter(|e| e.path().starts_with("/usr/local"))
+            .collect::<Vec<_>>()
+    );
     let pem_links: Vec<&Effect> = s
         .effects
         .iter()
@@ -275,7 +304,9 @@ fn ca_bundle_hash_links_and_java_keystore() {
     let dir = tempfile::tempdir().unwrap();
     let mut expected = BTreeMap::new();
     for e in &pem_links {
-        let Effect::Symlink { path, target } = e else { unreachable!() };
+        let Effect::Symlink { path, target } = e else {
+            unreachable!()
+        };
         let src = dir.path().join("c.pem");
         std::fs::write(&src, f.root.read(target).unwrap()).unwrap();
         let out = Command::new("openssl")
@@ -293,7 +324,9 @@ fn ca_bundle_hash_links_and_java_keystore() {
             let link = format!("/etc/ssl/certs/{hash}.{i}");
             let found = s.effects.iter().find(|e| e.path() == link);
             match found {
-                Some(Effect::Symlink { target, .. }) => assert!(names.contains(target), "{link} -> {target}"),
+                Some(Effect::Symlink { target, .. }) => {
+                    assert!(names.contains(target), "{link} -> {target}")
+                }
                 other => panic!("{link}: {other:?}"),
             }
         }
@@ -310,12 +343,23 @@ fn ca_bundle_hash_links_and_java_keystore() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("Keystore type: JKS"), "{text}");
-    assert!(text.contains(&format!("Your keystore contains {n} entries")), "{text}");
+    assert!(
+        text.contains(&format!("Your keystore contains {n} entries")),
+        "{text}"
+    );
     assert_eq!(text.matches("Entry type: trustedCertEntry").count(), n);
     assert!(text.contains("Alias name: debian:accvraiz1.pem"), "{text}");
-    assert!(text.contains("Creation date: Jan 1, 2025"), "{}", &text[..2000.min(text.len())]);
+    assert!(
+        text.contains("Creation date: Jan 1, 2025"),
+        "{}",
+        &text[..2000.min(text.len())]
+    );
 }
 
 #[test]
@@ -326,7 +370,8 @@ fn coverage_classifies_every_command() {
     eprintln!("{report}");
     for p in &f.scripts {
         for (script, text) in p.scripts() {
-            let n = setup::shell::commands(text).len();
+            let n =
+                setup::shell::commands_with_args(text, setup::shell::install_args(script)).len();
             let reported = s
                 .coverage
                 .commands
@@ -344,14 +389,32 @@ fn coverage_classifies_every_command() {
             .map(|c| &c.status)
             .collect()
     };
-    assert!(matches!(status("tomcat10", "systemd-sysusers")[..], [Status::Reproduced(_)]));
+    assert!(matches!(
+        status("tomcat10", "systemd-sysusers")[..],
+        [Status::Reproduced(_)]
+    ));
     assert_eq!(status("tomcat10", "ucf").len(), 9);
-    assert!(status("tomcat10", "ucf").iter().all(|s| matches!(s, Status::Reproduced(_))));
-    assert!(status("tomcat10", "cp").iter().all(|s| matches!(s, Status::Ignored(_))));
-    assert!(status("tomcat10", "deb-systemd-helper").iter().all(|s| matches!(s, Status::Ignored(_))));
+    assert!(
+        status("tomcat10", "ucf")
+            .iter()
+            .all(|s| matches!(s, Status::Reproduced(_)))
+    );
+    assert!(
+        status("tomcat10", "cp")
+            .iter()
+            .all(|s| matches!(s, Status::Ignored(_)))
+    );
+    assert!(
+        status("tomcat10", "deb-systemd-helper")
+            .iter()
+            .all(|s| matches!(s, Status::Ignored(_)))
+    );
     let ua = status("openjdk-17-jre-headless", "update-alternatives --install");
     assert_eq!(ua.len(), 5);
-    assert!(ua.iter().all(|s| matches!(s, Status::Reproduced(_))), "{ua:?}");
+    assert!(
+        ua.iter().all(|s| matches!(s, Status::Reproduced(_))),
+        "{ua:?}"
+    );
     let summary = s.coverage.summary();
     eprintln!("{summary}");
     assert!(summary.reproduced > 20);

@@ -159,6 +159,11 @@ pub fn ca_certificates(root: &dyn RootView) -> Result<Vec<Effect>, CertError> {
         conf.into_bytes(),
         0o644,
     ));
+    // The postinst makes the local-certs dir with /usr/local's mode and group (base-files:
+    // 0755 root:root unless /etc/staff-group-for-usr-local asks for staff).
+    if !root.exists(LOCAL_CERTS_DIR) {
+        out.push(Effect::dir(LOCAL_CERTS_DIR, 0o755, 0, 0));
+    }
     let mut bundle = Vec::new();
     let mut by_hash: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut pem_names: Vec<(String, &Cert)> = Vec::new();

@@ -165,6 +165,8 @@ pub struct Context<'a> {
     pub rule_packages: &'a BTreeSet<String>,
     /// Functions the script defines.
     pub functions: &'a BTreeSet<String>,
+    /// Variables the script sets to `$(mktemp …)`.
+    pub temp_vars: &'a BTreeSet<String>,
     pub has_sysusers: bool,
     pub tmpfiles: &'a [String],
 }
@@ -246,6 +248,18 @@ pub fn classify(package: &str, script: &str, cmd: &Command, ctx: &Context<'_>) -
     if prog.contains('$') || prog.is_empty() {
         return Status::NotCovered("the program name depends on runtime values".into());
     }
+    // Upgrade merges: a fresh install has no old file to merge with.
+    let upgrade_suffixes = [".dpkg-new", ".dpkg-old", ".dpkg-dist", ".dpkg-tmp"];
+    if cmd
+        .redirects
+        .iter()
+        .chain(cmd.words.iter())
+        .any(|w| upgrade_suffixes.iter().any(|s| w.ends_with(s)))
+    {
+        return ign(
+            "merges with an existing file (.dpkg-new/.dpkg-old): nothing to merge on a fresh install",
+        );
+    }
     // Output redirections: covered when a mechanism produced the target.
     if !cmd.redirects.is_empty() {
         let mut mechs = Vec::new();
@@ -271,7 +285,23 @@ pub fn classify(package: &str, script: &str, cmd: &Command, ctx: &Context<'_>) -
         .copied()
         .filter(|a| !a.starts_with('-'))
         .collect();
+    // A file command whose arguments are computed at run time, on a path a mechanism makes.
+    if super::fsops::PROGRAMS.contains(&prog)
+        && let Some(path) = operands.last().filter(|p| !p.contains('$'))
+        && let Some(mech) = ctx.produced.get(*path)
+    {
+        return Status::Reproduced(format!("{mech} (makes {path})"));
+    }
     let status = match prog {
+        "update-passwd" if !ctx.accounts.users.is_empty() => {
+            rep("accounts (passwd/group from base-passwd's masters)")
+        }
+        "nscd" => ign("flushes a running nscd's cache: nothing runs at build time"),
+        "mktemp" => ign("temporary file, removed by the script"),
+        "java" if args.contains(&"-version") => ign("read-only query"),
+        "." | "source" if !args.iter().any(|a| a.contains("debconf")) => {
+            ign("reads shell settings into the script: no effect by itself")
+        }
         "systemd-sysusers" if ctx.has_sysusers => rep("accounts (sysusers.d)"),
         "systemd-tmpfiles" if !ctx.tmpfiles.is_empty() => rep("tmpfiles.d"),
         "adduser" | "addgroup" | "useradd" | "groupadd" => {
@@ -350,6 +380,17 @@ pub fn classify(package: &str, script: &str, cmd: &Command, ctx: &Context<'_>) -
             }
             _ => Status::NotCovered("copies files".into()),
         },
+        "rm" if !operands.is_empty()
+            && operands.iter().all(|o| {
+                let v = o
+                    .trim_start_matches('$')
+                    .trim_start_matches('{')
+                    .trim_end_matches('}');
+                o.starts_with('$') && ctx.temp_vars.contains(v)
+            }) =>
+        {
+            ign("removes the script's own temporary file")
+        }
         "rm" | "rmdir" | "mv" => {
             let src: Vec<&str> = if prog == "mv" {
                 operands

@@ -349,20 +349,29 @@ pub fn setup(
 
     // Scripts, command by command, in package order.
     let mut installs = alternatives::from_jinfo(root);
-    let mut pending: Vec<(
+    // (package, script, command, (functions, temp vars), why fsops refused it)
+    type Pending = (
         String,
         String,
         shell::Command,
-        BTreeSet<String>,
+        (BTreeSet<String>, BTreeSet<String>),
         Option<String>,
-    )> = Vec::new();
+    );
+    let mut pending: Vec<Pending> = Vec::new();
     let mut reports = Vec::new();
     for pkg in packages {
         for (script, text) in pkg.scripts() {
             let functions = shell::functions(text);
-            for cmd in shell::commands(text) {
+            let temp_vars = shell::temp_vars(text);
+            for cmd in shell::commands_with_args(text, shell::install_args(script)) {
                 let runs = RUN_ON_INSTALL.contains(&script);
                 let mut direct = None;
+                if let (true, Some(why)) = (runs, &cmd.dead) {
+                    let status =
+                        coverage::Status::Ignored(format!("not run on a fresh install: {why}"));
+                    reports.push((pkg.package.clone(), script.to_owned(), cmd, status));
+                    continue;
+                }
                 if runs && cmd.program() == "update-alternatives" {
                     if let Some(mut i) = alternatives::parse_install(&cmd.words) {
                         i.source = format!("{}: {script}:{}", pkg.package, cmd.line);
@@ -386,6 +395,29 @@ pub fn setup(
                                 copy.src
                             ))
                         });
+                    }
+                } else if runs && cmd.program() == "rm" && !cmd.unresolved {
+                    // `rm` of what an earlier script command created (a marker file the
+                    // package consumes during configure): undo that effect.
+                    let targets: Vec<String> = cmd.words[1..]
+                        .iter()
+                        .filter(|w| !w.starts_with('-'))
+                        .map(|w| normalize(w))
+                        .collect();
+                    let by_script = |p: &String| {
+                        !root.exists(p)
+                            && produced
+                                .get(p)
+                                .is_some_and(|m| m.ends_with("preinst") || m.ends_with("postinst"))
+                    };
+                    if !targets.is_empty() && targets.iter().all(by_script) {
+                        effects.retain(|e| !targets.iter().any(|t| t == e.path()));
+                        for t in &targets {
+                            produced.remove(t);
+                        }
+                        direct = Some(coverage::Status::Reproduced(
+                            "filesystem command (removes what an earlier command made)".into(),
+                        ));
                     }
                 } else if runs && fsops::PROGRAMS.contains(&cmd.program()) {
                     let outcome = {
@@ -414,7 +446,7 @@ pub fn setup(
                                 pkg.package.clone(),
                                 script.to_owned(),
                                 cmd,
-                                functions.clone(),
+                                (functions.clone(), temp_vars.clone()),
                                 Some(why),
                             ));
                             continue;
@@ -429,7 +461,7 @@ pub fn setup(
                         pkg.package.clone(),
                         script.to_owned(),
                         cmd,
-                        functions.clone(),
+                        (functions.clone(), temp_vars.clone()),
                         None,
                     )),
                 }
@@ -448,7 +480,7 @@ pub fn setup(
 
     let alt_names: BTreeSet<String> = alternatives.groups.keys().cloned().collect();
     let exists = |p: &str| root.exists(p);
-    for (package, script, cmd, functions, why) in pending {
+    for (package, script, cmd, (functions, temp_vars), why) in pending {
         let ctx = coverage::Context {
             produced: &produced,
             exists: &exists,
@@ -456,6 +488,7 @@ pub fn setup(
             alternatives: &alt_names,
             rule_packages: &rule_packages,
             functions: &functions,
+            temp_vars: &temp_vars,
             has_sysusers: !accounts::sysusers_files(root).is_empty(),
             tmpfiles: &tmp.files,
         };

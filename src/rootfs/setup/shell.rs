@@ -23,6 +23,9 @@ pub struct Command {
     pub unresolved: bool,
     /// Inside a shell function body.
     pub in_function: bool,
+    /// In a branch that does not run on a fresh install (`if [ -n "$2" ]`, `case "$1" in
+    /// abort-upgrade)`): the condition that rules it out.
+    pub dead: Option<String>,
 }
 
 impl Command {
@@ -38,9 +41,33 @@ const KEYWORDS: &[&str] = &[
 ];
 
 /// Splits a script into simple commands, expanding constant variables and constant `for`
-/// lists (one command per loop value).
+/// lists (one command per loop value). Positional parameters stay unknown.
 pub fn commands(script: &str) -> Vec<Command> {
+    commands_with_args(script, None)
+}
+
+/// The arguments dpkg passes on a fresh install: `preinst install`, `postinst configure`
+/// (with an empty old version, `$2`). `None` for scripts that do not run on install.
+pub fn install_args(script: &str) -> Option<&'static [&'static str]> {
+    match script {
+        "preinst" => Some(&["install", ""]),
+        "postinst" => Some(&["configure", ""]),
+        _ => None,
+    }
+}
+
+/// [`commands`] with known positional parameters: `if`/`elif`/`case` conditions that then
+/// have a definite value (`[ "$1" = configure ]`, `[ -z "$2" ]`, `dpkg --compare-versions
+/// "$2" lt-nl 1.0`) mark the commands of branches not taken as [`Command::dead`]. Other
+/// conditions (file tests, command results) count as possibly true.
+pub fn commands_with_args(script: &str, args: Option<&[&str]>) -> Vec<Command> {
     let mut p = Parser::default();
+    if let Some(args) = args {
+        for (i, a) in args.iter().enumerate() {
+            p.vars.insert((i + 1).to_string(), Some((*a).to_owned()));
+        }
+        p.vars.insert("#".into(), Some(args.len().to_string()));
+    }
     // dpkg sets DPKG_ROOT to the empty string unless it installs into another root.
     p.vars.insert("DPKG_ROOT".into(), Some(String::new()));
     let lines: Vec<&str> = script.lines().collect();
@@ -66,6 +93,19 @@ pub fn commands(script: &str) -> Vec<Command> {
         }
     }
     p.out
+}
+
+/// Variables a script sets to a temporary file (`tmp=$(mktemp)`).
+pub fn temp_vars(script: &str) -> std::collections::BTreeSet<String> {
+    script
+        .lines()
+        .filter_map(|l| {
+            let (name, value) = l.trim().split_once('=')?;
+            (value.trim_start_matches('"').starts_with("$(mktemp")
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            .then(|| name.to_owned())
+        })
+        .collect()
 }
 
 /// Names of the shell functions a script defines (`name() {`).
@@ -123,6 +163,182 @@ struct Parser {
     if_depth: usize,
     in_case: usize,
     function_depth: usize,
+    /// Open `if`/`case` branches, innermost last.
+    frames: Vec<Frame>,
+    /// While reading an `if`/`elif` condition: its value so far, its text, `elif`.
+    condition: Option<(Option<bool>, String, bool)>,
+}
+
+/// One open `if` or `case`.
+#[derive(Debug, Clone)]
+struct Frame {
+    is_case: bool,
+    /// The current branch runs: Some(false) when ruled out.
+    live: Option<bool>,
+    /// Some branch so far is certainly taken (later `elif`/`else`/patterns are dead).
+    taken: bool,
+    /// Text of the deciding condition, for the report.
+    why: String,
+    /// `case` word, when known.
+    word: Option<String>,
+}
+
+fn and3(a: Option<bool>, b: Option<bool>) -> Option<bool> {
+    match (a, b) {
+        (Some(false), _) | (_, Some(false)) => Some(false),
+        (Some(true), x) | (x, Some(true)) => x,
+        _ => None,
+    }
+}
+
+fn or3(a: Option<bool>, b: Option<bool>) -> Option<bool> {
+    match (a, b) {
+        (Some(true), _) | (_, Some(true)) => Some(true),
+        (Some(false), x) | (x, Some(false)) => x,
+        _ => None,
+    }
+}
+
+/// `test`/`[`/`dpkg --compare-versions`/`true`/`false` on resolved words; `None` otherwise.
+fn eval_condition(words: &[String], unresolved: bool) -> Option<bool> {
+    if unresolved {
+        return None;
+    }
+    let (neg, words) = match words.first().map(String::as_str) {
+        Some("!") => (true, &words[1..]),
+        _ => (false, words),
+    };
+    let w: Vec<&str> = words.iter().map(String::as_str).collect();
+    let v = match w.as_slice() {
+        ["true"] | [":"] => Some(true),
+        ["false"] => Some(false),
+        ["[", rest @ .., "]"] | ["test", rest @ ..] => eval_test(rest),
+        ["dpkg", "--compare-versions", rest @ ..] => {
+            let rest: Vec<&str> = rest.iter().copied().filter(|a| *a != "--").collect();
+            match rest.as_slice() {
+                [a, op, b] => compare_versions(a, op, b),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    v.map(|b| b != neg)
+}
+
+fn eval_test(args: &[&str]) -> Option<bool> {
+    match args {
+        ["!", rest @ ..] => eval_test(rest).map(|b| !b),
+        [] => Some(false),
+        [s] => Some(!s.is_empty()),
+        ["-z", s] => Some(s.is_empty()),
+        ["-n", s] => Some(!s.is_empty()),
+        [a, "=" | "==", b] => Some(a == b),
+        [a, "!=", b] => Some(a != b),
+        _ => None,
+    }
+}
+
+/// dpkg's operators when one side is the empty "old version" of a fresh install: plain
+/// operators take it as older than everything, `-nl` ones as newer.
+fn compare_versions(a: &str, op: &str, b: &str) -> Option<bool> {
+    use std::cmp::Ordering::*;
+    let nl = op.ends_with("-nl");
+    let ord = match (a.is_empty(), b.is_empty()) {
+        (true, true) => Equal,
+        (true, false) => {
+            if nl {
+                Greater
+            } else {
+                Less
+            }
+        }
+        (false, true) => {
+            if nl {
+                Less
+            } else {
+                Greater
+            }
+        }
+        (false, false) => crate::apt::version::compare(a, b),
+    };
+    Some(match op.trim_end_matches("-nl") {
+        "lt" | "<<" => ord == Less,
+        "le" | "<=" => ord != Greater,
+        "gt" | ">>" => ord == Greater,
+        "ge" | ">=" => ord != Less,
+        "eq" | "=" => ord == Equal,
+        "ne" => ord != Equal,
+        _ => return None,
+    })
+}
+
+/// `case` patterns: `|` alternatives with `*` and `?` globs.
+fn case_matches(pattern: &str, word: &str) -> bool {
+    pattern
+        .split('|')
+        .any(|p| glob(p.trim().trim_matches('"').as_bytes(), word.as_bytes()))
+}
+
+fn glob(p: &[u8], s: &[u8]) -> bool {
+    match (p.first(), s.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => glob(&p[1..], s) || (!s.is_empty() && glob(p, &s[1..])),
+        (Some(b'?'), Some(_)) => glob(&p[1..], &s[1..]),
+        (Some(a), Some(b)) if a == b => glob(&p[1..], &s[1..]),
+        _ => false,
+    }
+}
+
+impl Parser {
+    /// Why the current position does not run, if it certainly does not.
+    fn dead(&self) -> Option<String> {
+        self.frames
+            .iter()
+            .find(|f| f.live == Some(false))
+            .map(|f| f.why.clone())
+    }
+
+    /// A condition segment: combine it into the pending condition.
+    fn condition_part(&mut self, sep: &str, value: Option<bool>, text: &str) {
+        if let Some((v, t, _)) = &mut self.condition {
+            *v = match sep {
+                "||" => or3(*v, value),
+                "&&" => and3(*v, value),
+                _ => value,
+            };
+            if !t.is_empty() {
+                t.push_str(&format!(" {sep} "));
+            }
+            t.push_str(text.trim());
+        }
+    }
+
+    /// `then`: the pending condition decides the branch.
+    fn then(&mut self) {
+        let Some((value, text, elif)) = self.condition.take() else {
+            return;
+        };
+        if elif {
+            if let Some(f) = self.frames.last_mut() {
+                if f.taken {
+                    f.live = Some(false);
+                    f.why = format!("an earlier branch is taken ({})", f.why);
+                } else {
+                    f.live = value;
+                    f.why = format!("elif {text}");
+                    f.taken = value == Some(true);
+                }
+            }
+        } else {
+            self.frames.push(Frame {
+                is_case: false,
+                live: value,
+                taken: value == Some(true),
+                why: format!("if {text}"),
+                word: None,
+            });
+        }
+    }
 }
 
 impl Parser {
@@ -137,6 +353,18 @@ impl Parser {
         {
             let before = &line[..close];
             if !before.contains('(') && !before.starts_with("esac") {
+                let pattern = before.trim().trim_start_matches('(').to_owned();
+                if let Some(f) = self.frames.iter_mut().rev().find(|f| f.is_case) {
+                    let m = f.word.as_deref().map(|w| case_matches(&pattern, w));
+                    f.live = match m {
+                        _ if f.taken => Some(false),
+                        Some(true) => Some(true),
+                        Some(false) => Some(false),
+                        None => None,
+                    };
+                    f.taken |= m == Some(true);
+                    f.why = format!("case {} in {pattern})", f.word.clone().unwrap_or_default());
+                }
                 line = line[close + 1..].to_owned();
             }
         }
@@ -152,31 +380,56 @@ impl Parser {
                 line = line[pos + 2..].trim().trim_start_matches('{').to_owned();
             }
         }
-        for (segment, subs) in split_segments(&line) {
+        for (segment, subs, sep) in split_segments(&line) {
             for sub in subs {
-                self.simple(&sub, lineno, true);
+                self.simple(&sub, lineno, true, "");
             }
-            self.simple(&segment, lineno, false);
+            self.simple(&segment, lineno, false, &sep);
         }
     }
 
-    fn simple(&mut self, text: &str, lineno: usize, substitution: bool) {
+    fn simple(&mut self, text: &str, lineno: usize, substitution: bool, sep: &str) {
         let raw = lex(text);
         let (raw, redirects_raw) = strip_redirects(raw);
         let mut words: Vec<RawWord> = raw;
+        let mut negate = false;
         // Leading keywords are syntax, not programs.
         while let Some(w) = words.first() {
             let lit = w.text.as_str();
             if !w.quoted && KEYWORDS.contains(&lit) {
                 match lit {
-                    "if" => self.if_depth += 1,
-                    "fi" => self.if_depth = self.if_depth.saturating_sub(1),
+                    "if" => {
+                        self.if_depth += 1;
+                        self.condition = Some((None, String::new(), false));
+                    }
+                    "elif" => self.condition = Some((None, String::new(), true)),
+                    "then" => self.then(),
+                    "else" => {
+                        if let Some(f) = self.frames.last_mut() {
+                            f.live = if f.taken {
+                                Some(false)
+                            } else {
+                                f.live.map(|l| !l)
+                            };
+                            f.why = format!("else of {}", f.why);
+                        }
+                    }
+                    "fi" => {
+                        self.if_depth = self.if_depth.saturating_sub(1);
+                        self.frames.pop();
+                    }
                     "done" => {
                         self.loops.pop();
                     }
-                    "esac" => self.in_case = self.in_case.saturating_sub(1),
+                    "esac" => {
+                        self.in_case = self.in_case.saturating_sub(1);
+                        if self.frames.last().is_some_and(|f| f.is_case) {
+                            self.frames.pop();
+                        }
+                    }
                     "}" if self.function_depth > 0 => self.function_depth -= 1,
                     "while" | "until" => self.loops.push(None),
+                    "!" => negate = !negate,
                     _ => {}
                 }
                 words.remove(0);
@@ -189,6 +442,16 @@ impl Parser {
             match first.text.as_str() {
                 "case" => {
                     self.in_case += 1;
+                    let word = words
+                        .get(1)
+                        .and_then(|w| self.expand(&w.text, &BTreeMap::new()));
+                    self.frames.push(Frame {
+                        is_case: true,
+                        live: None,
+                        taken: false,
+                        why: String::new(),
+                        word,
+                    });
                     return;
                 }
                 "for" => {
@@ -292,6 +555,17 @@ impl Parser {
                     })
                 })
                 .collect();
+            let mut dead = self.dead();
+            if let Some((value, text, _)) = &self.condition
+                && dead.is_none()
+                && ((sep == "&&" && *value == Some(false)) || (sep == "||" && *value == Some(true)))
+            {
+                dead = Some(format!("short-circuited by `{text}`"));
+            }
+            if self.condition.is_some() && !substitution {
+                let value = eval_condition(&out_words, unresolved).map(|v| v != negate);
+                self.condition_part(sep, value, &out_words.join(" "));
+            }
             self.out.push(Command {
                 line: lineno,
                 text: text.trim().to_owned(),
@@ -299,6 +573,7 @@ impl Parser {
                 redirects,
                 unresolved,
                 in_function: self.function_depth > 0,
+                dead,
             });
         }
     }
@@ -486,16 +761,20 @@ fn strip_redirects(words: Vec<RawWord>) -> (Vec<RawWord>, Vec<String>) {
 /// Splits one logical line into simple-command segments on `;`, `&&`, `||`, `|`, `(`, `)`
 /// outside quotes; command substitutions `$(…)` and backticks become their own segments,
 /// listed with the segment that contains them (their text stays as an unresolvable `$(`).
-fn split_segments(line: &str) -> Vec<(String, Vec<String>)> {
+fn split_segments(line: &str) -> Vec<(String, Vec<String>, String)> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut subs = Vec::new();
+    let mut sep = String::from(";");
     let chars: Vec<char> = line.chars().collect();
     let (mut sq, mut dq) = (false, false);
     let mut i = 0;
-    let flush = |cur: &mut String, subs: &mut Vec<String>, out: &mut Vec<(String, Vec<String>)>| {
+    let flush = |cur: &mut String,
+                 subs: &mut Vec<String>,
+                 sep: &str,
+                 out: &mut Vec<(String, Vec<String>, String)>| {
         if !cur.trim().is_empty() || !subs.is_empty() {
-            out.push((std::mem::take(cur), std::mem::take(subs)));
+            out.push((std::mem::take(cur), std::mem::take(subs), sep.to_owned()));
         }
         cur.clear();
     };
@@ -535,7 +814,7 @@ fn split_segments(line: &str) -> Vec<(String, Vec<String>)> {
                     j += 1;
                 }
                 let inner: String = chars[i + 2..j.min(chars.len())].iter().collect();
-                for (seg, inner_subs) in split_segments(&inner) {
+                for (seg, inner_subs, _) in split_segments(&inner) {
                     subs.extend(inner_subs);
                     subs.push(seg);
                 }
@@ -549,7 +828,7 @@ fn split_segments(line: &str) -> Vec<(String, Vec<String>)> {
                     .map(|p| p + i + 1);
                 let j = end.unwrap_or(chars.len());
                 let inner: String = chars[i + 1..j].iter().collect();
-                for (seg, inner_subs) in split_segments(&inner) {
+                for (seg, inner_subs, _) in split_segments(&inner) {
                     subs.extend(inner_subs);
                     subs.push(seg);
                 }
@@ -567,7 +846,20 @@ fn split_segments(line: &str) -> Vec<(String, Vec<String>)> {
                 } else if c == '&' && i > 0 && chars[i - 1] == '>' {
                     cur.push(c);
                 } else {
-                    flush(&mut cur, &mut subs, &mut out);
+                    let was_empty = cur.trim().is_empty() && subs.is_empty();
+                    flush(&mut cur, &mut subs, &sep, &mut out);
+                    let next = chars.get(i + 1).copied();
+                    let op = match (c, next) {
+                        ('&', Some('&')) => "&&",
+                        ('|', Some('|')) => "||",
+                        _ => "",
+                    };
+                    if !op.is_empty() {
+                        sep = op.to_owned();
+                        i += 1;
+                    } else if !was_empty || c == ';' {
+                        sep = c.to_string();
+                    }
                 }
             }
             '#' if !sq && !dq && (i == 0 || chars[i - 1].is_whitespace()) => break,
@@ -575,7 +867,7 @@ fn split_segments(line: &str) -> Vec<(String, Vec<String>)> {
         }
         i += 1;
     }
-    flush(&mut cur, &mut subs, &mut out);
+    flush(&mut cur, &mut subs, &sep, &mut out);
     out
 }
 
@@ -610,6 +902,27 @@ mod tests {
         assert_eq!(c.len(), 2);
         assert_eq!(c[0].redirects, ["/etc/passwd"]);
         assert_eq!(c[1].program(), "echo");
+    }
+
+    #[test]
+    fn branches_not_taken_on_a_fresh_install_are_dead() {
+        let s = "case \"$1\" in\n  configure)\n    if [ -z \"$2\" ]; then a; else b; fi\n    if dpkg --compare-versions \"$2\" lt-nl 1.0 && [ -f /x ]; then c; fi\n    if [ -f /y ] || false; then d; fi\n  ;;\n  abort-upgrade) e ;;\nesac\n";
+        let c = commands_with_args(s, install_args("postinst"));
+        let live: Vec<(&str, bool)> = c
+            .iter()
+            .filter(|c| c.program().len() == 1 && c.program() != "[")
+            .map(|c| (c.program(), c.dead.is_none()))
+            .collect();
+        assert_eq!(
+            live,
+            [
+                ("a", true),
+                ("b", false),
+                ("c", false),
+                ("d", true),
+                ("e", false)
+            ]
+        );
     }
 
     #[test]
