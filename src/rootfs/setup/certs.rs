@@ -265,8 +265,10 @@ fn write_utf(out: &mut Vec<u8>, s: &str) {
 
 // ---- DER, only as much as a certificate's subject needs ----
 
-/// (tag, header+content, content, rest)
-fn tlv(data: &[u8]) -> Result<(u8, &[u8], &[u8], &[u8]), String> {
+/// One DER element: (tag, header+content, content, what follows).
+type Tlv<'a> = (u8, &'a [u8], &'a [u8], &'a [u8]);
+
+fn tlv(data: &[u8]) -> Result<Tlv<'_>, String> {
     let tag = *data.first().ok_or("truncated")?;
     let first = *data.get(1).ok_or("truncated")?;
     let (len, hdr) = if first < 0x80 {
@@ -390,9 +392,8 @@ fn to_utf8(tag: u8, content: &[u8]) -> Option<Vec<u8>> {
         0x1C => Some(
             content
                 .chunks(4)
-                .filter_map(|c| {
-                    (c.len() == 4).then(|| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
-                })
+                .filter(|c| c.len() == 4)
+                .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
                 .filter_map(char::from_u32)
                 .collect::<String>()
                 .into_bytes(),

@@ -486,11 +486,13 @@ impl Parser {
             let Some((name, value)) = assignment(w) else {
                 break;
             };
-            if words.len() == 1 && !substitution {
-                let known = value.contains("$(") || value.contains('`');
-                let value = (!known && !(self.if_depth > 0 && self.vars.contains_key(&name)))
-                    .then_some(value);
-                // Conditional re-assignment of a known variable: its value is now unknowable.
+            if words.len() == 1 && !substitution && self.dead().is_none() {
+                let computed = value.contains("$(") || value.contains('`');
+                // Re-assigning a known variable in a branch that may or may not run: its
+                // value is now unknowable.
+                let conditional =
+                    self.frames.iter().any(|f| f.live.is_none()) && self.vars.contains_key(&name);
+                let value = (!computed && !conditional).then_some(value);
                 self.vars.insert(name, value);
                 assigned = true;
             }
@@ -837,13 +839,7 @@ fn split_segments(line: &str) -> Vec<(String, Vec<String>, String)> {
             }
             ';' | '|' | '&' | '(' | ')' if !sq && !dq => {
                 // `2>&1` and `>&2` are redirections, not separators
-                if c == '&'
-                    && (cur.ends_with('>')
-                        || chars.get(i + 1).is_some_and(|n| n.is_ascii_digit())
-                            && cur.ends_with('>'))
-                {
-                    cur.push(c);
-                } else if c == '&' && i > 0 && chars[i - 1] == '>' {
+                if c == '&' && cur.ends_with('>') {
                     cur.push(c);
                 } else {
                     let was_empty = cur.trim().is_empty() && subs.is_empty();
