@@ -534,3 +534,68 @@ pub fn setup(
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::coverage::Status;
+    use super::*;
+
+    #[test]
+    fn setup_reports_every_command_and_strict_fails_on_unknown_ones() {
+        let mut root = MemRoot::new();
+        root.file(accounts::PASSWD_MASTER, "root:*:0:0:root:/root:/bin/bash\n")
+            .file(accounts::GROUP_MASTER, "root:*:0:\nadm:*:4:\n")
+            .file("/usr/lib/sysusers.d/app.conf", "u app - \"App\" /srv/app\n")
+            .file("/usr/share/app/app.conf", "x=1\n")
+            .file("/usr/bin/app-1", "")
+            .other("/var/lib/app");
+        let postinst = "#!/bin/sh\nset -e\ncase \"$1\" in\n  configure)\n    systemd-sysusers\n    ucf /usr/share/app/app.conf /etc/app.conf\n    chown app:adm /var/lib/app\n    update-alternatives --install /usr/bin/app app /usr/bin/app-1 10\n    if [ -n \"$2\" ]; then migrate-old-data; fi\n    frobnicate --all\n    deb-systemd-helper enable app.service >/dev/null || true\n  ;;\nesac\n";
+        let pkgs = [PackageScripts {
+            package: "app".into(),
+            postinst: Some(postinst.into()),
+            ..PackageScripts::default()
+        }];
+        let s = setup(&root, &pkgs, &Options::default()).unwrap();
+        let uid = s.accounts.uid("app").unwrap();
+        assert_eq!(uid, 999);
+        assert!(s.effects.contains(&Effect::Chown {
+            path: "/var/lib/app".into(),
+            uid,
+            gid: 4,
+            mode: None,
+            recursive: false
+        }));
+        assert!(
+            s.effects
+                .contains(&Effect::file("/etc/app.conf", b"x=1\n".to_vec(), 0o644))
+        );
+        assert!(
+            s.effects
+                .contains(&Effect::symlink("/usr/bin/app", "/etc/alternatives/app"))
+        );
+        let by_prog = |p: &str| {
+            s.coverage
+                .commands
+                .iter()
+                .find(|c| c.command.starts_with(p))
+                .map(|c| c.status.clone())
+                .unwrap()
+        };
+        assert!(matches!(by_prog("systemd-sysusers"), Status::Reproduced(_)));
+        assert!(matches!(by_prog("migrate-old-data"), Status::Ignored(_)));
+        assert!(matches!(by_prog("frobnicate"), Status::NotCovered(_)));
+        assert!(matches!(by_prog("deb-systemd-helper"), Status::Ignored(_)));
+        let summary = s.coverage.summary();
+        assert_eq!(summary.not_covered, 1);
+        let err = s.coverage.strict().unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("app postinst:10: frobnicate --all"),
+            "{err}"
+        );
+        assert!(s.coverage.report().contains("NOT COVERED"));
+        // Creations come before ownership changes in the returned order.
+        let first_chown = s.effects.iter().position(|e| !e.creates()).unwrap();
+        assert!(s.effects[first_chown..].iter().all(|e| !e.creates()));
+    }
+}
