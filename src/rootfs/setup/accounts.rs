@@ -317,15 +317,34 @@ pub fn sysusers_files(root: &dyn RootView) -> Vec<(String, String)> {
 /// the masters are absent), then sysusers.d declarations, then `extra` users.
 pub fn accounts(root: &dyn RootView, extra: &[ExtraUser]) -> Accounts {
     let read = |p: &str| root.read(p).and_then(|b| String::from_utf8(b).ok());
+    // An /etc/passwd already in the tree (a lower layer's setup) comes first, so users keep
+    // their ids when a later layer adds sysusers.d files; master entries it lacks are added
+    // after it, as update-passwd does.
+    let mut users: Vec<User> = read("/etc/passwd")
+        .map(|t| parse_passwd(&t))
+        .unwrap_or_default();
+    for u in read(PASSWD_MASTER)
+        .map(|t| parse_passwd(&t))
+        .unwrap_or_default()
+    {
+        if !users.iter().any(|x| x.name == u.name) {
+            users.push(u);
+        }
+    }
+    let mut groups: Vec<Group> = read("/etc/group")
+        .map(|t| parse_group(&t))
+        .unwrap_or_default();
+    for g in read(GROUP_MASTER)
+        .map(|t| parse_group(&t))
+        .unwrap_or_default()
+    {
+        if !groups.iter().any(|x| x.name == g.name) {
+            groups.push(g);
+        }
+    }
     let mut acc = Accounts {
-        users: read(PASSWD_MASTER)
-            .or_else(|| read("/etc/passwd"))
-            .map(|t| parse_passwd(&t))
-            .unwrap_or_default(),
-        groups: read(GROUP_MASTER)
-            .or_else(|| read("/etc/group"))
-            .map(|t| parse_group(&t))
-            .unwrap_or_default(),
+        users,
+        groups,
         ..Accounts::default()
     };
     let mut lines = Vec::new();
@@ -507,6 +526,22 @@ mod tests {
         let e = a.effects();
         assert!(e.iter().any(|e| matches!(e, Effect::WriteFile { path, mode: 0o640, gid: 42, .. } if path == "/etc/shadow")));
         assert_eq!(accounts(&r, &[]), a);
+    }
+
+    #[test]
+    fn ids_from_a_lower_layer_are_kept() {
+        let mut r = root();
+        r.file("/usr/lib/sysusers.d/tomcat10.conf", "u tomcat -\n");
+        let lower = accounts(&r, &[]);
+        assert_eq!(lower.uid("tomcat"), Some(999));
+        // the next layer sees the lower layer's files and a new sysusers file sorting first
+        r.file("/etc/passwd", lower.passwd())
+            .file("/etc/group", lower.group())
+            .file("/usr/lib/sysusers.d/a.conf", "u aaa -\n");
+        let upper = accounts(&r, &[]);
+        assert_eq!(upper.uid("tomcat"), Some(999));
+        assert_eq!(upper.uid("aaa"), Some(998));
+        assert_eq!(upper.users.len(), lower.users.len() + 1);
     }
 
     #[test]

@@ -159,8 +159,6 @@ struct Parser {
     /// Open `for` loops: (variable, values or None when the list is unknowable); `while` and
     /// `until` push a loop without variable so `done` pops the right one.
     loops: Vec<Option<(String, Option<Vec<String>>)>>,
-    /// Open `if`s (assignments inside are conditional).
-    if_depth: usize,
     in_case: usize,
     function_depth: usize,
     /// Open `if`/`case` branches, innermost last.
@@ -399,7 +397,6 @@ impl Parser {
             if !w.quoted && KEYWORDS.contains(&lit) {
                 match lit {
                     "if" => {
-                        self.if_depth += 1;
                         self.condition = Some((None, String::new(), false));
                     }
                     "elif" => self.condition = Some((None, String::new(), true)),
@@ -415,7 +412,6 @@ impl Parser {
                         }
                     }
                     "fi" => {
-                        self.if_depth = self.if_depth.saturating_sub(1);
                         self.frames.pop();
                     }
                     "done" => {
