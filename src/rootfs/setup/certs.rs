@@ -141,7 +141,7 @@ pub fn trusted(root: &dyn RootView) -> Result<(Vec<Cert>, Vec<String>), CertErro
     Ok((certs, shipped))
 }
 
-/// All effects of ca-certificates' postinst (conf, links, bundle, hash links); `None` when
+/// All effects of ca-certificates' postinst (conf, links, bundle, hash links); empty when
 /// the root has no certificates.
 pub fn ca_certificates(root: &dyn RootView) -> Result<Vec<Effect>, CertError> {
     let (certs, conf_lines) = trusted(root)?;
