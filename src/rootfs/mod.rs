@@ -11,5 +11,6 @@
 
 pub mod dpkg;
 mod install;
+pub mod setup;
 
 pub use install::{InstallError, Installed, PackageFile, install};

@@ -1,0 +1,564 @@
+//! `/etc/passwd`, `/etc/group`, `/etc/shadow`, `/etc/gshadow`.
+//!
+//! Replaces base-passwd's preinst (which copies its masters), `systemd-sysusers` run from
+//! postinsts (tomcat10 creates its user this way), and `passwd`'s `shadowconfig on`. Ids of
+//! dynamic users are allocated like systemd-sysusers does (999 downwards), but in a stable
+//! order (sysusers files sorted by name, then by line), so every build gives the same ids.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{Effect, RootView};
+
+pub const PASSWD_MASTER: &str = "/usr/share/base-passwd/passwd.master";
+pub const GROUP_MASTER: &str = "/usr/share/base-passwd/group.master";
+pub const SYSUSERS_DIRS: &[&str] = &["/usr/lib/sysusers.d", "/etc/sysusers.d"];
+/// `shadow` group of base-passwd: owner group of the shadow files.
+pub const SHADOW_GID: u32 = 42;
+/// systemd-sysusers' default dynamic range (SYS_UID_MAX down to SYS_UID_MIN).
+const DYNAMIC_MAX: u32 = 999;
+const DYNAMIC_MIN: u32 = 100;
+
+/// A user to add besides the packages' (declared in the recipe).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraUser {
+    pub name: String,
+    /// `None`: allocate like a dynamic system user.
+    pub uid: Option<u32>,
+    /// Primary group name; created with the same id as the user when missing.
+    pub group: Option<String>,
+    pub gecos: String,
+    pub home: String,
+    pub shell: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub gecos: String,
+    pub home: String,
+    pub shell: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub name: String,
+    pub gid: u32,
+    pub members: Vec<String>,
+}
+
+/// The account database after setup.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Accounts {
+    /// In file order: masters first, then additions in allocation order.
+    pub users: Vec<User>,
+    pub groups: Vec<Group>,
+    /// Lines of sysusers.d files that were not understood (`file:line: text`).
+    pub unsupported: Vec<String>,
+    /// Where each added user/group came from (`name` → `file:line`).
+    pub sources: BTreeMap<String, String>,
+}
+
+impl Accounts {
+    pub fn uid(&self, name: &str) -> Option<u32> {
+        self.users.iter().find(|u| u.name == name).map(|u| u.uid)
+    }
+    pub fn gid(&self, name: &str) -> Option<u32> {
+        self.groups.iter().find(|g| g.name == name).map(|g| g.gid)
+    }
+    /// `user`/`group` given by name or number.
+    pub fn resolve_uid(&self, s: &str) -> Option<u32> {
+        s.parse()
+            .ok()
+            .or_else(|| self.uid(s))
+            .or((s == "root").then_some(0))
+    }
+    pub fn resolve_gid(&self, s: &str) -> Option<u32> {
+        s.parse()
+            .ok()
+            .or_else(|| self.gid(s))
+            .or((s == "root").then_some(0))
+    }
+
+    pub fn passwd(&self) -> String {
+        self.users
+            .iter()
+            .map(|u| {
+                format!(
+                    "{}:x:{}:{}:{}:{}:{}\n",
+                    u.name, u.uid, u.gid, u.gecos, u.home, u.shell
+                )
+            })
+            .collect()
+    }
+    pub fn group(&self) -> String {
+        self.groups
+            .iter()
+            .map(|g| format!("{}:x:{}:{}\n", g.name, g.gid, g.members.join(",")))
+            .collect()
+    }
+    /// Locked passwords (`*`), no aging dates: the day count would depend on the clock.
+    pub fn shadow(&self) -> String {
+        self.users
+            .iter()
+            .map(|u| format!("{}:*::0:99999:7:::\n", u.name))
+            .collect()
+    }
+    pub fn gshadow(&self) -> String {
+        self.groups
+            .iter()
+            .map(|g| format!("{}:*::{}\n", g.name, g.members.join(",")))
+            .collect()
+    }
+
+    /// The four files: passwd/group 0644 root:root, shadow/gshadow 0640 root:shadow.
+    pub fn effects(&self) -> Vec<Effect> {
+        let shadow_gid = self.gid("shadow").unwrap_or(SHADOW_GID);
+        let mut out = vec![
+            Effect::file("/etc/passwd", self.passwd().into_bytes(), 0o644),
+            Effect::file("/etc/group", self.group().into_bytes(), 0o644),
+        ];
+        for (path, text) in [
+            ("/etc/shadow", self.shadow()),
+            ("/etc/gshadow", self.gshadow()),
+        ] {
+            out.push(Effect::WriteFile {
+                path: path.to_owned(),
+                bytes: text.into_bytes(),
+                mode: 0o640,
+                uid: 0,
+                gid: shadow_gid,
+            });
+        }
+        out
+    }
+}
+
+/// One understood sysusers.d line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SysLine {
+    User {
+        name: String,
+        uid: Option<u32>,
+        gid: Option<IdRef>,
+        gecos: String,
+        home: Option<String>,
+        shell: Option<String>,
+    },
+    Group {
+        name: String,
+        gid: Option<u32>,
+    },
+    Member {
+        user: String,
+        group: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum IdRef {
+    Num(u32),
+    Name(String),
+}
+
+/// Splits a sysusers.d line into fields; `"…"` quotes group words (the GECOS field).
+fn fields(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let (mut quoted, mut in_word) = (false, false);
+    for c in line.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                in_word = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if in_word {
+                    out.push(std::mem::take(&mut cur));
+                }
+                in_word = false;
+            }
+            c => {
+                cur.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        out.push(cur);
+    }
+    out
+}
+
+fn opt(f: Option<&String>) -> Option<String> {
+    f.filter(|s| s.as_str() != "-").cloned()
+}
+
+fn parse_sysusers_line(line: &str) -> Result<Option<SysLine>, ()> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return Ok(None);
+    }
+    let f = fields(line);
+    let ty = f.first().ok_or(())?.trim_end_matches('!');
+    let name = f.get(1).ok_or(())?.clone();
+    let id = opt(f.get(2));
+    match ty {
+        "u" => {
+            let (uid, gid) = match id.as_deref() {
+                None => (None, None),
+                Some(s) => {
+                    let (u, g) = match s.split_once(':') {
+                        Some((u, g)) => (u, Some(g)),
+                        None => (s, None),
+                    };
+                    if u.starts_with('/') {
+                        return Err(()); // uid taken from a file's owner: needs the real file
+                    }
+                    let uid = if u == "-" {
+                        None
+                    } else {
+                        Some(u.parse().map_err(|_| ())?)
+                    };
+                    let gid = g.map(|g| match g.parse() {
+                        Ok(n) => IdRef::Num(n),
+                        Err(_) => IdRef::Name(g.to_owned()),
+                    });
+                    (uid, gid)
+                }
+            };
+            Ok(Some(SysLine::User {
+                name,
+                uid,
+                gid,
+                gecos: opt(f.get(3)).unwrap_or_default(),
+                home: opt(f.get(4)),
+                shell: opt(f.get(5)),
+            }))
+        }
+        "g" => {
+            let gid = match id.as_deref() {
+                None => None,
+                Some(s) if s.starts_with('/') => return Err(()),
+                Some(s) => Some(s.parse().map_err(|_| ())?),
+            };
+            Ok(Some(SysLine::Group { name, gid }))
+        }
+        "m" => Ok(Some(SysLine::Member {
+            user: name,
+            group: opt(f.get(2)).ok_or(())?,
+        })),
+        // `r` only narrows the dynamic range: it changes no file, so it is fine to skip.
+        "r" => Ok(None),
+        _ => Err(()),
+    }
+}
+
+/// Parses a passwd/group master (`name:pw:uid:gid:gecos:home:shell` / `name:pw:gid:members`).
+fn parse_passwd(text: &str) -> Vec<User> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() >= 7).then(|| User {
+                name: f[0].to_owned(),
+                uid: f[2].parse().unwrap_or(0),
+                gid: f[3].parse().unwrap_or(0),
+                gecos: f[4].to_owned(),
+                home: f[5].to_owned(),
+                shell: f[6].to_owned(),
+            })
+        })
+        .collect()
+}
+
+fn parse_group(text: &str) -> Vec<Group> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() >= 3).then(|| Group {
+                name: f[0].to_owned(),
+                gid: f[2].parse().unwrap_or(0),
+                members: f
+                    .get(3)
+                    .map(|m| {
+                        m.split(',')
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_owned)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+/// The sysusers.d files of the root, sorted by file name; `/etc/sysusers.d` overrides a
+/// same-named file in `/usr/lib/sysusers.d` (as systemd does).
+pub fn sysusers_files(root: &dyn RootView) -> Vec<(String, String)> {
+    let mut by_name: BTreeMap<String, String> = BTreeMap::new();
+    for dir in SYSUSERS_DIRS {
+        for name in root.list_dir(dir) {
+            if name.ends_with(".conf") {
+                by_name.insert(name.clone(), format!("{dir}/{name}"));
+            }
+        }
+    }
+    by_name
+        .into_values()
+        .filter_map(|p| {
+            let text = String::from_utf8(root.read(&p)?).ok()?;
+            Some((p, text))
+        })
+        .collect()
+}
+
+/// Builds the account database: base-passwd's masters (or the files already in the root when
+/// the masters are absent), then sysusers.d declarations, then `extra` users.
+pub fn accounts(root: &dyn RootView, extra: &[ExtraUser]) -> Accounts {
+    let read = |p: &str| root.read(p).and_then(|b| String::from_utf8(b).ok());
+    // An /etc/passwd already in the tree (a lower layer's setup) comes first, so users keep
+    // their ids when a later layer adds sysusers.d files; master entries it lacks are added
+    // after it, as update-passwd does.
+    let mut users: Vec<User> = read("/etc/passwd")
+        .map(|t| parse_passwd(&t))
+        .unwrap_or_default();
+    for u in read(PASSWD_MASTER)
+        .map(|t| parse_passwd(&t))
+        .unwrap_or_default()
+    {
+        if !users.iter().any(|x| x.name == u.name) {
+            users.push(u);
+        }
+    }
+    let mut groups: Vec<Group> = read("/etc/group")
+        .map(|t| parse_group(&t))
+        .unwrap_or_default();
+    for g in read(GROUP_MASTER)
+        .map(|t| parse_group(&t))
+        .unwrap_or_default()
+    {
+        if !groups.iter().any(|x| x.name == g.name) {
+            groups.push(g);
+        }
+    }
+    let mut acc = Accounts {
+        users,
+        groups,
+        ..Accounts::default()
+    };
+    let mut lines = Vec::new();
+    for (path, text) in sysusers_files(root) {
+        for (i, line) in text.lines().enumerate() {
+            let at = format!("{path}:{}", i + 1);
+            match parse_sysusers_line(line) {
+                Ok(Some(l)) => lines.push((at, l)),
+                Ok(None) => {}
+                Err(()) => acc.unsupported.push(format!("{at}: {}", line.trim())),
+            }
+        }
+    }
+    for u in extra {
+        lines.push((
+            "recipe".to_owned(),
+            SysLine::User {
+                name: u.name.clone(),
+                uid: u.uid,
+                gid: u.group.clone().map(IdRef::Name),
+                gecos: u.gecos.clone(),
+                home: Some(u.home.clone()),
+                shell: Some(u.shell.clone()),
+            },
+        ));
+    }
+    // systemd-sysusers creates groups first (so `u name -` gets a group of the same id when
+    // free), then users, then memberships; fixed ids are placed before dynamic ones.
+    let mut taken_uids: BTreeSet<u32> = acc.users.iter().map(|u| u.uid).collect();
+    let mut taken_gids: BTreeSet<u32> = acc.groups.iter().map(|g| g.gid).collect();
+    let next_free = |taken_u: &BTreeSet<u32>, taken_g: &BTreeSet<u32>, both: bool| {
+        (DYNAMIC_MIN..=DYNAMIC_MAX)
+            .rev()
+            .find(|id| !taken_u.contains(id) && (!both || !taken_g.contains(id)))
+    };
+    // Explicit groups with fixed ids, then dynamic groups.
+    for fixed in [true, false] {
+        for (at, l) in &lines {
+            if let SysLine::Group { name, gid } = l
+                && gid.is_some() == fixed
+                && acc.gid(name).is_none()
+            {
+                let gid = match gid {
+                    Some(g) if !taken_gids.contains(g) => *g,
+                    _ => next_free(&BTreeSet::new(), &taken_gids, true).unwrap_or(65534),
+                };
+                taken_gids.insert(gid);
+                acc.groups.push(Group {
+                    name: name.clone(),
+                    gid,
+                    members: Vec::new(),
+                });
+                acc.sources.insert(format!("group {name}"), at.clone());
+            }
+        }
+    }
+    for fixed in [true, false] {
+        for (at, l) in &lines {
+            let SysLine::User {
+                name,
+                uid,
+                gid,
+                gecos,
+                home,
+                shell,
+            } = l
+            else {
+                continue;
+            };
+            if uid.is_some() != fixed || acc.uid(name).is_some() {
+                continue;
+            }
+            let uid = match uid {
+                Some(u) if !taken_uids.contains(u) => *u,
+                // Same id for the user and its group when both are free, like sysusers.
+                _ => next_free(&taken_uids, &taken_gids, acc.gid(name).is_none())
+                    .or_else(|| next_free(&taken_uids, &taken_gids, false))
+                    .unwrap_or(65534),
+            };
+            taken_uids.insert(uid);
+            let gid = match gid {
+                Some(IdRef::Num(g)) => *g,
+                Some(IdRef::Name(g)) if acc.gid(g).is_some() => acc.gid(g).unwrap_or(0),
+                other => {
+                    let group = match other {
+                        Some(IdRef::Name(g)) => g.clone(),
+                        _ => name.clone(),
+                    };
+                    match acc.gid(&group) {
+                        Some(g) => g,
+                        None => {
+                            let g = if taken_gids.contains(&uid) {
+                                next_free(&BTreeSet::new(), &taken_gids, true).unwrap_or(65534)
+                            } else {
+                                uid
+                            };
+                            taken_gids.insert(g);
+                            acc.groups.push(Group {
+                                name: group.clone(),
+                                gid: g,
+                                members: Vec::new(),
+                            });
+                            acc.sources.insert(format!("group {group}"), at.clone());
+                            g
+                        }
+                    }
+                }
+            };
+            acc.users.push(User {
+                name: name.clone(),
+                uid,
+                gid,
+                gecos: gecos.clone(),
+                home: home.clone().unwrap_or_else(|| "/".to_owned()),
+                shell: shell
+                    .clone()
+                    .unwrap_or_else(|| "/usr/sbin/nologin".to_owned()),
+            });
+            acc.sources.insert(format!("user {name}"), at.clone());
+        }
+    }
+    for (at, l) in &lines {
+        if let SysLine::Member { user, group } = l {
+            match acc.groups.iter_mut().find(|g| &g.name == group) {
+                Some(g) if !g.members.contains(user) => g.members.push(user.clone()),
+                Some(_) => {}
+                None => acc
+                    .unsupported
+                    .push(format!("{at}: m {user} {group}: no such group")),
+            }
+        }
+    }
+    acc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rootfs::setup::MemRoot;
+
+    fn root() -> MemRoot {
+        let mut r = MemRoot::new();
+        r.file(
+            PASSWD_MASTER,
+            "root:*:0:0:root:/root:/bin/bash\nnobody:*:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+        )
+        .file(
+            GROUP_MASTER,
+            "root:*:0:\nadm:*:4:\nshadow:*:42:\nnogroup:*:65534:\n",
+        );
+        r
+    }
+
+    #[test]
+    fn sysusers_dynamic_and_fixed_ids_are_stable() {
+        let mut r = root();
+        r.file(
+            "/usr/lib/sysusers.d/tomcat10.conf",
+            "#Type Name ID GECOS Home Shell\nu tomcat - \"Apache Tomcat\" /var/lib/tomcat /usr/sbin/nologin\n",
+        )
+        .file(
+            "/usr/lib/sysusers.d/a.conf",
+            "g journal 999\nu fixed 500:adm \"Fixed\" /x\nu other -\nm other adm\nq weird\n",
+        );
+        let a = accounts(&r, &[]);
+        assert_eq!(a.gid("journal"), Some(999));
+        assert_eq!(a.uid("fixed"), Some(500));
+        // 999 is taken as a gid, so the first dynamic user+group pair gets 998
+        assert_eq!(a.uid("other"), Some(998));
+        assert_eq!(a.gid("other"), Some(998));
+        assert_eq!(a.uid("tomcat"), Some(997));
+        assert_eq!(a.gid("tomcat"), Some(997));
+        assert!(
+            a.passwd()
+                .contains("tomcat:x:997:997:Apache Tomcat:/var/lib/tomcat:/usr/sbin/nologin\n")
+        );
+        assert!(a.group().contains("adm:x:4:other\n"));
+        assert_eq!(a.unsupported.len(), 1, "{:?}", a.unsupported);
+        let e = a.effects();
+        assert!(e.iter().any(|e| matches!(e, Effect::WriteFile { path, mode: 0o640, gid: 42, .. } if path == "/etc/shadow")));
+        assert_eq!(accounts(&r, &[]), a);
+    }
+
+    #[test]
+    fn ids_from_a_lower_layer_are_kept() {
+        let mut r = root();
+        r.file("/usr/lib/sysusers.d/tomcat10.conf", "u tomcat -\n");
+        let lower = accounts(&r, &[]);
+        assert_eq!(lower.uid("tomcat"), Some(999));
+        // the next layer sees the lower layer's files and a new sysusers file sorting first
+        r.file("/etc/passwd", lower.passwd())
+            .file("/etc/group", lower.group())
+            .file("/usr/lib/sysusers.d/a.conf", "u aaa -\n");
+        let upper = accounts(&r, &[]);
+        assert_eq!(upper.uid("tomcat"), Some(999));
+        assert_eq!(upper.uid("aaa"), Some(998));
+        assert_eq!(upper.users.len(), lower.users.len() + 1);
+    }
+
+    #[test]
+    fn extra_users_from_the_recipe() {
+        let a = accounts(
+            &root(),
+            &[ExtraUser {
+                name: "app".into(),
+                uid: Some(1000),
+                group: None,
+                gecos: String::new(),
+                home: "/app".into(),
+                shell: "/bin/sh".into(),
+            }],
+        );
+        assert_eq!(a.uid("app"), Some(1000));
+        assert_eq!(a.gid("app"), Some(1000));
+        assert!(a.shadow().starts_with("root:*::0:99999:7:::\n"));
+    }
+}

@@ -1,0 +1,216 @@
+//! The plain filesystem commands of postinsts: `chown`, `chgrp`, `chmod`, `mkdir`, `touch`,
+//! `ln -s`. Reproduced straight from the script (after constant substitution), so package
+//! rules like tomcat10's "webapps owned by tomcat, conffiles 0640 root:tomcat" come from the
+//! package itself rather than from a table in stevedore.
+//!
+//! Conditions around these commands are not evaluated; what stands in for them: a command on
+//! a path that neither the packages nor an earlier effect created is a no-op (scripts guard
+//! such commands with `[ -f … ]`, or they are upgrade paths).
+
+use super::Effect;
+use super::accounts::Accounts;
+use super::shell::Command;
+
+/// What a filesystem command turned into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Effects(Vec<Effect>),
+    /// The path does not exist on a fresh install: nothing to do.
+    Absent(String),
+    /// Not understood (options, symbolic modes, unknown user...): the reason.
+    Unsupported(String),
+}
+
+/// The programs this module handles.
+pub const PROGRAMS: &[&str] = &["chown", "chgrp", "chmod", "mkdir", "touch", "ln"];
+
+/// Interprets one command; `exists` answers for the tree as it is at this point.
+pub fn interpret(cmd: &Command, accounts: &Accounts, exists: &dyn Fn(&str) -> bool) -> Outcome {
+    if cmd.unresolved {
+        return Outcome::Unsupported("arguments depend on runtime values".into());
+    }
+    let prog = cmd.program();
+    let mut flags = String::new();
+    let mut mode_opt: Option<String> = None;
+    let mut args = Vec::new();
+    let mut it = cmd.words[1..].iter();
+    while let Some(w) = it.next() {
+        if w == "-m" || w == "--mode" {
+            mode_opt = it.next().cloned();
+        } else if let Some(m) = w.strip_prefix("--mode=") {
+            mode_opt = Some(m.to_owned());
+        } else if w.starts_with('-') && w.len() > 1 && !(prog == "chmod" && is_mode(w)) {
+            flags.push_str(w.trim_start_matches('-'));
+        } else {
+            args.push(w.trim_end_matches('/').to_owned());
+        }
+    }
+    let recursive = flags.contains('R');
+    let unsupported = |why: &str| Outcome::Unsupported(format!("{prog}: {why}"));
+    match prog {
+        "chown" | "chgrp" => {
+            let Some((owner, paths)) = args.split_first() else {
+                return unsupported("no operands");
+            };
+            let (user, group) = if prog == "chgrp" {
+                (None, Some(owner.as_str()))
+            } else {
+                match owner.split_once([':', '.']) {
+                    Some((u, g)) => (Some(u), (!g.is_empty()).then_some(g)),
+                    None => (Some(owner.as_str()), None),
+                }
+            };
+            let uid = match user {
+                Some(u) => match accounts.resolve_uid(u) {
+                    Some(id) => Some(id),
+                    None => return unsupported(&format!("unknown user {u}")),
+                },
+                None => None,
+            };
+            let gid = match group {
+                Some(g) => match accounts.resolve_gid(g) {
+                    Some(id) => Some(id),
+                    None => return unsupported(&format!("unknown group {g}")),
+                },
+                None => None,
+            };
+            if uid.is_none() || gid.is_none() {
+                // `chown user` or `chgrp group` keeps the other id, which we do not know here.
+                return unsupported("only user:group ownership is reproduced");
+            }
+            each(paths, exists, |p| Effect::Chown {
+                path: p.to_owned(),
+                uid: uid.unwrap_or(0),
+                gid: gid.unwrap_or(0),
+                mode: None,
+                recursive,
+            })
+        }
+        "chmod" => {
+            let Some((mode, paths)) = args.split_first() else {
+                return unsupported("no operands");
+            };
+            let Ok(mode) = u32::from_str_radix(mode, 8) else {
+                return unsupported(&format!("symbolic mode {mode}"));
+            };
+            each(paths, exists, |p| Effect::Chmod {
+                path: p.to_owned(),
+                mode,
+                recursive,
+            })
+        }
+        "mkdir" => {
+            let mode = match mode_opt.as_deref().map(|m| u32::from_str_radix(m, 8)) {
+                None => 0o755,
+                Some(Ok(m)) => m,
+                Some(Err(_)) => return unsupported("symbolic mode"),
+            };
+            if args.is_empty() {
+                return unsupported("no operands");
+            }
+            Outcome::Effects(args.iter().map(|p| Effect::dir(p, mode, 0, 0)).collect())
+        }
+        "touch" => {
+            if args.is_empty() || !flags.is_empty() {
+                return unsupported("options");
+            }
+            Outcome::Effects(
+                args.iter()
+                    .filter(|p| !exists(p))
+                    .map(|p| Effect::file(p, Vec::new(), 0o644))
+                    .collect(),
+            )
+        }
+        "ln" => {
+            if !flags.contains('s') {
+                return unsupported("hard links");
+            }
+            match args.as_slice() {
+                [target, link] => Outcome::Effects(vec![Effect::symlink(link, target)]),
+                _ => unsupported("only `ln -s TARGET LINK`"),
+            }
+        }
+        _ => unsupported("not a filesystem command"),
+    }
+}
+
+fn is_mode(w: &str) -> bool {
+    w.trim_start_matches('-')
+        .chars()
+        .all(|c| "rwxXstugoa+-=,".contains(c))
+}
+
+fn each(paths: &[String], exists: &dyn Fn(&str) -> bool, f: impl Fn(&str) -> Effect) -> Outcome {
+    if paths.is_empty() {
+        return Outcome::Unsupported("no operands".into());
+    }
+    let present: Vec<&String> = paths.iter().filter(|p| exists(p)).collect();
+    if present.is_empty() {
+        return Outcome::Absent(paths.join(" "));
+    }
+    Outcome::Effects(present.into_iter().map(|p| f(p)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rootfs::setup::accounts::{Group, User};
+    use crate::rootfs::setup::shell;
+
+    #[test]
+    fn tomcat_ownership_lines() {
+        let acc = Accounts {
+            users: vec![User {
+                name: "tomcat".into(),
+                uid: 997,
+                gid: 997,
+                gecos: String::new(),
+                home: "/".into(),
+                shell: "/bin/false".into(),
+            }],
+            groups: vec![
+                Group {
+                    name: "adm".into(),
+                    gid: 4,
+                    members: vec![],
+                },
+                Group {
+                    name: "tomcat".into(),
+                    gid: 997,
+                    members: vec![],
+                },
+            ],
+            ..Accounts::default()
+        };
+        let script = "TOMCAT_USER=tomcat\nchown -Rh $TOMCAT_USER:adm /var/log/tomcat10/\nchmod 2770 /var/log/tomcat10/\nchown root:tomcat /etc/nope\nchmod u+x /x\nmkdir -m 755 /etc/.java\n";
+        let exists = |p: &str| p == "/var/log/tomcat10" || p == "/x";
+        let out: Vec<Outcome> = shell::commands(script)
+            .iter()
+            .map(|c| interpret(c, &acc, &exists))
+            .collect();
+        assert_eq!(
+            out[0],
+            Outcome::Effects(vec![Effect::Chown {
+                path: "/var/log/tomcat10".into(),
+                uid: 997,
+                gid: 4,
+                mode: None,
+                recursive: true
+            }])
+        );
+        assert_eq!(
+            out[1],
+            Outcome::Effects(vec![Effect::Chmod {
+                path: "/var/log/tomcat10".into(),
+                mode: 0o2770,
+                recursive: false
+            }])
+        );
+        assert!(matches!(out[2], Outcome::Absent(_)));
+        assert!(matches!(out[3], Outcome::Unsupported(_)));
+        assert_eq!(
+            out[4],
+            Outcome::Effects(vec![Effect::dir("/etc/.java", 0o755, 0, 0)])
+        );
+    }
+}

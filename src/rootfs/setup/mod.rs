@@ -1,0 +1,601 @@
+//! What the skipped maintainer scripts would have done, reproduced without running them.
+//!
+//! stevedore never runs `preinst`/`postinst` (no root, no chroot, any target architecture), so
+//! the effects those scripts have on the filesystem are recomputed here from data the packages
+//! ship: base-passwd's masters and `sysusers.d` for accounts, `update-alternatives --install`
+//! lines and `.jinfo` files for alternatives, `ucf` lines for conffiles, the mozilla certs for
+//! the CA bundle and the Java keystore, `tmpfiles.d` for ownerships, and a few fixed rules
+//! (base-files, libc-bin, ...) where no data-driven mechanism exists.
+//!
+//! Everything is pure: a read-only [`RootView`] of the merged tree goes in, a sorted list of
+//! [`Effect`]s comes out, plus a [`coverage`] report that says, command by command, which
+//! script lines were reproduced, ignored on purpose, or not covered. Nothing reads the clock:
+//! times that end up in files (the JKS entry dates) are parameters.
+
+pub mod accounts;
+pub mod alternatives;
+pub mod certs;
+pub mod cheap;
+pub mod coverage;
+pub mod fsops;
+pub mod shell;
+pub mod tmpfiles;
+pub mod ucf;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The merged filesystem after the packages' files are laid out (scripts not run). Paths are
+/// absolute (`/usr/share/base-passwd/passwd.master`); symlinks are not followed.
+pub trait RootView {
+    /// Content of a regular file, `None` when absent or not a regular file.
+    fn read(&self, path: &str) -> Option<Vec<u8>>;
+    /// Whether anything (file, dir, symlink) exists at `path`.
+    fn exists(&self, path: &str) -> bool;
+    /// Names (not paths) of the entries directly in directory `path`, sorted; empty when absent.
+    fn list_dir(&self, path: &str) -> Vec<String>;
+    /// Whether `path` is a directory. The default derives it from [`RootView::list_dir`] and
+    /// [`RootView::read`], which is enough for trees without empty directories.
+    fn is_dir(&self, path: &str) -> bool {
+        self.exists(path) && self.read(path).is_none()
+    }
+}
+
+/// An in-memory [`RootView`]: files by absolute path, plus explicit directories and symlinks.
+/// Used by the tests, and handy for the pipeline to build from layer trees.
+#[derive(Debug, Clone, Default)]
+pub struct MemRoot {
+    files: BTreeMap<String, Vec<u8>>,
+    /// Directories and symlinks; parents of files are added implicitly.
+    others: BTreeSet<String>,
+}
+
+impl MemRoot {
+    pub fn new() -> MemRoot {
+        MemRoot::default()
+    }
+
+    /// Adds a regular file (and its parent directories).
+    pub fn file(&mut self, path: &str, bytes: impl Into<Vec<u8>>) -> &mut Self {
+        let path = normalize(path);
+        self.add_parents(&path);
+        self.files.insert(path, bytes.into());
+        self
+    }
+
+    /// Adds a directory or symlink (anything that is not a regular file).
+    pub fn other(&mut self, path: &str) -> &mut Self {
+        let path = normalize(path);
+        self.add_parents(&path);
+        self.others.insert(path);
+        self
+    }
+
+    fn add_parents(&mut self, path: &str) {
+        let mut p = path;
+        while let Some((parent, _)) = p.rsplit_once('/') {
+            if parent.is_empty() {
+                break;
+            }
+            self.others.insert(parent.to_owned());
+            p = parent;
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.files.len() + self.others.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// `./usr/x`, `usr/x/`, `/usr//x` → `/usr/x`.
+pub fn normalize(path: &str) -> String {
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    format!("/{}", parts.join("/"))
+}
+
+impl RootView for MemRoot {
+    fn read(&self, path: &str) -> Option<Vec<u8>> {
+        self.files.get(&normalize(path)).cloned()
+    }
+    fn exists(&self, path: &str) -> bool {
+        let p = normalize(path);
+        self.files.contains_key(&p) || self.others.contains(&p)
+    }
+    fn list_dir(&self, path: &str) -> Vec<String> {
+        let dir = normalize(path);
+        let prefix = if dir == "/" {
+            "/".to_owned()
+        } else {
+            format!("{dir}/")
+        };
+        let mut names = BTreeSet::new();
+        for p in self.files.keys().chain(self.others.iter()) {
+            if let Some(rest) = p.strip_prefix(&prefix)
+                && !rest.is_empty()
+                && !rest.contains('/')
+            {
+                names.insert(rest.to_owned());
+            }
+        }
+        names.into_iter().collect()
+    }
+    fn is_dir(&self, path: &str) -> bool {
+        let p = normalize(path);
+        !self.files.contains_key(&p) && !self.list_dir(&p).is_empty()
+            || (self.others.contains(&p) && !self.files.contains_key(&p))
+    }
+}
+
+/// One package's maintainer scripts, as found in its control tarball.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PackageScripts {
+    pub package: String,
+    pub preinst: Option<String>,
+    pub postinst: Option<String>,
+    pub prerm: Option<String>,
+    pub postrm: Option<String>,
+}
+
+impl PackageScripts {
+    /// The scripts that exist, with their names, in the order dpkg runs them on install
+    /// (`prerm`/`postrm` never run on a fresh install, but are reported).
+    pub fn scripts(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("preinst", &self.preinst),
+            ("postinst", &self.postinst),
+            ("prerm", &self.prerm),
+            ("postrm", &self.postrm),
+        ]
+        .into_iter()
+        .filter_map(|(n, s)| s.as_deref().map(|s| (n, s)))
+        .collect()
+    }
+}
+
+/// A change to the image filesystem. Paths are absolute; modes are permission bits only
+/// (incl. setuid/setgid/sticky).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Effect {
+    /// Create or replace a regular file.
+    WriteFile {
+        path: String,
+        bytes: Vec<u8>,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    },
+    /// Create a symlink (replacing whatever is there).
+    Symlink { path: String, target: String },
+    /// Create a directory, or set owner and mode of an existing one.
+    Dir {
+        path: String,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    },
+    /// Change owner (and mode when given) of an existing entry; `recursive` for `chown -R`
+    /// (every entry below `path` that exists when the effect is applied).
+    Chown {
+        path: String,
+        uid: u32,
+        gid: u32,
+        mode: Option<u32>,
+        recursive: bool,
+    },
+    /// Change the mode of an existing entry (`chmod`), keeping its owner.
+    Chmod {
+        path: String,
+        mode: u32,
+        recursive: bool,
+    },
+}
+
+impl Effect {
+    pub fn path(&self) -> &str {
+        match self {
+            Effect::WriteFile { path, .. }
+            | Effect::Symlink { path, .. }
+            | Effect::Dir { path, .. }
+            | Effect::Chown { path, .. }
+            | Effect::Chmod { path, .. } => path,
+        }
+    }
+
+    pub(crate) fn file(path: &str, bytes: Vec<u8>, mode: u32) -> Effect {
+        Effect::WriteFile {
+            path: path.to_owned(),
+            bytes,
+            mode,
+            uid: 0,
+            gid: 0,
+        }
+    }
+
+    pub(crate) fn symlink(path: &str, target: &str) -> Effect {
+        Effect::Symlink {
+            path: path.to_owned(),
+            target: target.to_owned(),
+        }
+    }
+
+    pub(crate) fn dir(path: &str, mode: u32, uid: u32, gid: u32) -> Effect {
+        Effect::Dir {
+            path: path.to_owned(),
+            mode,
+            uid,
+            gid,
+        }
+    }
+
+    /// Creates something (file, link, directory), as opposed to changing an existing entry.
+    pub fn creates(&self) -> bool {
+        matches!(
+            self,
+            Effect::WriteFile { .. } | Effect::Symlink { .. } | Effect::Dir { .. }
+        )
+    }
+}
+
+/// The order to apply effects in: everything that creates entries first, sorted by path
+/// (parents before children), then ownership and mode changes sorted by path, so a
+/// recursive `chown` sees the files created before it. Duplicates are removed.
+pub fn sort_effects(effects: &mut Vec<Effect>) {
+    effects.sort_by(|a, b| {
+        b.creates()
+            .cmp(&a.creates())
+            .then_with(|| a.path().cmp(b.path()))
+            .then_with(|| a.cmp(b))
+    });
+    effects.dedup();
+}
+
+/// What the pipeline passes besides the tree and the scripts.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Users declared by the recipe.
+    pub extra_users: Vec<accounts::ExtraUser>,
+    /// Seconds since the epoch for dates written into files (SOURCE_DATE_EPOCH).
+    pub epoch: u64,
+}
+
+/// Everything setup computed.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// In the order to apply them ([`sort_effects`]).
+    pub effects: Vec<Effect>,
+    pub accounts: accounts::Accounts,
+    pub alternatives: alternatives::Alternatives,
+    pub coverage: coverage::Coverage,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Cert(#[from] certs::CertError),
+}
+
+/// Scripts that run on a fresh install, whose commands may produce effects.
+const RUN_ON_INSTALL: &[&str] = &["preinst", "postinst"];
+
+/// Reproduces the effects of `packages`' maintainer scripts on `root` (the merged tree of
+/// their files, scripts not run), and reports coverage command by command.
+pub fn setup(
+    root: &dyn RootView,
+    packages: &[PackageScripts],
+    options: &Options,
+) -> Result<Setup, SetupError> {
+    let mut effects: Vec<Effect> = Vec::new();
+    let mut produced: BTreeMap<String, String> = BTreeMap::new();
+    let add = |effects: &mut Vec<Effect>,
+               produced: &mut BTreeMap<String, String>,
+               new: Vec<Effect>,
+               mech: &str| {
+        for e in new {
+            produced
+                .entry(e.path().to_owned())
+                .or_insert_with(|| mech.to_owned());
+            effects.push(e);
+        }
+    };
+    let mut data_notes = Vec::new();
+
+    let accounts = accounts::accounts(root, &options.extra_users);
+    data_notes.extend(
+        accounts
+            .unsupported
+            .iter()
+            .map(|u| format!("sysusers.d line not applied: {u}")),
+    );
+    if !accounts.users.is_empty() {
+        add(&mut effects, &mut produced, accounts.effects(), "accounts");
+    }
+    let rules = cheap::rules(root, &accounts);
+    let rule_packages: BTreeSet<String> = rules.iter().map(|r| r.package.to_owned()).collect();
+    for r in rules {
+        add(
+            &mut effects,
+            &mut produced,
+            r.effects,
+            &format!("rule {}", r.package),
+        );
+    }
+    let tmp = tmpfiles::tmpfiles(root, &accounts);
+    data_notes.extend(
+        tmp.unsupported
+            .iter()
+            .map(|u| format!("tmpfiles.d line not applied: {u}")),
+    );
+    add(&mut effects, &mut produced, tmp.effects, "tmpfiles.d");
+    add(
+        &mut effects,
+        &mut produced,
+        certs::ca_certificates(root)?,
+        "certs",
+    );
+    if root.exists("/usr/share/ca-certificates-java") && produced.contains_key(certs::BUNDLE) {
+        add(
+            &mut effects,
+            &mut produced,
+            certs::java_cacerts(root, options.epoch)?,
+            "certs (Java keystore)",
+        );
+    }
+
+    // Scripts, command by command, in package order.
+    let mut installs = alternatives::from_jinfo(root);
+    // (package, script, command, (functions, temp vars), why fsops refused it)
+    type Pending = (
+        String,
+        String,
+        shell::Command,
+        (BTreeSet<String>, BTreeSet<String>),
+        Option<String>,
+    );
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut reports = Vec::new();
+    for pkg in packages {
+        for (script, text) in pkg.scripts() {
+            let functions = shell::functions(text);
+            let temp_vars = shell::temp_vars(text);
+            for cmd in shell::commands_with_args(text, shell::install_args(script)) {
+                let runs = RUN_ON_INSTALL.contains(&script);
+                let mut direct = None;
+                if let (true, Some(why)) = (runs, &cmd.dead) {
+                    let status =
+                        coverage::Status::Ignored(format!("not run on a fresh install: {why}"));
+                    reports.push((pkg.package.clone(), script.to_owned(), cmd, status));
+                    continue;
+                }
+                if runs && cmd.program() == "update-alternatives" {
+                    if let Some(mut i) = alternatives::parse_install(&cmd.words) {
+                        i.source = format!("{}: {script}:{}", pkg.package, cmd.line);
+                        installs.push(i);
+                        direct = Some(coverage::Status::Reproduced("alternatives".into()));
+                    }
+                } else if runs && cmd.program() == "ucf" && !cmd.unresolved {
+                    if let Some((src, dest)) = ucf::parse(&cmd.words) {
+                        let copy = ucf::UcfCopy {
+                            src,
+                            dest,
+                            source: String::new(),
+                        };
+                        let (e, missing) = ucf::effects(root, std::slice::from_ref(&copy));
+                        direct = Some(if missing.is_empty() {
+                            add(&mut effects, &mut produced, e, "ucf");
+                            coverage::Status::Reproduced("ucf".into())
+                        } else {
+                            coverage::Status::NotCovered(format!(
+                                "ucf source {} is not in the tree",
+                                copy.src
+                            ))
+                        });
+                    }
+                } else if runs && cmd.program() == "rm" && !cmd.unresolved {
+                    // `rm` of what an earlier script command created (a marker file the
+                    // package consumes during configure): undo that effect.
+                    let targets: Vec<String> = cmd.words[1..]
+                        .iter()
+                        .filter(|w| !w.starts_with('-'))
+                        .map(|w| normalize(w))
+                        .collect();
+                    let by_script = |p: &String| {
+                        !root.exists(p)
+                            && produced
+                                .get(p)
+                                .is_some_and(|m| m.ends_with("preinst") || m.ends_with("postinst"))
+                    };
+                    if !targets.is_empty() && targets.iter().all(by_script) {
+                        effects.retain(|e| !targets.iter().any(|t| t == e.path()));
+                        for t in &targets {
+                            produced.remove(t);
+                        }
+                        direct = Some(coverage::Status::Reproduced(
+                            "filesystem command (removes what an earlier command made)".into(),
+                        ));
+                    }
+                } else if runs && fsops::PROGRAMS.contains(&cmd.program()) {
+                    let outcome = {
+                        let exists =
+                            |p: &str| root.exists(p) || produced.contains_key(&normalize(p));
+                        fsops::interpret(&cmd, &accounts, &exists)
+                    };
+                    match outcome {
+                        fsops::Outcome::Effects(e) => {
+                            add(
+                                &mut effects,
+                                &mut produced,
+                                e,
+                                &format!("{} {script}", pkg.package),
+                            );
+                            direct =
+                                Some(coverage::Status::Reproduced("filesystem command".into()));
+                        }
+                        fsops::Outcome::Absent(p) => {
+                            direct = Some(coverage::Status::Ignored(format!(
+                                "{p} does not exist on a fresh install"
+                            )));
+                        }
+                        fsops::Outcome::Unsupported(why) => {
+                            pending.push((
+                                pkg.package.clone(),
+                                script.to_owned(),
+                                cmd,
+                                (functions.clone(), temp_vars.clone()),
+                                Some(why),
+                            ));
+                            continue;
+                        }
+                    }
+                }
+                match direct {
+                    Some(status) => {
+                        reports.push((pkg.package.clone(), script.to_owned(), cmd, status))
+                    }
+                    None => pending.push((
+                        pkg.package.clone(),
+                        script.to_owned(),
+                        cmd,
+                        (functions.clone(), temp_vars.clone()),
+                        None,
+                    )),
+                }
+            }
+        }
+    }
+    let alternatives = alternatives::Alternatives::new(root, installs);
+    data_notes.extend(
+        alternatives
+            .missing
+            .iter()
+            .map(|m| format!("alternative path missing: {m}")),
+    );
+    let alt_effects = alternatives.effects(root);
+    add(&mut effects, &mut produced, alt_effects, "alternatives");
+
+    let alt_names: BTreeSet<String> = alternatives.groups.keys().cloned().collect();
+    let exists = |p: &str| root.exists(p);
+    for (package, script, cmd, (functions, temp_vars), why) in pending {
+        let ctx = coverage::Context {
+            produced: &produced,
+            exists: &exists,
+            accounts: &accounts,
+            alternatives: &alt_names,
+            rule_packages: &rule_packages,
+            functions: &functions,
+            temp_vars: &temp_vars,
+            has_sysusers: !accounts::sysusers_files(root).is_empty(),
+            tmpfiles: &tmp.files,
+        };
+        let mut status = coverage::classify(&package, &script, &cmd, &ctx);
+        if let (coverage::Status::NotCovered(_), Some(why)) = (&status, why) {
+            status = coverage::Status::NotCovered(why);
+        }
+        reports.push((package, script, cmd, status));
+    }
+    let order = |s: &str| {
+        ["preinst", "postinst", "prerm", "postrm"]
+            .iter()
+            .position(|x| *x == s)
+    };
+    let pkg_order: BTreeMap<&str, usize> = packages
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.package.as_str(), i))
+        .collect();
+    reports.sort_by_key(|(p, s, c, _)| (pkg_order.get(p.as_str()).copied(), order(s), c.line));
+    let commands = reports
+        .into_iter()
+        .map(|(package, script, cmd, status)| coverage::CommandReport {
+            package,
+            script,
+            line: cmd.line,
+            command: if cmd.words.is_empty() {
+                cmd.text.clone()
+            } else {
+                cmd.words.join(" ")
+            },
+            status,
+        })
+        .collect();
+    sort_effects(&mut effects);
+    Ok(Setup {
+        effects,
+        accounts,
+        alternatives,
+        coverage: coverage::Coverage {
+            commands,
+            data_notes,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::coverage::Status;
+    use super::*;
+
+    #[test]
+    fn setup_reports_every_command_and_strict_fails_on_unknown_ones() {
+        let mut root = MemRoot::new();
+        root.file(accounts::PASSWD_MASTER, "root:*:0:0:root:/root:/bin/bash\n")
+            .file(accounts::GROUP_MASTER, "root:*:0:\nadm:*:4:\n")
+            .file("/usr/lib/sysusers.d/app.conf", "u app - \"App\" /srv/app\n")
+            .file("/usr/share/app/app.conf", "x=1\n")
+            .file("/usr/bin/app-1", "")
+            .other("/var/lib/app");
+        let postinst = "#!/bin/sh\nset -e\ncase \"$1\" in\n  configure)\n    systemd-sysusers\n    ucf /usr/share/app/app.conf /etc/app.conf\n    chown app:adm /var/lib/app\n    update-alternatives --install /usr/bin/app app /usr/bin/app-1 10\n    if [ -n \"$2\" ]; then migrate-old-data; fi\n    frobnicate --all\n    deb-systemd-helper enable app.service >/dev/null || true\n  ;;\nesac\n";
+        let pkgs = [PackageScripts {
+            package: "app".into(),
+            postinst: Some(postinst.into()),
+            ..PackageScripts::default()
+        }];
+        let s = setup(&root, &pkgs, &Options::default()).unwrap();
+        let uid = s.accounts.uid("app").unwrap();
+        assert_eq!(uid, 999);
+        assert!(s.effects.contains(&Effect::Chown {
+            path: "/var/lib/app".into(),
+            uid,
+            gid: 4,
+            mode: None,
+            recursive: false
+        }));
+        assert!(
+            s.effects
+                .contains(&Effect::file("/etc/app.conf", b"x=1\n".to_vec(), 0o644))
+        );
+        assert!(
+            s.effects
+                .contains(&Effect::symlink("/usr/bin/app", "/etc/alternatives/app"))
+        );
+        let by_prog = |p: &str| {
+            s.coverage
+                .commands
+                .iter()
+                .find(|c| c.command.starts_with(p))
+                .map(|c| c.status.clone())
+                .unwrap()
+        };
+        assert!(matches!(by_prog("systemd-sysusers"), Status::Reproduced(_)));
+        assert!(matches!(by_prog("migrate-old-data"), Status::Ignored(_)));
+        assert!(matches!(by_prog("frobnicate"), Status::NotCovered(_)));
+        assert!(matches!(by_prog("deb-systemd-helper"), Status::Ignored(_)));
+        let summary = s.coverage.summary();
+        assert_eq!(summary.not_covered, 1);
+        let err = s.coverage.strict().unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("app postinst:10: frobnicate --all"),
+            "{err}"
+        );
+        assert!(s.coverage.report().contains("NOT COVERED"));
+        // Creations come before ownership changes in the returned order.
+        let first_chown = s.effects.iter().position(|e| !e.creates()).unwrap();
+        assert!(s.effects[first_chown..].iter().all(|e| !e.creates()));
+    }
+}

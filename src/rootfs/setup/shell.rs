@@ -1,0 +1,925 @@
+//! A deliberately small reading of maintainer scripts: enough to find each command a script
+//! runs, with its arguments after substituting the variables the script sets to constants
+//! (and `for` loop variables over constant lists, as tomcat10's and openjdk's postinst use).
+//!
+//! This is not a shell. Conditions are not evaluated, functions are not called, command
+//! substitutions are not run. What cannot be resolved is kept visible (`unresolved`) so that
+//! callers report it as not covered instead of guessing.
+
+use std::collections::BTreeMap;
+
+/// One simple command found in a script.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    /// 1-based line where the command starts.
+    pub line: usize,
+    /// The command as written (one logical line segment, continuations joined).
+    pub text: String,
+    /// Words after quote removal and variable substitution; `[0]` is the program.
+    pub words: Vec<String>,
+    /// Targets of `>`/`>>` redirections (`cat > /etc/passwd <<EOF`).
+    pub redirects: Vec<String>,
+    /// A word still holds `$…` or a command substitution that could not be resolved.
+    pub unresolved: bool,
+    /// Inside a shell function body.
+    pub in_function: bool,
+    /// In a branch that does not run on a fresh install (`if [ -n "$2" ]`, `case "$1" in
+    /// abort-upgrade)`): the condition that rules it out.
+    pub dead: Option<String>,
+}
+
+impl Command {
+    pub fn program(&self) -> &str {
+        self.words.first().map(String::as_str).unwrap_or("")
+    }
+}
+
+/// Shell syntax words that start or end a compound command; they are not programs.
+const KEYWORDS: &[&str] = &[
+    "if", "then", "else", "elif", "fi", "do", "done", "while", "until", "esac", "!", "{", "}",
+    "in", "time",
+];
+
+/// Splits a script into simple commands, expanding constant variables and constant `for`
+/// lists (one command per loop value). Positional parameters stay unknown.
+pub fn commands(script: &str) -> Vec<Command> {
+    commands_with_args(script, None)
+}
+
+/// The arguments dpkg passes on a fresh install: `preinst install`, `postinst configure`
+/// (with an empty old version, `$2`). `None` for scripts that do not run on install.
+pub fn install_args(script: &str) -> Option<&'static [&'static str]> {
+    match script {
+        "preinst" => Some(&["install", ""]),
+        "postinst" => Some(&["configure", ""]),
+        _ => None,
+    }
+}
+
+/// [`commands`] with known positional parameters: `if`/`elif`/`case` conditions that then
+/// have a definite value (`[ "$1" = configure ]`, `[ -z "$2" ]`, `dpkg --compare-versions
+/// "$2" lt-nl 1.0`) mark the commands of branches not taken as [`Command::dead`]. Other
+/// conditions (file tests, command results) count as possibly true.
+pub fn commands_with_args(script: &str, args: Option<&[&str]>) -> Vec<Command> {
+    let mut p = Parser::default();
+    if let Some(args) = args {
+        for (i, a) in args.iter().enumerate() {
+            p.vars.insert((i + 1).to_string(), Some((*a).to_owned()));
+        }
+        p.vars.insert("#".into(), Some(args.len().to_string()));
+    }
+    // dpkg sets DPKG_ROOT to the empty string unless it installs into another root.
+    p.vars.insert("DPKG_ROOT".into(), Some(String::new()));
+    let lines: Vec<&str> = script.lines().collect();
+    let mut i = 0;
+    while i < lines.len() {
+        let start = i;
+        let mut logical = lines[i].to_owned();
+        // `\` continuations join the next line.
+        while logical.ends_with('\\') && i + 1 < lines.len() {
+            logical.pop();
+            i += 1;
+            logical.push(' ');
+            logical.push_str(lines[i].trim_start());
+        }
+        i += 1;
+        let heredoc = heredoc_delimiter(&logical);
+        p.logical_line(&logical, start + 1);
+        if let Some(delim) = heredoc {
+            while i < lines.len() && lines[i].trim() != delim {
+                i += 1;
+            }
+            i += 1;
+        }
+    }
+    p.out
+}
+
+/// Variables a script sets to a temporary file (`tmp=$(mktemp)`).
+pub fn temp_vars(script: &str) -> std::collections::BTreeSet<String> {
+    script
+        .lines()
+        .filter_map(|l| {
+            let (name, value) = l.trim().split_once('=')?;
+            (value.trim_start_matches('"').starts_with("$(mktemp")
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            .then(|| name.to_owned())
+        })
+        .collect()
+}
+
+/// Names of the shell functions a script defines (`name() {`).
+pub fn functions(script: &str) -> std::collections::BTreeSet<String> {
+    script
+        .lines()
+        .filter_map(|l| {
+            let (name, _) = l.trim().split_once("()")?;
+            let name = name.trim();
+            (!name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '-'))
+            .then(|| name.to_owned())
+        })
+        .collect()
+}
+
+fn heredoc_delimiter(line: &str) -> Option<String> {
+    let pos = find_unquoted(line, "<<")?;
+    let rest = line[pos + 2..].trim_start_matches('-').trim_start();
+    let word: String = rest
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != ';')
+        .filter(|c| *c != '\'' && *c != '"')
+        .collect();
+    (!word.is_empty()).then_some(word)
+}
+
+fn find_unquoted(line: &str, needle: &str) -> Option<usize> {
+    let (mut sq, mut dq) = (false, false);
+    let bytes = line.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'\'' if !dq => sq = !sq,
+            b'"' if !sq => dq = !dq,
+            b'#' if !sq && !dq && (i == 0 || bytes[i - 1].is_ascii_whitespace()) => return None,
+            _ if !sq && !dq && line[i..].starts_with(needle) => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+#[derive(Default)]
+struct Parser {
+    out: Vec<Command>,
+    /// Variables with a known value: the raw text, expanded at use (so `slave1="… $i …"`
+    /// takes the loop value where it is used). `None`: assigned something unknowable.
+    vars: BTreeMap<String, Option<String>>,
+    /// Open `for` loops: (variable, values or None when the list is unknowable); `while` and
+    /// `until` push a loop without variable so `done` pops the right one.
+    loops: Vec<Option<(String, Option<Vec<String>>)>>,
+    in_case: usize,
+    function_depth: usize,
+    /// Open `if`/`case` branches, innermost last.
+    frames: Vec<Frame>,
+    /// While reading an `if`/`elif` condition: its value so far, its text, `elif`.
+    condition: Option<(Option<bool>, String, bool)>,
+}
+
+/// One open `if` or `case`.
+#[derive(Debug, Clone)]
+struct Frame {
+    is_case: bool,
+    /// The current branch runs: Some(false) when ruled out.
+    live: Option<bool>,
+    /// Some branch so far is certainly taken (later `elif`/`else`/patterns are dead).
+    taken: bool,
+    /// Text of the deciding condition, for the report.
+    why: String,
+    /// `case` word, when known.
+    word: Option<String>,
+}
+
+fn and3(a: Option<bool>, b: Option<bool>) -> Option<bool> {
+    match (a, b) {
+        (Some(false), _) | (_, Some(false)) => Some(false),
+        (Some(true), x) | (x, Some(true)) => x,
+        _ => None,
+    }
+}
+
+fn or3(a: Option<bool>, b: Option<bool>) -> Option<bool> {
+    match (a, b) {
+        (Some(true), _) | (_, Some(true)) => Some(true),
+        (Some(false), x) | (x, Some(false)) => x,
+        _ => None,
+    }
+}
+
+/// `test`/`[`/`dpkg --compare-versions`/`true`/`false` on resolved words; `None` otherwise.
+fn eval_condition(words: &[String], unresolved: bool) -> Option<bool> {
+    if unresolved {
+        return None;
+    }
+    let (neg, words) = match words.first().map(String::as_str) {
+        Some("!") => (true, &words[1..]),
+        _ => (false, words),
+    };
+    let w: Vec<&str> = words.iter().map(String::as_str).collect();
+    let v = match w.as_slice() {
+        ["true"] | [":"] => Some(true),
+        ["false"] => Some(false),
+        ["[", rest @ .., "]"] | ["test", rest @ ..] => eval_test(rest),
+        ["dpkg", "--compare-versions", rest @ ..] => {
+            let rest: Vec<&str> = rest.iter().copied().filter(|a| *a != "--").collect();
+            match rest.as_slice() {
+                [a, op, b] => compare_versions(a, op, b),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    v.map(|b| b != neg)
+}
+
+fn eval_test(args: &[&str]) -> Option<bool> {
+    match args {
+        ["!", rest @ ..] => eval_test(rest).map(|b| !b),
+        [] => Some(false),
+        [s] => Some(!s.is_empty()),
+        ["-z", s] => Some(s.is_empty()),
+        ["-n", s] => Some(!s.is_empty()),
+        [a, "=" | "==", b] => Some(a == b),
+        [a, "!=", b] => Some(a != b),
+        _ => None,
+    }
+}
+
+/// dpkg's operators when one side is the empty "old version" of a fresh install: plain
+/// operators take it as older than everything, `-nl` ones as newer.
+fn compare_versions(a: &str, op: &str, b: &str) -> Option<bool> {
+    use std::cmp::Ordering::*;
+    let nl = op.ends_with("-nl");
+    let ord = match (a.is_empty(), b.is_empty()) {
+        (true, true) => Equal,
+        (true, false) => {
+            if nl {
+                Greater
+            } else {
+                Less
+            }
+        }
+        (false, true) => {
+            if nl {
+                Less
+            } else {
+                Greater
+            }
+        }
+        (false, false) => crate::apt::version::compare(a, b),
+    };
+    Some(match op.trim_end_matches("-nl") {
+        "lt" | "<<" => ord == Less,
+        "le" | "<=" => ord != Greater,
+        "gt" | ">>" => ord == Greater,
+        "ge" | ">=" => ord != Less,
+        "eq" | "=" => ord == Equal,
+        "ne" => ord != Equal,
+        _ => return None,
+    })
+}
+
+/// `case` patterns: `|` alternatives with `*` and `?` globs.
+fn case_matches(pattern: &str, word: &str) -> bool {
+    pattern
+        .split('|')
+        .any(|p| glob(p.trim().trim_matches('"').as_bytes(), word.as_bytes()))
+}
+
+fn glob(p: &[u8], s: &[u8]) -> bool {
+    match (p.first(), s.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => glob(&p[1..], s) || (!s.is_empty() && glob(p, &s[1..])),
+        (Some(b'?'), Some(_)) => glob(&p[1..], &s[1..]),
+        (Some(a), Some(b)) if a == b => glob(&p[1..], &s[1..]),
+        _ => false,
+    }
+}
+
+impl Parser {
+    /// Why the current position does not run, if it certainly does not.
+    fn dead(&self) -> Option<String> {
+        self.frames
+            .iter()
+            .find(|f| f.live == Some(false))
+            .map(|f| f.why.clone())
+    }
+
+    /// A condition segment: combine it into the pending condition.
+    fn condition_part(&mut self, sep: &str, value: Option<bool>, text: &str) {
+        if let Some((v, t, _)) = &mut self.condition {
+            *v = match sep {
+                "||" => or3(*v, value),
+                "&&" => and3(*v, value),
+                _ => value,
+            };
+            if !t.is_empty() {
+                t.push_str(&format!(" {sep} "));
+            }
+            t.push_str(text.trim());
+        }
+    }
+
+    /// `then`: the pending condition decides the branch.
+    fn then(&mut self) {
+        let Some((value, text, elif)) = self.condition.take() else {
+            return;
+        };
+        if elif {
+            if let Some(f) = self.frames.last_mut() {
+                if f.taken {
+                    f.live = Some(false);
+                    f.why = format!("an earlier branch is taken ({})", f.why);
+                } else {
+                    f.live = value;
+                    f.why = format!("elif {text}");
+                    f.taken = value == Some(true);
+                }
+            }
+        } else {
+            self.frames.push(Frame {
+                is_case: false,
+                live: value,
+                taken: value == Some(true),
+                why: format!("if {text}"),
+                word: None,
+            });
+        }
+    }
+}
+
+impl Parser {
+    fn logical_line(&mut self, line: &str, lineno: usize) {
+        let mut line = line.trim().to_owned();
+        if line.starts_with('#') || line.is_empty() {
+            return;
+        }
+        // `case` patterns (`configure)`, `abort-upgrade|abort-remove)`, `!*)`) are not commands.
+        if self.in_case > 0
+            && let Some(close) = find_unquoted(&line, ")")
+        {
+            let before = &line[..close];
+            if !before.contains('(') && !before.starts_with("esac") {
+                let pattern = before.trim().trim_start_matches('(').to_owned();
+                if let Some(f) = self.frames.iter_mut().rev().find(|f| f.is_case) {
+                    let m = f.word.as_deref().map(|w| case_matches(&pattern, w));
+                    f.live = match m {
+                        _ if f.taken => Some(false),
+                        Some(true) => Some(true),
+                        Some(false) => Some(false),
+                        None => None,
+                    };
+                    f.taken |= m == Some(true);
+                    f.why = format!("case {} in {pattern})", f.word.clone().unwrap_or_default());
+                }
+                line = line[close + 1..].to_owned();
+            }
+        }
+        // Function definitions: `name() {`.
+        if let Some(pos) = line.find("()") {
+            let name = line[..pos].trim();
+            if !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+            {
+                self.function_depth += 1;
+                line = line[pos + 2..].trim().trim_start_matches('{').to_owned();
+            }
+        }
+        for (segment, subs, sep) in split_segments(&line) {
+            for sub in subs {
+                self.simple(&sub, lineno, true, "");
+            }
+            self.simple(&segment, lineno, false, &sep);
+        }
+    }
+
+    fn simple(&mut self, text: &str, lineno: usize, substitution: bool, sep: &str) {
+        let raw = lex(text);
+        let (raw, redirects_raw) = strip_redirects(raw);
+        let mut words: Vec<RawWord> = raw;
+        let mut negate = false;
+        // Leading keywords are syntax, not programs.
+        while let Some(w) = words.first() {
+            let lit = w.text.as_str();
+            if !w.quoted && KEYWORDS.contains(&lit) {
+                match lit {
+                    "if" => {
+                        self.condition = Some((None, String::new(), false));
+                    }
+                    "elif" => self.condition = Some((None, String::new(), true)),
+                    "then" => self.then(),
+                    "else" => {
+                        if let Some(f) = self.frames.last_mut() {
+                            f.live = if f.taken {
+                                Some(false)
+                            } else {
+                                f.live.map(|l| !l)
+                            };
+                            f.why = format!("else of {}", f.why);
+                        }
+                    }
+                    "fi" => {
+                        self.frames.pop();
+                    }
+                    "done" => {
+                        self.loops.pop();
+                    }
+                    "esac" => {
+                        self.in_case = self.in_case.saturating_sub(1);
+                        if self.frames.last().is_some_and(|f| f.is_case) {
+                            self.frames.pop();
+                        }
+                    }
+                    "}" if self.function_depth > 0 => self.function_depth -= 1,
+                    "while" | "until" => self.loops.push(None),
+                    "!" => negate = !negate,
+                    _ => {}
+                }
+                words.remove(0);
+            } else {
+                break;
+            }
+        }
+        let Some(first) = words.first() else { return };
+        if !first.quoted {
+            match first.text.as_str() {
+                "case" => {
+                    self.in_case += 1;
+                    let word = words
+                        .get(1)
+                        .and_then(|w| self.expand(&w.text, &BTreeMap::new()));
+                    self.frames.push(Frame {
+                        is_case: true,
+                        live: None,
+                        taken: false,
+                        why: String::new(),
+                        word,
+                    });
+                    return;
+                }
+                "for" => {
+                    let var = words.get(1).map(|w| w.text.clone()).unwrap_or_default();
+                    let values = if words.get(2).is_some_and(|w| w.text == "in") {
+                        let mut vals = Some(Vec::new());
+                        for w in &words[3..] {
+                            match self.expand(&w.text, &BTreeMap::new()) {
+                                Some(v) if w.quoted => vals.as_mut().map(|x| x.push(v)),
+                                Some(v) => vals
+                                    .as_mut()
+                                    .map(|x| x.extend(v.split_whitespace().map(str::to_owned))),
+                                None => {
+                                    vals = None;
+                                    None
+                                }
+                            };
+                        }
+                        vals
+                    } else {
+                        None
+                    };
+                    self.loops.push(Some((var, values)));
+                    return;
+                }
+                _ => {}
+            }
+        }
+        // Assignments: `VAR=value` alone sets a variable; before a program they are env.
+        let mut assigned = false;
+        while let Some(w) = words.first() {
+            let Some((name, value)) = assignment(w) else {
+                break;
+            };
+            if words.len() == 1 && !substitution && self.dead().is_none() {
+                let computed = value.contains("$(") || value.contains('`');
+                // Re-assigning a known variable in a branch that may or may not run: its
+                // value is now unknowable.
+                let conditional =
+                    self.frames.iter().any(|f| f.live.is_none()) && self.vars.contains_key(&name);
+                let value = (!computed && !conditional).then_some(value);
+                self.vars.insert(name, value);
+                assigned = true;
+            }
+            words.remove(0);
+        }
+        if words.is_empty() {
+            if !assigned {
+                return;
+            }
+            return;
+        }
+        // Builtins that change variables.
+        if words[0].text == "unset" {
+            for w in &words[1..] {
+                self.vars.remove(&w.text);
+            }
+        }
+        // One command per combination of the loop values it uses.
+        let mut combos: Vec<BTreeMap<String, String>> = vec![BTreeMap::new()];
+        let mut unknown_loop = false;
+        for (var, values) in self.loops.iter().flatten() {
+            let used = words.iter().any(|w| uses_var(&w.text, var))
+                || words.iter().any(|w| self.uses_var_indirect(&w.text, var));
+            if !used {
+                continue;
+            }
+            match values {
+                Some(vals) => {
+                    combos = combos
+                        .iter()
+                        .flat_map(|c| {
+                            vals.iter().map(move |v| {
+                                let mut c = c.clone();
+                                c.insert(var.clone(), v.clone());
+                                c
+                            })
+                        })
+                        .collect()
+                }
+                None => unknown_loop = true,
+            }
+        }
+        for combo in combos {
+            let mut unresolved = unknown_loop;
+            let mut out_words = Vec::new();
+            for w in &words {
+                match self.expand(&w.text, &combo) {
+                    Some(v) if w.quoted || !w.had_var => out_words.push(v),
+                    Some(v) => out_words.extend(v.split_whitespace().map(str::to_owned)),
+                    None => {
+                        unresolved = true;
+                        out_words.push(w.text.clone());
+                    }
+                }
+            }
+            let redirects = redirects_raw
+                .iter()
+                .map(|r| {
+                    self.expand(r, &combo).unwrap_or_else(|| {
+                        unresolved = true;
+                        r.clone()
+                    })
+                })
+                .collect();
+            let mut dead = self.dead();
+            if let Some((value, text, _)) = &self.condition
+                && dead.is_none()
+                && ((sep == "&&" && *value == Some(false)) || (sep == "||" && *value == Some(true)))
+            {
+                dead = Some(format!("short-circuited by `{text}`"));
+            }
+            if self.condition.is_some() && !substitution {
+                let value = eval_condition(&out_words, unresolved).map(|v| v != negate);
+                self.condition_part(sep, value, &out_words.join(" "));
+            }
+            self.out.push(Command {
+                line: lineno,
+                text: text.trim().to_owned(),
+                words: out_words,
+                redirects,
+                unresolved,
+                in_function: self.function_depth > 0,
+                dead,
+            });
+        }
+    }
+
+    fn uses_var_indirect(&self, text: &str, var: &str) -> bool {
+        self.vars.iter().any(|(name, value)| {
+            uses_var(text, name) && value.as_deref().is_some_and(|v| uses_var(v, var))
+        })
+    }
+
+    /// Expands `$NAME`/`${NAME}` from known variables and `loop` values. `None` when
+    /// something is unknowable (`$1`, an unknown variable, a command substitution).
+    fn expand(&self, text: &str, loop_vals: &BTreeMap<String, String>) -> Option<String> {
+        self.expand_depth(text, loop_vals, 0)
+    }
+
+    fn expand_depth(
+        &self,
+        text: &str,
+        loop_vals: &BTreeMap<String, String>,
+        depth: usize,
+    ) -> Option<String> {
+        if depth > 8 {
+            return None;
+        }
+        if text.contains("$(") || text.contains('`') {
+            return None;
+        }
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(pos) = rest.find('$') {
+            out.push_str(&rest[..pos]);
+            let after = &rest[pos + 1..];
+            let (name, len) = if let Some(inner) = after.strip_prefix('{') {
+                let end = inner.find('}')?;
+                (&inner[..end], end + 2)
+            } else {
+                let end = after
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(after.len());
+                (&after[..end], end)
+            };
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return None;
+            }
+            if let Some(v) = loop_vals.get(name) {
+                out.push_str(v);
+            } else {
+                let raw = self.vars.get(name)?.as_deref()?;
+                out.push_str(&self.expand_depth(raw, loop_vals, depth + 1)?);
+            }
+            rest = &after[len..];
+        }
+        out.push_str(rest);
+        Some(out)
+    }
+}
+
+fn uses_var(text: &str, var: &str) -> bool {
+    text.contains(&format!("${{{var}}}"))
+        || text.match_indices(&format!("${var}")).any(|(i, m)| {
+            !text[i + m.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+        })
+}
+
+/// A word before substitution, with quotes removed but `$` kept.
+#[derive(Debug, Clone)]
+struct RawWord {
+    text: String,
+    /// Any part was quoted: no field splitting after substitution.
+    quoted: bool,
+    /// Contains an unquoted `$` (field splitting applies).
+    had_var: bool,
+}
+
+fn assignment(w: &RawWord) -> Option<(String, String)> {
+    let (name, value) = w.text.split_once('=')?;
+    (!name.is_empty()
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit()))
+    .then(|| (name.to_owned(), value.to_owned()))
+}
+
+fn lex(text: &str) -> Vec<RawWord> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let (mut quoted, mut had_var, mut in_word) = (false, false, false);
+    let mut chars = text.chars().peekable();
+    let (mut sq, mut dq) = (false, false);
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' if !dq => {
+                sq = !sq;
+                quoted = true;
+                in_word = true;
+            }
+            '"' if !sq => {
+                dq = !dq;
+                quoted = true;
+                in_word = true;
+            }
+            '\\' if !sq => {
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+                in_word = true;
+            }
+            c if c.is_whitespace() && !sq && !dq => {
+                if in_word {
+                    words.push(RawWord {
+                        text: std::mem::take(&mut cur),
+                        quoted,
+                        had_var,
+                    });
+                }
+                (quoted, had_var, in_word) = (false, false, false);
+            }
+            '#' if !sq && !dq && !in_word => break,
+            c => {
+                if c == '$' && !sq && !dq {
+                    had_var = true;
+                }
+                if c == '$' && sq {
+                    // single-quoted `$` is literal; mark so expansion leaves it alone
+                    cur.push('\u{0}');
+                    continue;
+                }
+                cur.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(RawWord {
+            text: cur,
+            quoted,
+            had_var,
+        });
+    }
+    for w in &mut words {
+        if w.text.contains('\u{0}') {
+            w.text = w.text.replace('\u{0}', "\\$");
+        }
+    }
+    words
+}
+
+/// Removes redirections (`>/dev/null`, `2>&1`, `> file`, `<<EOF`, `< in`) and returns the
+/// targets of output redirections.
+fn strip_redirects(words: Vec<RawWord>) -> (Vec<RawWord>, Vec<String>) {
+    let mut out = Vec::new();
+    let mut targets = Vec::new();
+    let mut it = words.into_iter().peekable();
+    while let Some(w) = it.next() {
+        if w.quoted {
+            out.push(w);
+            continue;
+        }
+        let t = w.text.trim_start_matches(|c: char| c.is_ascii_digit());
+        let (op, rest) = if let Some(r) = t.strip_prefix("<<") {
+            ("<<", r)
+        } else if let Some(r) = t.strip_prefix(">>") {
+            (">", r)
+        } else if let Some(r) = t.strip_prefix('>') {
+            (">", r)
+        } else if let Some(r) = t.strip_prefix('<') {
+            ("<", r)
+        } else {
+            out.push(w);
+            continue;
+        };
+        let rest = rest.trim_start_matches('-').trim_start_matches('&');
+        let target = if rest.is_empty() {
+            it.next().map(|n| n.text).unwrap_or_default()
+        } else {
+            rest.to_owned()
+        };
+        if op == ">" && !target.chars().all(|c| c.is_ascii_digit()) && target != "/dev/null" {
+            targets.push(target);
+        }
+    }
+    (out, targets)
+}
+
+/// Splits one logical line into simple-command segments on `;`, `&&`, `||`, `|`, `(`, `)`
+/// outside quotes; command substitutions `$(…)` and backticks become their own segments,
+/// listed with the segment that contains them (their text stays as an unresolvable `$(`).
+fn split_segments(line: &str) -> Vec<(String, Vec<String>, String)> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut subs = Vec::new();
+    let mut sep = String::from(";");
+    let chars: Vec<char> = line.chars().collect();
+    let (mut sq, mut dq) = (false, false);
+    let mut i = 0;
+    let flush = |cur: &mut String,
+                 subs: &mut Vec<String>,
+                 sep: &str,
+                 out: &mut Vec<(String, Vec<String>, String)>| {
+        if !cur.trim().is_empty() || !subs.is_empty() {
+            out.push((std::mem::take(cur), std::mem::take(subs), sep.to_owned()));
+        }
+        cur.clear();
+    };
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '\'' if !dq => {
+                sq = !sq;
+                cur.push(c);
+            }
+            '"' if !sq => {
+                dq = !dq;
+                cur.push(c);
+            }
+            '\\' if !sq => {
+                cur.push(c);
+                if let Some(&n) = chars.get(i + 1) {
+                    cur.push(n);
+                    i += 1;
+                }
+            }
+            '$' if !sq && chars.get(i + 1) == Some(&'(') && chars.get(i + 2) != Some(&'(') => {
+                // find the matching parenthesis
+                let mut depth = 0;
+                let mut j = i + 1;
+                while j < chars.len() {
+                    match chars[j] {
+                        '(' => depth += 1,
+                        ')' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                    j += 1;
+                }
+                let inner: String = chars[i + 2..j.min(chars.len())].iter().collect();
+                for (seg, inner_subs, _) in split_segments(&inner) {
+                    subs.extend(inner_subs);
+                    subs.push(seg);
+                }
+                cur.push_str("$(…)");
+                i = j;
+            }
+            '`' if !sq => {
+                let end = chars[i + 1..]
+                    .iter()
+                    .position(|&c| c == '`')
+                    .map(|p| p + i + 1);
+                let j = end.unwrap_or(chars.len());
+                let inner: String = chars[i + 1..j].iter().collect();
+                for (seg, inner_subs, _) in split_segments(&inner) {
+                    subs.extend(inner_subs);
+                    subs.push(seg);
+                }
+                cur.push_str("$(…)");
+                i = j;
+            }
+            ';' | '|' | '&' | '(' | ')' if !sq && !dq => {
+                // `2>&1` and `>&2` are redirections, not separators
+                if c == '&' && cur.ends_with('>') {
+                    cur.push(c);
+                } else {
+                    let was_empty = cur.trim().is_empty() && subs.is_empty();
+                    flush(&mut cur, &mut subs, &sep, &mut out);
+                    let next = chars.get(i + 1).copied();
+                    let op = match (c, next) {
+                        ('&', Some('&')) => "&&",
+                        ('|', Some('|')) => "||",
+                        _ => "",
+                    };
+                    if !op.is_empty() {
+                        sep = op.to_owned();
+                        i += 1;
+                    } else if !was_empty || c == ';' {
+                        sep = c.to_string();
+                    }
+                }
+            }
+            '#' if !sq && !dq && (i == 0 || chars[i - 1].is_whitespace()) => break,
+            _ => cur.push(c),
+        }
+        i += 1;
+    }
+    flush(&mut cur, &mut subs, &sep, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn progs(script: &str) -> Vec<String> {
+        commands(script).iter().map(|c| c.words.join(" ")).collect()
+    }
+
+    #[test]
+    fn loops_and_variables_expand() {
+        let s = "X=\"a b\"\nBASE=/usr/lib\nfor f in $X;\ndo\n  ucf $BASE/$f /etc/$f\ndone\n";
+        assert_eq!(progs(s), ["ucf /usr/lib/a /etc/a", "ucf /usr/lib/b /etc/b"]);
+    }
+
+    #[test]
+    fn continuations_case_patterns_and_substitutions() {
+        let s = "case \"$1\" in\n  configure)\n    update-alternatives --install \\\n      /usr/bin/x x /opt/x 10\n    ;;\nesac\nif [ -x \"$(command -v foo)\" ]; then foo >/dev/null || true; fi\n";
+        let c = commands(s);
+        let p: Vec<_> = c.iter().map(|c| c.program().to_owned()).collect();
+        assert_eq!(p, ["update-alternatives", "command", "[", "foo", "true"]);
+        assert_eq!(c[0].words[2..], ["/usr/bin/x", "x", "/opt/x", "10"]);
+        assert!(c[2].unresolved);
+    }
+
+    #[test]
+    fn heredocs_are_skipped_and_redirects_recorded() {
+        let s = "cat > /etc/passwd <<'EOF'\nroot:x:0:0\nEOF\necho done\n";
+        let c = commands(s);
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[0].redirects, ["/etc/passwd"]);
+        assert_eq!(c[1].program(), "echo");
+    }
+
+    #[test]
+    fn branches_not_taken_on_a_fresh_install_are_dead() {
+        let s = "case \"$1\" in\n  configure)\n    if [ -z \"$2\" ]; then a; else b; fi\n    if dpkg --compare-versions \"$2\" lt-nl 1.0 && [ -f /x ]; then c; fi\n    if [ -f /y ] || false; then d; fi\n  ;;\n  abort-upgrade) e ;;\nesac\n";
+        let c = commands_with_args(s, install_args("postinst"));
+        let live: Vec<(&str, bool)> = c
+            .iter()
+            .filter(|c| c.program().len() == 1 && c.program() != "[")
+            .map(|c| (c.program(), c.dead.is_none()))
+            .collect();
+        assert_eq!(
+            live,
+            [
+                ("a", true),
+                ("b", false),
+                ("c", false),
+                ("d", true),
+                ("e", false)
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_positional_is_unresolved() {
+        let c = commands("ucf $1 /etc/x\n");
+        assert!(c[0].unresolved);
+    }
+}
