@@ -108,14 +108,6 @@ impl Hasher {
         self.len += data.len() as u64;
     }
 
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     pub fn finish(self) -> (Digest, u64) {
         (Digest(self.inner.finalize().into()), self.len)
     }
@@ -133,14 +125,6 @@ impl<W: Write> HashingWriter<W> {
             inner,
             hasher: Hasher::new(),
         }
-    }
-
-    pub fn get_ref(&self) -> &W {
-        &self.inner
-    }
-
-    pub fn get_mut(&mut self) -> &mut W {
-        &mut self.inner
     }
 
     /// Returns the inner writer with the digest and length of what passed through.

@@ -6,7 +6,7 @@ use std::fmt;
 use std::io::{self, Read};
 
 use super::{Compression, decompress};
-use crate::digest::Hasher;
+use crate::digest::digest_reader;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Facts {
@@ -52,16 +52,7 @@ fn facts(reader: impl Read) -> io::Result<BTreeMap<String, Facts>> {
             _ => '?',
         };
         let link = entry.link_name()?.map(|l| l.to_string_lossy().into_owned());
-        let mut hasher = Hasher::new();
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = entry.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-        }
-        let (digest, size) = hasher.finish();
+        let (digest, size) = digest_reader(&mut entry)?;
         out.insert(
             path,
             Facts {

@@ -334,15 +334,6 @@ impl<'a> LayerTree<'a> {
         self.entries.get(path).map(|t| &t.entry)
     }
 
-    /// Number of entries, implied parents included.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// Directories this layer creates take the newest mtime of what they hold in this layer, so
     /// a directory's time moves only when its content does (not, say, with every commit).
     fn date_directories(&mut self) {

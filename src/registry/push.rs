@@ -426,17 +426,7 @@ impl Registry {
         url.query_pairs_mut()
             .append_pair("mount", &digest.to_string())
             .append_pair("from", from);
-        let resp = self
-            .send(
-                host,
-                scopes,
-                Method::POST,
-                &url,
-                &|rb| Ok(rb.header(CONTENT_LENGTH, 0)),
-                None,
-            )
-            .await?;
-        let resp = expect_status(resp, &Method::POST, &[201, 202]).await?;
+        let resp = self.post_uploads(host, scopes, &url, &[201, 202]).await?;
         if resp.status().as_u16() == 201 {
             Ok(Ok(()))
         } else {
@@ -563,18 +553,29 @@ impl Registry {
         scopes: &[String],
     ) -> Result<(Url, Option<u64>)> {
         let url = host.url(&format!("v2/{repo}/blobs/uploads/"));
+        let resp = self.post_uploads(host, scopes, &url, &[202]).await?;
+        Ok((host.location(&resp)?, chunk_min(&resp)))
+    }
+
+    /// An empty `POST …/blobs/uploads/` (a new session, or a mount when `url` says so).
+    async fn post_uploads(
+        &self,
+        host: &Host,
+        scopes: &[String],
+        url: &Url,
+        accepted: &[u16],
+    ) -> Result<reqwest::Response> {
         let resp = self
             .send(
                 host,
                 scopes,
                 Method::POST,
-                &url,
+                url,
                 &|rb| Ok(rb.header(CONTENT_LENGTH, 0)),
                 None,
             )
             .await?;
-        let resp = expect_status(resp, &Method::POST, &[202]).await?;
-        Ok((host.location(&resp)?, chunk_min(&resp)))
+        expect_status(resp, &Method::POST, accepted).await
     }
 
     /// One streaming `PUT <session>&digest=` with the whole file: the fastest path (distribution
