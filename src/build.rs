@@ -28,6 +28,8 @@ pub struct BuildOptions {
     pub jobs: usize,
     /// How package sets are obtained (lockfile or fresh resolution).
     pub lock_mode: LockMode,
+    /// Fail when a maintainer-script command is not covered by setup.
+    pub strict: bool,
 }
 
 /// Events for a progress display. All methods have empty defaults.
@@ -48,6 +50,8 @@ pub enum BuildError {
     Recipe(#[from] RecipeError),
     #[error(transparent)]
     Plan(#[from] PlanError),
+    #[error(transparent)]
+    Strict(#[from] crate::rootfs::setup::coverage::StrictError),
     #[error(transparent)]
     Time(#[from] plan::time::TimePolicyError),
     #[error("layer `{name}` ({location}): {source}")]
@@ -86,6 +90,7 @@ impl BuildError {
             self,
             BuildError::Recipe(_)
                 | BuildError::Plan(_)
+                | BuildError::Strict(_)
                 | BuildError::Time(_)
                 | BuildError::Unsupported(_)
         )
@@ -102,6 +107,8 @@ pub enum LayerStatus {
 pub struct BuildResult {
     pub image: StoredImage,
     pub layers: Vec<(String, LayerStatus, LayerRecord)>,
+    /// What became of the packages' maintainer scripts (`None` without package layers).
+    pub coverage: Option<crate::rootfs::setup::coverage::Coverage>,
 }
 
 impl BuildResult {
@@ -183,6 +190,12 @@ pub fn build(
     let _lock = cache.lock_shared()?;
     check_outputs(&recipe.image.format, &opts.outputs)?;
     let plan = plan::plan(&recipe, &time, &cache, opts.lock_mode)?;
+    let coverage = plan.coverage();
+    if opts.strict
+        && let Some(c) = &coverage
+    {
+        c.strict()?;
+    }
     let records = build_layers(&plan, &cache, opts.jobs.max(1), progress)?;
 
     let image_layers: Vec<ImageLayer> = plan
@@ -248,10 +261,12 @@ pub fn build(
             .zip(records)
             .map(|(l, (status, r))| (l.name.clone(), status, r))
             .collect(),
+        coverage,
     })
 }
 
-/// Writes one planned layer and its side files (listing, dpkg status); the caller records it.
+/// Writes one planned layer and its side files (listing, dpkg status, script coverage); the
+/// caller records it.
 fn write_planned(
     layer: &PlannedLayer,
     compression: crate::layer::Compression,
@@ -274,6 +289,10 @@ fn write_planned(
     cache.put_layer_file(&layer.key, "list", contents.listing().as_bytes())?;
     if let Some(status) = &layer.status {
         cache.put_layer_file(&layer.key, "status", status.as_bytes())?;
+    }
+    if let Some(coverage) = &layer.coverage {
+        let json = serde_json::to_vec(coverage).expect("coverage serializes");
+        cache.put_layer_file(&layer.key, "coverage", &json)?;
     }
     Ok(record)
 }
@@ -640,6 +659,7 @@ pub fn verify(
         tags: Vec::new(),
         jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
         lock_mode,
+        strict: false,
     };
     let fresh = build(recipe_path, &opts, &Silent)?;
     let fresh_cache = Cache::open(fresh_dir.path())?;

@@ -94,6 +94,10 @@ enum Command {
         /// cache the build then needs no network.
         #[arg(long)]
         locked: bool,
+        /// Fail when a package's maintainer-script command is not reproduced or deliberately
+        /// ignored by stevedore's setup (see `stevedore plan --scripts`).
+        #[arg(long)]
+        strict: bool,
         /// Push the image to REF (registry/repository[:tag]); without a tag, the image's tags.
         #[arg(long, value_name = "REF", value_parser = parse_reference)]
         push: Option<Reference>,
@@ -132,7 +136,16 @@ enum Command {
     /// Resolve the recipe's package layers and write RECIPE.lock next to it.
     Lock { recipe: PathBuf },
     /// Show the layers of a recipe, their sources, and which would be rebuilt.
-    Plan { recipe: PathBuf },
+    Plan {
+        recipe: PathBuf,
+        /// Also print, for every installed package, each maintainer-script command and
+        /// whether setup reproduced it, ignored it on purpose (and why), or did not cover it.
+        #[arg(long)]
+        scripts: bool,
+        /// Fail (exit 3) when a script command is not covered.
+        #[arg(long)]
+        strict: bool,
+    },
     /// Show the manifest, config and layers of an OCI layout or docker archive.
     #[command(after_help = "TARGET is oci:DIR[:TAG], docker-archive:FILE, or a bare path.")]
     Inspect {
@@ -258,10 +271,22 @@ fn main() -> ExitCode {
             tag,
             jobs,
             locked,
+            strict,
             push,
             registry,
         } => run_build(
-            recipe, output, tag, jobs, locked, push, &registry, cache_dir, cli.quiet,
+            recipe,
+            BuildFlags {
+                outputs: output,
+                tags: tag,
+                jobs,
+                locked,
+                strict,
+            },
+            push,
+            &registry,
+            cache_dir,
+            cli.quiet,
         ),
         Command::Lock { recipe } => run_lock(&recipe, &cache_dir, cli.quiet),
         Command::Cache { action } => run_cache(action, &cache_dir),
@@ -279,7 +304,11 @@ fn main() -> ExitCode {
             target,
             registry,
         } => run_push(&source, &target, &registry, cli.quiet),
-        Command::Plan { recipe } => run_plan(recipe, cache_dir),
+        Command::Plan {
+            recipe,
+            scripts,
+            strict,
+        } => run_plan(recipe, cache_dir, scripts, strict),
         Command::Inspect { target, json } => run_inspect(&target, json),
     };
     match result {
@@ -319,29 +348,37 @@ fn init_logging(verbose: u8, quiet: bool) {
         .init();
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_build(
-    recipe: PathBuf,
+/// The build options given on the command line.
+struct BuildFlags {
     outputs: Vec<OutputTarget>,
     tags: Vec<String>,
     jobs: Option<usize>,
     locked: bool,
+    strict: bool,
+}
+
+fn run_build(
+    recipe: PathBuf,
+    flags: BuildFlags,
     push: Option<Reference>,
     registry_args: &RegistryArgs,
     cache_dir: PathBuf,
     quiet: bool,
 ) -> anyhow::Result<()> {
-    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let jobs = flags
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let opts = BuildOptions {
         cache_dir: cache_dir.clone(),
-        outputs,
-        tags,
+        outputs: flags.outputs,
+        tags: flags.tags,
         jobs,
-        lock_mode: if locked {
+        lock_mode: if flags.locked {
             LockMode::Locked
         } else {
             LockMode::Prefer
         },
+        strict: flags.strict,
     };
     let display = Display::new(quiet);
     let result = build::build(&recipe, &opts, &display)?;
@@ -362,6 +399,16 @@ fn run_build(
                 "built {built} of {} layers; image {}",
                 result.layers.len(),
                 result.manifest_digest().short()
+            );
+        }
+    }
+    if let (false, Some(c)) = (quiet, &result.coverage) {
+        let summary = c.summary();
+        eprintln!("setup: {summary}");
+        if summary.not_covered > 0 {
+            eprintln!(
+                "  see `stevedore plan --scripts {}` for each command; --strict makes this an error",
+                recipe.display()
             );
         }
     }
@@ -585,7 +632,12 @@ impl Progress for Display {
     }
 }
 
-fn run_plan(recipe: PathBuf, cache_dir: PathBuf) -> anyhow::Result<()> {
+fn run_plan(
+    recipe: PathBuf,
+    cache_dir: PathBuf,
+    scripts: bool,
+    strict: bool,
+) -> anyhow::Result<()> {
     let cache = stevedore::cache::Cache::open(&cache_dir)?;
     let plan = build::load_plan(&recipe, &cache, LockMode::Prefer)?;
     let cache = Some(cache);
@@ -618,6 +670,19 @@ fn run_plan(recipe: PathBuf, cache_dir: PathBuf) -> anyhow::Result<()> {
         );
         for s in &layer.sources {
             out!("    {s}");
+        }
+    }
+    if let Some(coverage) = plan.coverage() {
+        if scripts {
+            out!("");
+            for line in coverage.report().lines() {
+                out!("{line}");
+            }
+        } else {
+            out!("setup: {}", coverage.summary());
+        }
+        if strict {
+            coverage.strict().map_err(BuildError::Strict)?;
         }
     }
     Ok(())

@@ -334,6 +334,45 @@ impl<'a> LayerTree<'a> {
         self.entries.get(path).map(|t| &t.entry)
     }
 
+    /// Kind and metadata of what is at `path` (already resolved) in this layer, else below.
+    pub fn current(&self, path: &ImagePath) -> Option<(ViewKind, Meta)> {
+        if let Some(t) = self.entries.get(path) {
+            let kind = self.kind_of(path).expect("the entry exists");
+            return Some((kind, t.entry.meta));
+        }
+        self.lower.get(path).cloned()
+    }
+
+    /// Removes a directory this layer added that holds nothing (not in a lower layer either),
+    /// so something else can take its place — what `rmdir` followed by `ln -s` does. Returns
+    /// whether it was removed.
+    pub fn remove_empty_dir(&mut self, path: &ImagePath) -> bool {
+        let is_dir = self.entries.get(path).is_some_and(|t| t.entry.is_dir());
+        let has_children = self
+            .entries
+            .range(path.clone()..)
+            .nth(1)
+            .is_some_and(|(p, _)| p.starts_with(path));
+        if !is_dir || has_children || self.lower.get(path).is_some() {
+            return false;
+        }
+        self.entries.remove(path);
+        true
+    }
+
+    /// Every entry of this layer so far, implied parents included.
+    pub fn all_entries(&self) -> impl Iterator<Item = (&ImagePath, &Entry)> {
+        self.entries.iter().map(|(p, t)| (p, &t.entry))
+    }
+
+    /// The entries this layer declares (not the parents it only implies).
+    pub fn explicit_entries(&self) -> impl Iterator<Item = (&ImagePath, &Entry)> {
+        self.entries
+            .iter()
+            .filter(|(_, t)| !t.implied)
+            .map(|(p, t)| (p, &t.entry))
+    }
+
     /// Directories this layer creates take the newest mtime of what they hold in this layer, so
     /// a directory's time moves only when its content does (not, say, with every commit).
     fn date_directories(&mut self) {

@@ -8,6 +8,7 @@
 mod accounts;
 pub mod git;
 pub mod packages;
+mod setup;
 mod sources;
 pub mod time;
 
@@ -40,6 +41,23 @@ pub struct Plan {
     pub layers: Vec<PlannedLayer>,
 }
 
+impl Plan {
+    /// The coverage report of every package layer, base first; `None` without packages.
+    pub fn coverage(&self) -> Option<crate::rootfs::setup::coverage::Coverage> {
+        let mut all: Option<crate::rootfs::setup::coverage::Coverage> = None;
+        for c in self.layers.iter().filter_map(|l| l.coverage.as_ref()) {
+            let all = all.get_or_insert_with(Default::default);
+            all.commands.extend(c.commands.iter().cloned());
+            for n in &c.data_notes {
+                if !all.data_notes.contains(n) {
+                    all.data_notes.push(n.clone());
+                }
+            }
+        }
+        all
+    }
+}
+
 #[derive(Debug)]
 pub struct PlannedLayer {
     pub name: String,
@@ -53,6 +71,8 @@ pub struct PlannedLayer {
     pub contents: Option<LayerContents>,
     /// The cumulative dpkg status a package layer carries (kept with it in the cache).
     pub status: Option<String>,
+    /// For a package layer: what became of its packages' maintainer scripts.
+    pub coverage: Option<crate::rootfs::setup::coverage::Coverage>,
     pub key: Digest,
 }
 
@@ -105,6 +125,8 @@ pub fn plan(
     let mut config = ContainerConfig::default();
     let mut layers = Vec::new();
     let mut top_clock = None;
+    let mut chain = setup::SetupChain::new(setup::merged_usr(recipe));
+    let mut chain_users: Vec<crate::rootfs::setup::accounts::ExtraUser> = Vec::new();
     for r in recipe.chain() {
         let recipe_start = Location {
             file: r.path.clone(),
@@ -125,7 +147,49 @@ pub fn plan(
             crate::recipe::Base::Recipe(p) => (p.users.clone(), p.groups.clone()),
             crate::recipe::Base::Scratch => Default::default(),
         };
-        if declares_accounts && (r.users.clone(), r.groups.clone()) != parent_accounts {
+        let accounts_changed =
+            declares_accounts && (r.users.clone(), r.groups.clone()) != parent_accounts;
+        if accounts_changed && lock.is_some() {
+            // On a package base, accounts go through setup: added to base-passwd's and the
+            // packages' accounts, in the recipe's own package layers or a layer of their own.
+            for u in &r.users {
+                let group = r
+                    .groups
+                    .iter()
+                    .find(|g| g.gid == u.gid)
+                    .map_or_else(|| u.name.clone(), |g| g.name.clone());
+                chain_users.retain(|x| x.name != u.name);
+                chain_users.push(crate::rootfs::setup::accounts::ExtraUser {
+                    name: u.name.clone(),
+                    uid: Some(u.uid),
+                    group: Some(group),
+                    gecos: String::new(),
+                    home: u.home.clone(),
+                    shell: u.shell.clone(),
+                });
+            }
+            if !r.layers.iter().any(|l| l.packages.is_some()) {
+                let step = setup::Step {
+                    packages: Vec::new(),
+                    users: chain_users.clone(),
+                    generated: clock.generated_time(),
+                };
+                let layer = setup_layer(
+                    "accounts",
+                    vec!["/etc/passwd, /etc/group and shadow files with [[users]] added".into()],
+                    &recipe_start,
+                    r,
+                    step,
+                    &compression.cache_tag(),
+                    &layers,
+                    &mut lower,
+                    &mut lower_status,
+                    &mut chain,
+                    cache,
+                )?;
+                layers.push(layer);
+            }
+        } else if accounts_changed {
             let mut tree = LayerTree::new(&lower, implied_dir);
             let location = recipe_start.clone();
             for (path, entry) in
@@ -146,6 +210,7 @@ pub fn plan(
                 key: layer_key(&contents, &compression.cache_tag()),
                 contents: Some(contents),
                 status: None,
+                coverage: None,
             });
         }
         for spec in &r.layers {
@@ -160,64 +225,33 @@ pub fn plan(
                         PlanError::new(&spec.location, "the lockfile has no entry for this layer")
                             .help("run `stevedore lock` for this recipe")
                     })?;
-                let mut h = Hasher::new();
-                h.update(
-                    format!(
-                        "{LAYER_FORMAT_VERSION}\n{}\n{}\n{}\n",
-                        packages::SETUP_RULES_VERSION,
-                        compression.cache_tag(),
-                        clock.generated_time()
-                    )
-                    .as_bytes(),
-                );
-                // What lies below decides mapped paths, parents and the cumulative status.
-                for below in &layers {
-                    let below: &PlannedLayer = below;
-                    h.update(below.key.to_string().as_bytes());
-                }
                 let mut sorted = locked.packages.clone();
                 sorted.sort();
-                for p in &sorted {
-                    h.update(format!("{} {} {}\n", p.name, p.version, p.sha256).as_bytes());
-                }
-                let key = h.finish().0;
                 // One line per package, with why it is in (as the lock recorded it).
                 let mut shown = vec![format!("{} packages", sorted.len())];
                 shown.extend(sorted.iter().map(|p| {
                     let why = if p.why.is_empty() { "locked" } else { &p.why };
                     format!("{}={} ({why})", p.name, p.version)
                 }));
-                let cached = cache.layer_record(&key).and_then(|_| {
-                    Some((
-                        cache.layer_file(&key, "list")?,
-                        cache.layer_file(&key, "status")?,
-                    ))
-                });
-                let (contents, status) = match cached {
-                    Some((listing, status)) => {
-                        lower
-                            .apply_listing(&listing)
-                            .map_err(|e| PlanError::new(&spec.location, format!("cache: {e}")))?;
-                        (None, status)
-                    }
-                    None => {
-                        let installed =
-                            install_locked(&sorted, &lower, &lower_status, &clock, cache)
-                                .map_err(|e| PlanError::new(&spec.location, e))?;
-                        lower.apply(&installed.contents);
-                        (Some(installed.contents), installed.status)
-                    }
+                let step = setup::Step {
+                    packages: sorted,
+                    users: chain_users.clone(),
+                    generated: clock.generated_time(),
                 };
-                lower_status = status.clone();
-                layers.push(PlannedLayer {
-                    name: spec.name.clone(),
-                    recipe: r.path.clone(),
-                    location: spec.location.clone(),
-                    sources: shown,
-                    contents,
-                    status: Some(status),
-                    key,
-                });
+                let layer = setup_layer(
+                    &spec.name,
+                    shown,
+                    &spec.location,
+                    r,
+                    step,
+                    &compression.cache_tag(),
+                    &layers,
+                    &mut lower,
+                    &mut lower_status,
+                    &mut chain,
+                    cache,
+                )?;
+                layers.push(layer);
                 continue;
             }
             let mut tree = LayerTree::new(&lower, implied_dir);
@@ -249,6 +283,7 @@ pub fn plan(
                 sources: shown,
                 contents: Some(contents),
                 status: None,
+                coverage: None,
                 key,
             });
         }
@@ -292,37 +327,76 @@ pub fn plan(
     })
 }
 
-/// Fetches (or finds in the cache) the locked `.deb`s and lays them out as a layer.
-fn install_locked(
-    packages: &[crate::apt::LockedPackage],
-    lower: &LowerView,
-    lower_status: &str,
-    clock: &Clock,
+/// A package layer (or a setup-only accounts layer) of a package chain: its key from what
+/// decides its bytes, its contents from the cache's listing on a hit, else built with setup.
+#[allow(clippy::too_many_arguments)]
+fn setup_layer(
+    name: &str,
+    shown: Vec<String>,
+    location: &Location,
+    recipe: &Recipe,
+    step: setup::Step,
+    compression_tag: &str,
+    below: &[PlannedLayer],
+    lower: &mut LowerView,
+    lower_status: &mut String,
+    chain: &mut setup::SetupChain,
     cache: &Cache,
-) -> Result<crate::rootfs::Installed, String> {
-    let fetcher = crate::apt::Fetcher::new(&cache.apt_dir()).map_err(|e| e.to_string())?;
-    let wanted: Vec<_> = packages.iter().map(|p| p.wanted()).collect();
-    let paths = fetcher
-        .fetch_all_blocking(&wanted)
-        .map_err(|e| e.to_string())?;
-    let files: Vec<crate::rootfs::PackageFile> = packages
-        .iter()
-        .zip(paths)
-        .map(|(p, deb)| crate::rootfs::PackageFile {
-            name: p.name.clone(),
-            sha256: p.sha256.clone(),
-            deb,
-        })
-        .collect();
-    crate::rootfs::install(
-        &files,
-        lower,
-        lower_status,
-        true,
-        clock.generated_time(),
-        cache,
-    )
-    .map_err(|e| e.to_string())
+) -> Result<PlannedLayer, PlanError> {
+    let mut h = Hasher::new();
+    h.update(
+        format!(
+            "{LAYER_FORMAT_VERSION}\n{}\n{compression_tag}\n{}\nmerged-usr={}\n",
+            packages::SETUP_RULES_VERSION,
+            step.generated,
+            chain.merged()
+        )
+        .as_bytes(),
+    );
+    // What lies below decides mapped paths, parents, the cumulative status and setup's input.
+    for b in below.iter() {
+        h.update(b.key.to_string().as_bytes());
+    }
+    for p in &step.packages {
+        h.update(format!("{} {} {}\n", p.name, p.version, p.sha256).as_bytes());
+    }
+    h.update(format!("{:?}", step.users).as_bytes());
+    let key = h.finish().0;
+    let cached = cache.layer_record(&key).and_then(|_| {
+        let coverage = serde_json::from_str(&cache.layer_file(&key, "coverage")?).ok()?;
+        Some((
+            cache.layer_file(&key, "list")?,
+            cache.layer_file(&key, "status")?,
+            coverage,
+        ))
+    });
+    let (contents, status, coverage) = match cached {
+        Some((listing, status, coverage)) => {
+            lower
+                .apply_listing(&listing)
+                .map_err(|e| PlanError::new(location, format!("cache: {e}")))?;
+            chain.defer(step);
+            (None, status, coverage)
+        }
+        None => {
+            let built = chain
+                .build(&step, lower, lower_status, cache)
+                .map_err(|e| PlanError::new(location, e))?;
+            lower.apply(&built.contents);
+            (Some(built.contents), built.status, built.coverage)
+        }
+    };
+    *lower_status = status.clone();
+    Ok(PlannedLayer {
+        name: name.to_owned(),
+        recipe: recipe.path.clone(),
+        location: location.clone(),
+        sources: shown,
+        contents,
+        status: Some(status),
+        coverage: Some(coverage),
+        key,
+    })
 }
 
 /// Fills `{git.sha}`, `{git.short}`, `{git.branch}` and `{git.tag}` in a tag, and checks the

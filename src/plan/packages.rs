@@ -13,7 +13,7 @@ use crate::recipe::{AptSource, Location, Recipe};
 
 /// Bumped whenever what stevedore writes for the same packages changes (paths, dpkg database,
 /// merged /usr): the cache key of every package layer includes it.
-pub const SETUP_RULES_VERSION: &str = "rootfs-v2";
+pub const SETUP_RULES_VERSION: &str = "rootfs-v3";
 
 /// How the plan may get package sets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -699,6 +699,7 @@ impl Validator<'_> {
                 .unwrap_or_default(),
             minbase: decl.minbase.as_ref().is_some_and(|m| *m.get_ref()),
             recommends: decl.recommends.as_ref().is_some_and(|m| *m.get_ref()),
+            merged_usr: decl.merged_usr.as_ref().is_none_or(|m| *m.get_ref()),
         });
         if packages.is_some() && !items.is_empty() {
             self.error(

@@ -110,6 +110,8 @@ pub struct PackageSet {
     pub names: Vec<String>,
     pub minbase: bool,
     pub recommends: bool,
+    /// `/bin`, `/sbin`, `/lib*` → `usr/…` (the first package layer of a chain decides).
+    pub merged_usr: bool,
 }
 
 #[derive(Clone, Debug)]

@@ -110,6 +110,9 @@ pub struct LayerDecl {
     pub minbase: Option<Spanned<bool>>,
     /// Also install Recommends (off by default, as in most container images).
     pub recommends: Option<Spanned<bool>>,
+    /// Lay out `/bin`, `/sbin`, `/lib*` as symlinks into `/usr` (default true; false for
+    /// releases from before the merge, such as Ubuntu xenial).
+    pub merged_usr: Option<Spanned<bool>>,
     #[serde(default)]
     pub files: Vec<FilesDecl>,
     #[serde(default)]

@@ -7,13 +7,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::dpkg;
+use super::setup::PackageScripts;
 use crate::apt::Deb;
 use crate::cache::Cache;
 use crate::digest::Digest;
 use crate::image_path::ImagePath;
 use crate::layer::{
-    ContentSource, Entry, EntryKind, FileContent, LayerContents, LayerTree, LowerView, Meta,
-    ViewKind,
+    ContentSource, Entry, EntryKind, FileContent, LayerTree, LowerView, Meta, ViewKind,
 };
 
 /// One verified package to install: its name (for messages), sha256 and the `.deb` file.
@@ -42,10 +42,12 @@ pub enum InstallError {
     Cache(#[from] crate::cache::CacheError),
 }
 
-/// The layer and the cumulative dpkg status it carries.
-pub struct Installed {
-    pub contents: LayerContents,
+/// The layer (not finished yet: setup adds to it) and the cumulative dpkg status it carries.
+pub struct Installed<'a> {
+    pub tree: LayerTree<'a>,
     pub status: String,
+    /// The packages' maintainer scripts, in install order, for setup to reproduce.
+    pub scripts: Vec<PackageScripts>,
 }
 
 /// Directories merged into `/usr` on Debian since bookworm and Ubuntu since 19.04.
@@ -59,14 +61,14 @@ struct DebEntry {
 
 /// Installs `packages` on top of `lower`. `lower_status` is the dpkg status of the layers below;
 /// `generated` is the mtime of the files stevedore writes itself (the dpkg database).
-pub fn install(
+pub fn install<'a>(
     packages: &[PackageFile],
-    lower: &LowerView,
+    lower: &'a LowerView,
     lower_status: &str,
     merged_usr: bool,
     generated: u64,
     cache: &Cache,
-) -> Result<Installed, InstallError> {
+) -> Result<Installed<'a>, InstallError> {
     let implied = Meta {
         mode: 0o755,
         uid: 0,
@@ -75,6 +77,14 @@ pub fn install(
     };
     let mut tree = LayerTree::new(lower, implied);
     tree.keep_explicit_dir_times();
+    if packages.is_empty() {
+        // A setup-only step (accounts a recipe declares): no dpkg database to rewrite.
+        return Ok(Installed {
+            tree,
+            status: lower_status.to_owned(),
+            scripts: Vec::new(),
+        });
+    }
 
     let mut unpacked = Vec::new();
     for p in packages {
@@ -259,34 +269,33 @@ pub fn install(
         status.clone().into_bytes(),
         0o644,
     )?;
+    let scripts = unpacked
+        .iter()
+        .map(|(p, deb, _)| {
+            let text = |f: &str| {
+                deb.control_file(f)
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+            };
+            PackageScripts {
+                package: p.name.clone(),
+                preinst: text("preinst"),
+                postinst: text("postinst"),
+                prerm: text("prerm"),
+                postrm: text("postrm"),
+            }
+        })
+        .collect();
     Ok(Installed {
-        contents: tree.finish()?,
+        tree,
         status,
+        scripts,
     })
 }
 
+/// Conffiles are small: read whole.
 fn md5_of(f: &FileContent) -> std::io::Result<String> {
     use md5::Digest as _;
-    use std::io::{Read, Seek};
-    let mut h = md5::Md5::new();
-    match &f.source {
-        ContentSource::Range { path, offset } => {
-            let mut file = File::open(path.as_path())?;
-            file.seek(std::io::SeekFrom::Start(*offset))?;
-            let mut take = file.take(f.size);
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                let n = take.read(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                h.update(&buf[..n]);
-            }
-        }
-        ContentSource::Bytes(b) => h.update(b),
-        ContentSource::Host(p) => h.update(std::fs::read(p)?),
-    }
-    Ok(hex::encode(h.finalize()))
+    Ok(hex::encode(md5::Md5::digest(super::read_content(f)?)))
 }
 
 /// Keeps the package's data.tar decompressed in the cache (once per package), so its entries

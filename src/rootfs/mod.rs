@@ -7,10 +7,16 @@
 //!   package paths under them land below `usr/` (the tree maps them through the symlinks);
 //! - file conflicts between packages follow dpkg's `Replaces`, or are reported;
 //! - [`dpkg`] writes the dpkg database (`status`, `info/*.list`, `.md5sums`, `.conffiles`, the
-//!   maintainer scripts) so `dpkg -l`, `dpkg -L`, `dpkg --verify`, scanners and apt work.
+//!   maintainer scripts) so `dpkg -l`, `dpkg -L`, `dpkg --verify`, scanners and apt work;
+//! - [`setup`] computes what the skipped maintainer scripts would have done, over a
+//!   [`TreeRoot`] of everything laid so far, and [`apply_effects`] writes it into the layer.
 
+mod apply;
 pub mod dpkg;
 mod install;
 pub mod setup;
+mod view;
 
+pub use apply::{ApplyError, apply_effects};
 pub use install::{InstallError, Installed, PackageFile, install};
+pub use view::{TreeRoot, read_content};

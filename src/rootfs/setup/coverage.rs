@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use super::accounts::Accounts;
 use super::shell::Command;
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum Status {
     /// Reproduced by the named mechanism.
     Reproduced(String),
@@ -34,7 +34,7 @@ impl Status {
 }
 
 /// One command of one script.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CommandReport {
     pub package: String,
     /// `preinst`, `postinst`, `prerm`, `postrm`.
@@ -65,7 +65,7 @@ impl std::fmt::Display for Summary {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Coverage {
     /// By package, script, line.
     pub commands: Vec<CommandReport>,

@@ -17,6 +17,8 @@ pub enum Outcome {
     Effects(Vec<Effect>),
     /// The path does not exist on a fresh install: nothing to do.
     Absent(String),
+    /// What the command would create is already there (the script guards it): nothing to do.
+    Present(String),
     /// Not understood (options, symbolic modes, unknown user...): the reason.
     Unsupported(String),
 }
@@ -126,6 +128,10 @@ pub fn interpret(cmd: &Command, accounts: &Accounts, exists: &dyn Fn(&str) -> bo
                 return unsupported("hard links");
             }
             match args.as_slice() {
+                // openssl: `if [ ! -e /usr/lib/ssl ]; then ln -sf /etc/ssl /usr/lib/ssl; fi`.
+                // Conditions are not evaluated, so an existing path stands in for the guard
+                // (with -f on a directory, ln would put the link *inside* it anyway).
+                [_, link] if exists(link) => Outcome::Present(link.clone()),
                 [target, link] => Outcome::Effects(vec![Effect::symlink(link, target)]),
                 _ => unsupported("only `ln -s TARGET LINK`"),
             }

@@ -436,6 +436,11 @@ pub fn setup(
                             direct =
                                 Some(coverage::Status::Reproduced("filesystem command".into()));
                         }
+                        fsops::Outcome::Present(p) => {
+                            direct = Some(coverage::Status::Ignored(format!(
+                                "{p} is already in the packages (the script creates it only when missing)"
+                            )));
+                        }
                         fsops::Outcome::Absent(p) => {
                             direct = Some(coverage::Status::Ignored(format!(
                                 "{p} does not exist on a fresh install"

@@ -617,6 +617,10 @@ impl Parser {
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return None;
             }
+            // Inside a function body, `$1`.. are the function's arguments, not the script's.
+            if self.function_depth > 0 && name.chars().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
             if let Some(v) = loop_vals.get(name) {
                 out.push_str(v);
             } else {

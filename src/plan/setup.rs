@@ -1,0 +1,206 @@
+//! Package layers with their script-free setup, in chain order.
+//!
+//! Setup is cumulative: `/usr/bin/java` depends on the alternatives of every package so far,
+//! `/etc/passwd` on every sysusers file. So each package layer runs setup over the whole tree
+//! laid so far and writes only what changed since the layer below (a new user rewrites
+//! `/etc/passwd`; the CA bundle, unchanged, stays in the lower layer).
+//!
+//! A package layer found in the cache is not laid out again. Only when a layer above it misses
+//! does the chain replay the lower ones (install + setup, output discarded) to know the tree
+//! and the setup state it builds on: a no-op build reads nothing, a rebuild of the top layer
+//! pays for the replay once.
+
+use std::collections::BTreeSet;
+
+use crate::apt::LockedPackage;
+use crate::cache::Cache;
+use crate::layer::{LayerContents, LowerView};
+use crate::rootfs::setup::{self, Effect, PackageScripts, accounts::ExtraUser, coverage::Coverage};
+use crate::rootfs::{PackageFile, TreeRoot};
+
+/// One package layer (or a recipe's accounts) as setup sees it.
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub packages: Vec<LockedPackage>,
+    /// Users the recipes so far declare.
+    pub users: Vec<ExtraUser>,
+    /// Time of what stevedore writes (dpkg database, setup output, JKS entry dates).
+    pub generated: u64,
+}
+
+/// What a built step gives the plan.
+pub struct Built {
+    pub contents: LayerContents,
+    /// The cumulative dpkg status after this layer.
+    pub status: String,
+    /// The coverage of this layer's packages' scripts.
+    pub coverage: Coverage,
+}
+
+/// Whether the chain lays out `bin`, `sbin`, `lib*` as symlinks into `/usr`: the first
+/// package layer's `merged-usr` (default true, as debootstrap does for current releases).
+pub fn merged_usr(recipe: &crate::recipe::Recipe) -> bool {
+    recipe
+        .chain()
+        .iter()
+        .flat_map(|r| &r.layers)
+        .find_map(|l| l.packages.as_ref())
+        .is_none_or(|p| p.merged_usr)
+}
+
+pub struct SetupChain {
+    merged_usr: bool,
+    /// Cache hits below, not replayed yet.
+    pending: Vec<Step>,
+    /// The package layers replayed or built so far (file layers are not part of setup's view).
+    replay_lower: LowerView,
+    replay_status: String,
+    view: TreeRoot,
+    scripts: Vec<PackageScripts>,
+    /// The cumulative effects after the last step.
+    effects: Vec<Effect>,
+}
+
+impl SetupChain {
+    pub fn new(merged_usr: bool) -> SetupChain {
+        SetupChain {
+            merged_usr,
+            pending: Vec::new(),
+            replay_lower: LowerView::new(),
+            replay_status: String::new(),
+            view: TreeRoot::new(),
+            scripts: Vec::new(),
+            effects: Vec::new(),
+        }
+    }
+
+    pub fn merged(&self) -> bool {
+        self.merged_usr
+    }
+
+    /// A step whose layer is in the cache: remembered, replayed only if a later step builds.
+    pub fn defer(&mut self, step: Step) {
+        self.pending.push(step);
+    }
+
+    /// Builds a step's layer on `lower` (the real stack below, file layers included).
+    pub fn build(
+        &mut self,
+        step: &Step,
+        lower: &LowerView,
+        lower_status: &str,
+        cache: &Cache,
+    ) -> Result<Built, String> {
+        for p in std::mem::take(&mut self.pending) {
+            let lower = self.replay_lower.clone();
+            let status = self.replay_status.clone();
+            let built = self.run(&p, &lower, &status, cache)?;
+            self.replay_lower.apply(&built.contents);
+            self.replay_status = built.status;
+        }
+        let built = self.run(step, lower, lower_status, cache)?;
+        self.replay_lower.apply(&built.contents);
+        self.replay_status = built.status.clone();
+        Ok(built)
+    }
+
+    fn run(
+        &mut self,
+        step: &Step,
+        lower: &LowerView,
+        lower_status: &str,
+        cache: &Cache,
+    ) -> Result<Built, String> {
+        let files = fetch(&step.packages, cache)?;
+        let installed = crate::rootfs::install(
+            &files,
+            lower,
+            lower_status,
+            self.merged_usr,
+            step.generated,
+            cache,
+        )
+        .map_err(|e| e.to_string())?;
+        let mut tree = installed.tree;
+        self.view.add_entries(tree.all_entries());
+        let mine: BTreeSet<String> = installed
+            .scripts
+            .iter()
+            .map(|s| s.package.clone())
+            .collect();
+        self.scripts.extend(installed.scripts);
+        let options = setup::Options {
+            extra_users: step.users.clone(),
+            epoch: step.generated,
+        };
+        let result =
+            setup::setup(&self.view, &self.scripts, &options).map_err(|e| e.to_string())?;
+
+        // New or changed effects go in whole; unchanged ones only where this layer replaced
+        // what they had set (a package shipping a path again, files new under a chown -R).
+        let before: BTreeSet<&Effect> = self.effects.iter().collect();
+        let (unchanged, new): (Vec<Effect>, Vec<Effect>) = result
+            .effects
+            .iter()
+            .cloned()
+            .partition(|e| before.contains(e));
+        for e in self
+            .effects
+            .iter()
+            .filter(|e| e.creates() && !result.effects.iter().any(|n| n.path() == e.path()))
+        {
+            // Rules that only create what is missing (`/etc/profile` when absent) stop
+            // producing it once a lower layer has it: expected, and what the scripts do.
+            tracing::debug!(
+                "setup no longer produces {} (it stays as the lower layer wrote it)",
+                e.path()
+            );
+        }
+        let here: BTreeSet<String> = tree
+            .explicit_entries()
+            .map(|(p, _)| format!("/{}", p.as_str()))
+            .collect();
+        crate::rootfs::apply_effects(&mut tree, &self.view, &new, &|_| true, step.generated)
+            .map_err(|e| e.to_string())?;
+        crate::rootfs::apply_effects(
+            &mut tree,
+            &self.view,
+            &unchanged,
+            &|p| here.contains(p),
+            step.generated,
+        )
+        .map_err(|e| e.to_string())?;
+        for e in &new {
+            self.view.apply(e);
+        }
+        self.effects = result.effects;
+        let mut coverage = result.coverage;
+        coverage.commands.retain(|c| mine.contains(&c.package));
+        Ok(Built {
+            contents: tree.finish().map_err(|e| e.to_string())?,
+            status: installed.status,
+            coverage,
+        })
+    }
+}
+
+/// Fetches (or finds in the cache) the locked `.deb`s.
+fn fetch(packages: &[LockedPackage], cache: &Cache) -> Result<Vec<PackageFile>, String> {
+    if packages.is_empty() {
+        return Ok(Vec::new());
+    }
+    let fetcher = crate::apt::Fetcher::new(&cache.apt_dir()).map_err(|e| e.to_string())?;
+    let wanted: Vec<_> = packages.iter().map(|p| p.wanted()).collect();
+    let paths = fetcher
+        .fetch_all_blocking(&wanted)
+        .map_err(|e| e.to_string())?;
+    Ok(packages
+        .iter()
+        .zip(paths)
+        .map(|(p, deb)| PackageFile {
+            name: p.name.clone(),
+            sha256: p.sha256.clone(),
+            deb,
+        })
+        .collect())
+}
