@@ -96,9 +96,20 @@ fn load_chain(
     };
     stack.pop();
 
+    // The folder file sources are read from: the recipe's own, or `context` (like a Docker
+    // build context) when the files live beside the recipes folder, e.g. `context = ".."`.
+    let context = match &file.context {
+        None => dir.clone(),
+        Some(c) => dir.join(c.get_ref()).canonicalize().map_err(|e| {
+            source
+                .diagnostic(c.span(), format!("context `{}`: {e}", c.get_ref()))
+                .help("`context` is a folder, relative to the recipe's folder")
+        })?,
+    };
     let mut v = Validator {
         source: &source,
         dir: &dir,
+        context: &context,
         diagnostics: Vec::new(),
     };
     let recipe = v.recipe(file, base);
@@ -122,7 +133,10 @@ fn resolve_relative(recipe: &Path, rel: &str) -> PathBuf {
 
 struct Validator<'a> {
     source: &'a SourceText,
+    /// The recipe's folder: `from` and keyrings are relative to it.
     dir: &'a Path,
+    /// Where file sources are read from (the recipe's folder unless `context` says otherwise).
+    context: &'a Path,
     diagnostics: Vec<Diagnostic>,
 }
 
@@ -190,7 +204,7 @@ impl Validator<'_> {
         }
         Recipe {
             path: self.source.path.clone(),
-            dir: self.dir.to_path_buf(),
+            dir: self.context.to_path_buf(),
             from,
             image,
             config,
@@ -806,10 +820,10 @@ impl Validator<'_> {
         if s.is_empty() || Path::new(s).is_absolute() {
             self.error(
                 src.span(),
-                format!("src `{s}` must be a path relative to the recipe's folder"),
+                format!("src `{s}` must be a path relative to the recipe's context folder"),
                 format!(
                     "sources are read from {}; write the path relative to it",
-                    self.dir.display()
+                    self.context.display()
                 ),
             );
             return None;
@@ -820,10 +834,10 @@ impl Validator<'_> {
         {
             self.error(
                 src.span(),
-                format!("src `{s}` leaves the recipe's folder"),
+                format!("src `{s}` leaves the recipe's context folder"),
                 format!(
                     "sources must be inside {}; move the files there or the recipe up",
-                    self.dir.display()
+                    self.context.display()
                 ),
             );
             return None;
@@ -847,7 +861,7 @@ impl Validator<'_> {
                 );
                 return None;
             }
-            let base = self.dir.join(literal.join("/"));
+            let base = self.context.join(literal.join("/"));
             let base = self.inside(src, &base)?;
             if !base.is_dir() {
                 self.error(
@@ -856,13 +870,13 @@ impl Validator<'_> {
                         "the folder `{}` of glob `{s}` does not exist",
                         literal.join("/")
                     ),
-                    "check the path; globs are relative to the recipe's folder",
+                    "check the path; globs are relative to the recipe's context folder",
                 );
                 return None;
             }
             return Some(SourceKind::Glob { base, pattern });
         }
-        let path = self.dir.join(s);
+        let path = self.context.join(s);
         if path.symlink_metadata().is_err() {
             self.error(
                 src.span(),
@@ -870,7 +884,7 @@ impl Validator<'_> {
                     "source `{s}` does not exist (looked for {})",
                     path.display()
                 ),
-                "check the path; sources are relative to the recipe's folder",
+                "check the path; sources are relative to the recipe's context folder",
             );
             return None;
         }
@@ -889,19 +903,19 @@ impl Validator<'_> {
         }
     }
 
-    /// Canonicalises `path` and checks it stays inside the recipe's folder (symlinks included).
+    /// Canonicalises `path` and checks it stays inside the recipe's context folder (symlinks included).
     fn inside(&mut self, src: &Str, path: &Path) -> Option<PathBuf> {
         match path.canonicalize() {
-            Ok(c) if c.starts_with(self.dir) => Some(c),
+            Ok(c) if c.starts_with(self.context) => Some(c),
             Ok(c) => {
                 self.error(
                     src.span(),
                     format!(
-                        "src `{}` resolves to {}, outside the recipe's folder",
+                        "src `{}` resolves to {}, outside the recipe's context folder",
                         src.get_ref(),
                         c.display()
                     ),
-                    format!("sources must be inside {}", self.dir.display()),
+                    format!("sources must be inside {}", self.context.display()),
                 );
                 None
             }

@@ -16,7 +16,7 @@ pub use super::diagnostic::Location;
 pub struct Recipe {
     /// The recipe file, as given (not canonicalised, so messages show what the user typed).
     pub path: PathBuf,
-    /// The folder sources are resolved against, canonicalised.
+    /// The folder file sources are resolved against (`context`, default the recipe's), canonicalised.
     pub dir: PathBuf,
     pub from: Base,
     pub image: ImageSettings,

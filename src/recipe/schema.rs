@@ -12,6 +12,8 @@ pub type Str = Spanned<String>;
 pub struct RecipeFile {
     /// `scratch` or a path to another recipe, relative to this file.
     pub from: Option<Str>,
+    /// The folder file sources are read from, relative to this file's folder (default: it).
+    pub context: Option<Str>,
     pub image: Option<ImageSection>,
     pub config: Option<ConfigSection>,
     /// apt sources for package layers; a recipe without them uses its base's.
