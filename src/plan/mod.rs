@@ -173,6 +173,7 @@ pub fn plan(
                     packages: Vec::new(),
                     users: chain_users.clone(),
                     generated: clock.generated_time(),
+                    apt_sources: setup::sources_list(&r.sources),
                 };
                 let layer = setup_layer(
                     "accounts",
@@ -237,6 +238,7 @@ pub fn plan(
                     packages: sorted,
                     users: chain_users.clone(),
                     generated: clock.generated_time(),
+                    apt_sources: setup::sources_list(&r.sources),
                 };
                 let layer = setup_layer(
                     &spec.name,
@@ -360,7 +362,8 @@ fn setup_layer(
     for p in &step.packages {
         h.update(format!("{} {} {}\n", p.name, p.version, p.sha256).as_bytes());
     }
-    h.update(format!("{:?}", step.users).as_bytes());
+    h.update(format!("{:?}\n", step.users).as_bytes());
+    h.update(step.apt_sources.as_bytes());
     let key = h.finish().0;
     let cached = cache.layer_record(&key).and_then(|_| {
         let coverage = serde_json::from_str(&cache.layer_file(&key, "coverage")?).ok()?;

@@ -26,6 +26,31 @@ pub struct Step {
     pub users: Vec<ExtraUser>,
     /// Time of what stevedore writes (dpkg database, setup output, JKS entry dates).
     pub generated: u64,
+    /// `/etc/apt/sources.list` for the recipe's sources, so apt works inside the image.
+    pub apt_sources: String,
+}
+
+/// The one-line `sources.list` form (understood by every apt release, xenial's included):
+/// the first mirror of each source (the others are fallbacks), one line per suite.
+pub fn sources_list(sources: &[crate::recipe::AptSource]) -> String {
+    let mut out = String::from("# Written by stevedore from the recipe's [[sources]].\n");
+    for s in sources {
+        let Some(mirror) = s.mirrors.first() else {
+            continue;
+        };
+        let options = if s.allow_unsigned {
+            "[trusted=yes] "
+        } else {
+            ""
+        };
+        for suite in &s.suites {
+            out.push_str(&format!(
+                "deb {options}{mirror} {suite} {}\n",
+                s.components.join(" ")
+            ));
+        }
+    }
+    out
 }
 
 /// What a built step gives the plan.
@@ -133,8 +158,16 @@ impl SetupChain {
             extra_users: step.users.clone(),
             epoch: step.generated,
         };
-        let result =
+        let mut result =
             setup::setup(&self.view, &self.scripts, &options).map_err(|e| e.to_string())?;
+        result.effects.push(Effect::WriteFile {
+            path: "/etc/apt/sources.list".into(),
+            bytes: step.apt_sources.clone().into_bytes(),
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+        });
+        setup::sort_effects(&mut result.effects);
 
         // New or changed effects go in whole; unchanged ones only where this layer replaced
         // what they had set (a package shipping a path again, files new under a chown -R).
