@@ -340,7 +340,9 @@ fn init_logging(verbose: u8, quiet: bool) {
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+        // rPGP warns about every Trust packet in Ubuntu's keyring (GnuPG keyring files carry
+        // them; they are rightly ignored): not something the user can act on.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default},pgp=error")));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -147,6 +147,10 @@ struct Expect<'a> {
     tomcat_user: &'a str,
     java_major: &'a str,
     jvm_dir: &'a str,
+    /// Script commands the coverage report must show as reproduced.
+    reproduced: &'a [&'a str],
+    /// Packages whose scripts must have nothing left uncovered.
+    fully_covered: &'a [&'a str],
 }
 
 fn build_run_and_check(e: &Expect<'_>, all_recipes: &[&str]) {
@@ -312,12 +316,24 @@ fn build_run_and_check(e: &Expect<'_>, all_recipes: &[&str]) {
     let out = stevedore(&cache, &["plan", "--scripts", path_str(&recipe)]);
     assert!(out.status.success(), "{}", stderr(&out));
     let report = stdout(&out);
-    for needed in ["update-alternatives --install /usr/bin/java java"] {
+    for needed in e.reproduced {
         let line = report
             .lines()
             .find(|l| l.contains(needed))
             .unwrap_or_else(|| panic!("no `{needed}` in the report:\n{report}"));
         assert!(line.contains("reproduced"), "{line}");
+    }
+    // The packages the image exists for have no command left uncovered.
+    let mut section = "";
+    for line in report.lines() {
+        if !line.starts_with(' ') {
+            section = line.split_whitespace().next().unwrap_or("");
+        } else if line.contains("NOT COVERED") {
+            assert!(
+                !e.fully_covered.contains(&section),
+                "{section}: {line}\n{report}"
+            );
+        }
     }
 }
 
@@ -331,6 +347,19 @@ fn webapp_on_bookworm_tomcat10_serves_the_war() {
             tomcat_user: "tomcat",
             java_major: "17",
             jvm_dir: "/usr/lib/jvm/java-17-openjdk-amd64",
+            reproduced: &[
+                "update-alternatives --install /usr/bin/java java",
+                "systemd-sysusers",
+                "ucf --debconf-ok --three-way /usr/share/tomcat10/etc/server.xml",
+                "chown root:tomcat /etc/tomcat10/server.xml",
+            ],
+            fully_covered: &[
+                "openjdk-17-jre-headless",
+                "tomcat10",
+                "ca-certificates",
+                "java-common",
+                "base-passwd",
+            ],
         },
         &[
             "debian-bookworm.toml",

@@ -49,6 +49,17 @@ pub fn interpret(cmd: &Command, accounts: &Accounts, exists: &dyn Fn(&str) -> bo
     }
     let recursive = flags.contains('R');
     let unsupported = |why: &str| Outcome::Unsupported(format!("{prog}: {why}"));
+    // The paths operated on (after the owner or mode operand; for ln, the link).
+    let paths: &[String] = match prog {
+        "chown" | "chgrp" | "chmod" => args.get(1..).unwrap_or(&[]),
+        "ln" => args.get(1..).unwrap_or(&[]),
+        _ => &args,
+    };
+    if let Some(p) = paths.iter().find(|p| !p.starts_with('/')) {
+        return unsupported(&format!(
+            "relative path {p} (depends on the script's working directory)"
+        ));
+    }
     match prog {
         "chown" | "chgrp" => {
             let Some((owner, paths)) = args.split_first() else {

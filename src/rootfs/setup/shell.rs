@@ -29,6 +29,19 @@ pub struct Command {
 }
 
 impl Command {
+    /// A stand-in for something that is not a parsed command (a whole binary script).
+    pub fn opaque(text: String) -> Command {
+        Command {
+            line: 1,
+            text,
+            words: Vec::new(),
+            redirects: Vec::new(),
+            unresolved: true,
+            in_function: false,
+            dead: None,
+        }
+    }
+
     pub fn program(&self) -> &str {
         self.words.first().map(String::as_str).unwrap_or("")
     }
