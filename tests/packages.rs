@@ -285,3 +285,130 @@ fn conflicts_follow_replaces_and_bad_requests_name_the_package() {
     assert_eq!(out.status.code(), Some(3));
     assert!(stderr(&out).contains("no [[sources]]"), "{}", stderr(&out));
 }
+
+/// Entries of one layer: path → (content or link target).
+fn layer_entries(
+    layout: &Path,
+    digest: &str,
+    index: usize,
+) -> std::collections::BTreeMap<String, String> {
+    let blob =
+        |d: &str| std::fs::read(layout.join("blobs/sha256").join(&d["sha256:".len()..])).unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&blob(digest)).unwrap();
+    let layer = blob(manifest["layers"][index]["digest"].as_str().unwrap());
+    let mut tar = Vec::new();
+    flate2::read::GzDecoder::new(&layer[..])
+        .read_to_end(&mut tar)
+        .unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    for e in tar::Archive::new(&tar[..]).entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = e.path().unwrap().to_string_lossy().into_owned();
+        let value = match e.link_name().unwrap() {
+            Some(l) => format!("-> {}", l.to_string_lossy()),
+            None => {
+                let mut s = String::new();
+                let _ = e.read_to_string(&mut s);
+                s
+            }
+        };
+        out.insert(path, value);
+    }
+    out
+}
+
+/// Setup is cumulative across package layers: an upper layer's users and alternatives build on
+/// the lower ones', and a layer built on cached lower layers (which the chain replays) is
+/// byte-identical to one built with everything cold.
+#[test]
+fn setup_across_layers_and_replayed_from_the_cache() {
+    require_tool("gpg", "gnupg");
+    let mut passwd = TestDeb::new("base-passwd", "3.6")
+        .field("Essential", "yes")
+        .field("Priority", "required");
+    passwd.items = vec![
+        Item::Dir("./usr/"),
+        Item::Dir("./usr/share/"),
+        Item::Dir("./usr/share/base-passwd/"),
+        Item::File(
+            "./usr/share/base-passwd/passwd.master",
+            b"root:*:0:0:root:/root:/bin/sh\n".to_vec(),
+            0o644,
+        ),
+        Item::File(
+            "./usr/share/base-passwd/group.master",
+            b"root:*:0:\nadm:*:4:\n".to_vec(),
+            0o644,
+        ),
+    ];
+    let service = |name: &'static str, priority: u32| {
+        let mut d = TestDeb::new(name, "1").postinst(&format!(
+            "#!/bin/sh\nset -e\nif [ \"$1\" = configure ]; then\n  systemd-sysusers\n  update-alternatives --install /usr/bin/tool tool /usr/bin/tool-{name} {priority}\nfi\n"
+        ));
+        d.items = vec![
+            Item::Dir("./usr/"),
+            Item::Dir("./usr/bin/"),
+            Item::File(
+                Box::leak(format!("./usr/bin/tool-{name}").into_boxed_str()),
+                name.as_bytes().to_vec(),
+                0o755,
+            ),
+            Item::Dir("./usr/lib/"),
+            Item::Dir("./usr/lib/sysusers.d/"),
+            Item::File(
+                Box::leak(format!("./usr/lib/sysusers.d/{name}.conf").into_boxed_str()),
+                format!("u {name} - \"{name}\" /var/lib/{name}\n").into_bytes(),
+                0o644,
+            ),
+        ];
+        d
+    };
+    let repo = build_repo(&RepoSpec::new(vec![
+        passwd,
+        service("alpha", 10),
+        service("beta", 20),
+    ]));
+    let server = Server::serve(repo.root());
+    let t = tempdir();
+    let lower = "\n[[layers]]\nname = \"base\"\nminbase = true\n\n[[layers]]\nname = \"alpha\"\npackages = [\"alpha\"]\n";
+    let upper = format!("{lower}\n[[layers]]\nname = \"beta\"\npackages = [\"beta\"]\n");
+
+    // Warm: the two lower layers first, then the recipe grown by one layer (they are replayed).
+    let warm = t.path().join("warm-cache");
+    let recipe_path = recipe(t.path(), &server.url(), lower);
+    build_ok(&warm, &[path_str(&recipe_path)]);
+    recipe(t.path(), &server.url(), &upper);
+    let out = t.path().join("warm-out");
+    let warm_digest = build_ok(
+        &warm,
+        &[
+            path_str(&recipe_path),
+            "-o",
+            &format!("oci:{}", out.display()),
+        ],
+    );
+    // Cold: everything at once in an empty cache.
+    let cold = t.path().join("cold-cache");
+    let cold_digest = build_ok(&cold, &[path_str(&recipe_path)]);
+    assert_eq!(
+        warm_digest, cold_digest,
+        "replayed setup differs from a cold build"
+    );
+
+    let alpha = layer_entries(&out, &warm_digest, 1);
+    let beta = layer_entries(&out, &warm_digest, 2);
+    assert!(
+        alpha["etc/passwd"].contains("alpha:x:999:999:alpha:/var/lib/alpha"),
+        "{alpha:?}"
+    );
+    // The upper layer rewrites /etc/passwd with both users, alpha keeping its id.
+    let passwd = &beta["etc/passwd"];
+    assert!(passwd.contains("alpha:x:999:999:"), "{passwd}");
+    assert!(passwd.contains("beta:x:998:998:"), "{passwd}");
+    // Higher priority wins: the alternative moves to beta's tool, in beta's layer.
+    assert_eq!(alpha["etc/alternatives/tool"], "-> /usr/bin/tool-alpha");
+    assert_eq!(beta["etc/alternatives/tool"], "-> /usr/bin/tool-beta");
+    // What did not change is not written again (the link /usr/bin/tool → alternatives).
+    assert!(alpha.contains_key("usr/bin/tool"));
+    assert!(!beta.contains_key("usr/bin/tool"), "{beta:?}");
+}

@@ -21,8 +21,8 @@ pub struct ApplyError {
 
 /// Applies `effects` (in [`super::setup::sort_effects`] order) to `tree`. `view` is the merged
 /// tree (lower layers and this one) that supplies the content of lower files being re-owned;
-/// `touches` limits changes of existing entries to the paths it accepts; `mtime` dates what
-/// setup creates.
+/// `touches` limits the effects to the (resolved) paths it accepts; `mtime` dates what setup
+/// creates.
 pub fn apply_effects(
     tree: &mut LayerTree<'_>,
     view: &TreeRoot,
@@ -31,6 +31,9 @@ pub fn apply_effects(
     mtime: u64,
 ) -> Result<(), ApplyError> {
     for effect in effects {
+        if effect.creates() && !touches(&view.resolve(effect.path())) {
+            continue;
+        }
         match effect {
             Effect::WriteFile {
                 path,

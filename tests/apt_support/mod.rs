@@ -54,6 +54,7 @@ pub struct TestDeb {
     pub items: Vec<Item>,
     /// `xz`, `zst`, `gz`, `none`, or anything else to produce an unsupported member name.
     pub data_compression: &'static str,
+    pub postinst: String,
 }
 
 impl TestDeb {
@@ -74,7 +75,13 @@ impl TestDeb {
                 ),
             ],
             data_compression: "xz",
+            postinst: "#!/bin/sh\nexit 0\n".into(),
         }
+    }
+
+    pub fn postinst(mut self, script: &str) -> Self {
+        self.postinst = script.into();
+        self
     }
 
     pub fn field(mut self, k: &str, v: &str) -> Self {
@@ -117,7 +124,7 @@ impl TestDeb {
                 .into_bytes(),
                 0o644,
             ),
-            Item::File("./postinst", b"#!/bin/sh\nexit 0\n".to_vec(), 0o755),
+            Item::File("./postinst", self.postinst.clone().into_bytes(), 0o755),
         ]);
         let data_tar = tar_of(&self.items);
         let (data_name, data) = match self.data_compression {
