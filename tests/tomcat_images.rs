@@ -369,3 +369,24 @@ fn webapp_on_bookworm_tomcat10_serves_the_war() {
         ],
     );
 }
+
+#[test]
+fn classic_stack_xenial_tomcat7_serves_the_javax_war() {
+    build_run_and_check(
+        &Expect {
+            recipe: "ubuntu-xenial-tomcat7.toml",
+            tag: "latest",
+            conf: "/etc/tomcat7",
+            tomcat_user: "tomcat7",
+            java_major: "1.8",
+            jvm_dir: "/usr/lib/jvm/java-8-openjdk-amd64",
+            reproduced: &[
+                "update-alternatives --install /usr/bin/java java",
+                "adduser --system --home /usr/share/tomcat7",
+                "chmod 775 /var/lib/tomcat7/webapps",
+            ],
+            fully_covered: &["openjdk-8-jre-headless", "base-passwd"],
+        },
+        &["ubuntu-xenial-tomcat7.toml"],
+    );
+}
