@@ -4,9 +4,13 @@
 //! postinsts (tomcat10 creates its user this way), and `passwd`'s `shadowconfig on`. Ids of
 //! dynamic users are allocated like systemd-sysusers does (999 downwards), but in a stable
 //! order (sysusers files sorted by name, then by line), so every build gives the same ids.
+//! Accounts that postinsts create with `adduser`/`useradd` come last, in package order
+//! ([`super::adduser`]): adduser allocates from 100 upwards, sysusers from 999 downwards, and
+//! both skip every id already taken, so the two never collide.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::adduser::{self, Home, ScriptAccountAt};
 use super::{Effect, RootView};
 
 pub const PASSWD_MASTER: &str = "/usr/share/base-passwd/passwd.master";
@@ -58,6 +62,8 @@ pub struct Accounts {
     pub unsupported: Vec<String>,
     /// Where each added user/group came from (`name` → `file:line`).
     pub sources: BTreeMap<String, String>,
+    /// Home directories the account tools of the scripts create (with missing parents).
+    pub homes: Vec<Home>,
 }
 
 impl Accounts {
@@ -131,6 +137,11 @@ impl Accounts {
                 gid: shadow_gid,
             });
         }
+        out.extend(
+            self.homes
+                .iter()
+                .map(|h| Effect::dir(&h.path, h.mode, h.uid, h.gid)),
+        );
         out
     }
 }
@@ -316,6 +327,38 @@ pub fn sysusers_files(root: &dyn RootView) -> Vec<(String, String)> {
 /// Builds the account database: base-passwd's masters (or the files already in the root when
 /// the masters are absent), then sysusers.d declarations, then `extra` users.
 pub fn accounts(root: &dyn RootView, extra: &[ExtraUser]) -> Accounts {
+    with_scripts(root, extra, &[])
+}
+
+/// [`accounts`], then the account commands of the maintainer scripts in the order given
+/// (package order, preinst before postinst, line order). A command the tool would refuse is
+/// listed in [`Accounts::unsupported`] as `at: why`.
+pub fn with_scripts(
+    root: &dyn RootView,
+    extra: &[ExtraUser],
+    scripts: &[ScriptAccountAt],
+) -> Accounts {
+    let mut acc = declared(root, extra);
+    let defaults = adduser::Defaults::from_root(root);
+    for s in scripts {
+        let before = (acc.users.len(), acc.groups.len());
+        match adduser::apply(&mut acc, root, &defaults, &s.account) {
+            Ok(()) => {
+                for u in &acc.users[before.0..] {
+                    acc.sources.insert(format!("user {}", u.name), s.at.clone());
+                }
+                for g in &acc.groups[before.1..] {
+                    acc.sources
+                        .insert(format!("group {}", g.name), s.at.clone());
+                }
+            }
+            Err(why) => acc.unsupported.push(format!("{}: {why}", s.at)),
+        }
+    }
+    acc
+}
+
+fn declared(root: &dyn RootView, extra: &[ExtraUser]) -> Accounts {
     let read = |p: &str| root.read(p).and_then(|b| String::from_utf8(b).ok());
     // An /etc/passwd already in the tree (a lower layer's setup) comes first, so users keep
     // their ids when a later layer adds sysusers.d files; master entries it lacks are added

@@ -304,6 +304,7 @@ pub fn classify(package: &str, script: &str, cmd: &Command, ctx: &Context<'_>) -
         }
         "systemd-sysusers" if ctx.has_sysusers => rep("accounts (sysusers.d)"),
         "systemd-tmpfiles" if !ctx.tmpfiles.is_empty() => rep("tmpfiles.d"),
+        "usermod" | "gpasswd" => Status::NotCovered("changes an account".into()),
         "adduser" | "addgroup" | "useradd" | "groupadd" => {
             let name = operands.last().copied().unwrap_or("");
             if ctx.accounts.uid(name).is_some() || ctx.accounts.gid(name).is_some() {

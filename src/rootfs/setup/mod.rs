@@ -13,6 +13,7 @@
 //! times that end up in files (the JKS entry dates) are parameters.
 
 pub mod accounts;
+pub mod adduser;
 pub mod alternatives;
 pub mod certs;
 pub mod cheap;
@@ -283,6 +284,41 @@ pub enum SetupError {
 /// Scripts that run on a fresh install, whose commands may produce effects.
 const RUN_ON_INSTALL: &[&str] = &["preinst", "postinst"];
 
+/// Where a script command is, as account sources and notes name it: `tomcat7 postinst:33`.
+fn script_at(package: &str, script: &str, cmd: &shell::Command) -> String {
+    format!("{package} {script}:{}", cmd.line)
+}
+
+/// The account commands (`adduser`, `useradd`, ...) of the scripts that run on a fresh
+/// install, in the order they run. They are applied before any other script command, so a
+/// `chown tomcat7 …` in the same postinst sees the user; branches that do not run on a fresh
+/// install, and commands whose arguments are only known at run time, are left out.
+fn script_accounts(packages: &[PackageScripts]) -> Vec<adduser::ScriptAccountAt> {
+    let mut out = Vec::new();
+    for pkg in packages {
+        for (script, text) in pkg.scripts() {
+            if !RUN_ON_INSTALL.contains(&script) {
+                continue;
+            }
+            for cmd in shell::commands_with_args(text, shell::install_args(script)) {
+                if cmd.dead.is_some()
+                    || cmd.unresolved
+                    || !adduser::PROGRAMS.contains(&cmd.program())
+                {
+                    continue;
+                }
+                if let Ok(account) = adduser::parse(&cmd.words) {
+                    out.push(adduser::ScriptAccountAt {
+                        at: script_at(&pkg.package, script, &cmd),
+                        account,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Reproduces the effects of `packages`' maintainer scripts on `root` (the merged tree of
 /// their files, scripts not run), and reports coverage command by command.
 pub fn setup(
@@ -305,12 +341,12 @@ pub fn setup(
     };
     let mut data_notes = Vec::new();
 
-    let accounts = accounts::accounts(root, &options.extra_users);
+    let accounts = accounts::with_scripts(root, &options.extra_users, &script_accounts(packages));
     data_notes.extend(
         accounts
             .unsupported
             .iter()
-            .map(|u| format!("sysusers.d line not applied: {u}")),
+            .map(|u| format!("account declaration not applied: {u}")),
     );
     if !accounts.users.is_empty() {
         add(&mut effects, &mut produced, accounts.effects(), "accounts");
@@ -387,6 +423,48 @@ pub fn setup(
                         i.source = format!("{}: {script}:{}", pkg.package, cmd.line);
                         installs.push(i);
                         direct = Some(coverage::Status::Reproduced("alternatives".into()));
+                    }
+                } else if runs && adduser::PROGRAMS.contains(&cmd.program()) && !cmd.unresolved {
+                    // The account itself was made before the scripts' other commands (see
+                    // `script_accounts`); here only the verdict for the report.
+                    match adduser::parse(&cmd.words) {
+                        Ok(account) => {
+                            let at = format!("{}: ", script_at(&pkg.package, script, &cmd));
+                            let failed = accounts
+                                .unsupported
+                                .iter()
+                                .find_map(|u| u.strip_prefix(&at));
+                            let skel = matches!(
+                                account,
+                                adduser::ScriptAccount::User {
+                                    create_home: true,
+                                    alloc: adduser::Alloc::ShadowSystem
+                                        | adduser::Alloc::ShadowNormal,
+                                    ..
+                                }
+                            );
+                            direct = Some(match failed {
+                                Some(why) => coverage::Status::NotCovered(why.to_owned()),
+                                None if skel => coverage::Status::NotCovered(
+                                    "useradd -m: the home is made, but /etc/skel is not copied"
+                                        .into(),
+                                ),
+                                None => coverage::Status::Reproduced(format!(
+                                    "accounts ({})",
+                                    cmd.program()
+                                )),
+                            });
+                        }
+                        Err(why) => {
+                            pending.push((
+                                pkg.package.clone(),
+                                script.to_owned(),
+                                cmd,
+                                (functions.clone(), temp_vars.clone()),
+                                Some(why),
+                            ));
+                            continue;
+                        }
                     }
                 } else if runs && cmd.program() == "ucf" && !cmd.unresolved {
                     if let Some((src, dest)) = ucf::parse(&cmd.words) {
@@ -612,5 +690,284 @@ mod tests {
         // Creations come before ownership changes in the returned order.
         let first_chown = s.effects.iter().position(|e| !e.creates()).unwrap();
         assert!(s.effects[first_chown..].iter().all(|e| !e.creates()));
+    }
+
+    /// base-passwd's masters as in xenial and bookworm (the ids that matter here).
+    fn base_root() -> MemRoot {
+        let mut root = MemRoot::new();
+        root.file(
+            accounts::PASSWD_MASTER,
+            "root:*:0:0:root:/root:/bin/bash\ndaemon:*:1:1:daemon:/usr/sbin:/usr/sbin/nologin\nnobody:*:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+        )
+        .file(
+            accounts::GROUP_MASTER,
+            "root:*:0:\ndaemon:*:1:\nadm:*:4:\nshadow:*:42:\nusers:*:100:\nnogroup:*:65534:\n",
+        );
+        root
+    }
+
+    fn postinst(package: &str, text: &str) -> PackageScripts {
+        PackageScripts {
+            package: package.into(),
+            postinst: Some(text.into()),
+            ..PackageScripts::default()
+        }
+    }
+
+    fn status_of<'a>(s: &'a Setup, prefix: &str) -> &'a Status {
+        &s.coverage
+            .commands
+            .iter()
+            .find(|c| c.command.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no command {prefix}"))
+            .status
+    }
+
+    /// The user-creating part of xenial's tomcat7 7.0.68-1ubuntu0.4 postinst, verbatim.
+    const TOMCAT7_POSTINST: &str = r#"#!/bin/sh
+set -e
+
+. /usr/share/debconf/confmodule
+TEMPLATE="/usr/share/tomcat7/defaults.template"
+CONFFILE="/etc/default/tomcat7"
+
+case "$1" in
+    configure)
+
+	# Generate $CONFFILE from debconf seetings and $TEMPLATE
+	db_version 2.0
+	db_get tomcat7/username && TOMCAT7_USER="$RET" || TOMCAT7_USER="tomcat7"
+	db_get tomcat7/groupname && TOMCAT7_GROUP="$RET" || TOMCAT7_GROUP="tomcat7"
+
+	if ! getent group "$TOMCAT7_GROUP" > /dev/null 2>&1 ; then
+	    addgroup --system "$TOMCAT7_GROUP" --quiet
+	fi
+	if ! id $TOMCAT7_USER > /dev/null 2>&1 ; then
+	    adduser --system --home /usr/share/tomcat7 --no-create-home \
+		--ingroup "$TOMCAT7_GROUP" --disabled-password --shell /bin/false \
+		"$TOMCAT7_USER"
+	fi
+	chown -R $TOMCAT7_USER:adm /var/log/tomcat7 /var/cache/tomcat7
+	chmod 750 /var/log/tomcat7 /var/cache/tomcat7
+    ;;
+esac
+"#;
+
+    /// The account lines of xenial's systemd 229 and apt 1.2 postinsts, verbatim.
+    const SYSTEMD_POSTINST: &str = "#! /bin/sh\nset -e\nif [ \"$1\" = \"triggered\" ]; then\n    exit 0\nfi\n# Setup system users and groups\naddgroup --system systemd-journal\n\nadduser --quiet --system --group --no-create-home --home /run/systemd \\\n    --gecos \"systemd Time Synchronization\" systemd-timesync\nadduser --quiet --system --group --no-create-home --home /run/systemd/netif \\\n    --gecos \"systemd Network Management\" systemd-network\n";
+    const APT_POSTINST: &str = "#! /bin/sh\nset -e\ncase \"$1\" in\n    configure)\n\t# add unprivileged user for the apt methods\n\tadduser --force-badname --system --home /nonexistent  \\\n\t    --no-create-home --quiet _apt || true\n\n\t# Fixup any mistake in the home directory of the _apt user\n\tif dpkg --compare-versions \"$2\" lt-nl 1.1~exp10~; then\n\t    usermod --home /nonexistent _apt\n\tfi\n    ;;\nesac\n";
+
+    /// xenial's adduser 3.113: system users default to DHOME/NAME and /bin/false.
+    fn xenial_adduser(root: &mut MemRoot) {
+        root.file(
+            "/usr/sbin/adduser",
+            "    $home_dir = $special_home || &homedir($new_name, $ingroup_name);\n    $shell = $special_shell || '/bin/false';\n",
+        );
+    }
+
+    #[test]
+    fn tomcat7_postinst_creates_its_user_with_adduser() {
+        let mut root = base_root();
+        xenial_adduser(&mut root);
+        root.other("/var/log/tomcat7")
+            .other("/var/cache/tomcat7")
+            .file("/usr/share/tomcat7/bin/catalina.sh", "");
+        let pkgs = [postinst("tomcat7", TOMCAT7_POSTINST)];
+        let s = setup(&root, &pkgs, &Options::default()).unwrap();
+        // users (100) is taken, so the group gets 101; the uid is the first free one.
+        assert!(s.accounts.group().contains("tomcat7:x:101:\n"));
+        assert!(
+            s.accounts
+                .passwd()
+                .contains("tomcat7:x:100:101::/usr/share/tomcat7:/bin/false\n"),
+            "{}",
+            s.accounts.passwd()
+        );
+        assert_eq!(s.accounts.sources["user tomcat7"], "tomcat7 postinst:20");
+        assert_eq!(s.accounts.sources["group tomcat7"], "tomcat7 postinst:17");
+        assert!(s.effects.contains(&Effect::Chown {
+            path: "/var/log/tomcat7".into(),
+            uid: 100,
+            gid: 4,
+            mode: None,
+            recursive: true
+        }));
+        // --no-create-home, and the home exists anyway
+        assert!(!s.effects.iter().any(|e| e.path() == "/usr/share/tomcat7"));
+        assert_eq!(
+            status_of(&s, "addgroup"),
+            &Status::Reproduced("accounts (addgroup)".into())
+        );
+        assert_eq!(
+            status_of(&s, "adduser"),
+            &Status::Reproduced("accounts (adduser)".into())
+        );
+        assert!(matches!(
+            status_of(&s, "chown -R tomcat7:adm"),
+            Status::Reproduced(_)
+        ));
+        assert_eq!(
+            s.coverage.summary().not_covered,
+            0,
+            "{}",
+            s.coverage.report()
+        );
+    }
+
+    #[test]
+    fn xenial_system_users_get_adduser_ids_in_package_order() {
+        let mut root = base_root();
+        xenial_adduser(&mut root);
+        root.other("/var/log/tomcat7").other("/var/cache/tomcat7");
+        let pkgs = [
+            postinst("systemd", SYSTEMD_POSTINST),
+            postinst("apt", APT_POSTINST),
+            postinst("tomcat7", TOMCAT7_POSTINST),
+        ];
+        let s = setup(&root, &pkgs, &Options::default()).unwrap();
+        let (passwd, group) = (s.accounts.passwd(), s.accounts.group());
+        // adduser allocates the uid and the --group gid separately, as in ubuntu:16.04.
+        assert!(passwd.contains(
+            "systemd-timesync:x:100:102:systemd Time Synchronization,,,:/run/systemd:/bin/false\n"
+        ));
+        assert!(group.contains("systemd-journal:x:101:\nsystemd-timesync:x:102:\n"));
+        assert!(
+            passwd.contains("_apt:x:102:65534::/nonexistent:/bin/false\n"),
+            "{passwd}"
+        );
+        assert!(passwd.contains("tomcat7:x:103:104::"), "{passwd}");
+        // the usermod of the upgrade branch does not run
+        assert!(matches!(status_of(&s, "usermod"), Status::Ignored(_)));
+        assert_eq!(
+            setup(&root, &pkgs, &Options::default()).unwrap().accounts,
+            s.accounts
+        );
+    }
+
+    #[test]
+    fn getent_guarded_adduser_creates_the_user_and_its_home() {
+        let mut root = base_root();
+        root.other("/var/lib/dpkg");
+        let text = "#!/bin/sh\nset -e\nif [ \"$1\" = configure ]; then\n  if ! getent passwd app >/dev/null; then\n    adduser --system --group --home /var/lib/app --gecos 'App daemon' app\n  fi\n  adduser app adm\n  chown app:app /var/lib/app\nfi\n";
+        let s = setup(&root, &[postinst("app", text)], &Options::default()).unwrap();
+        // bookworm's adduser (the default when none is in the tree): /usr/sbin/nologin
+        assert!(
+            s.accounts
+                .passwd()
+                .contains("app:x:100:101:App daemon,,,:/var/lib/app:/usr/sbin/nologin\n"),
+            "{}",
+            s.accounts.passwd()
+        );
+        assert!(s.accounts.group().contains("adm:x:4:app\n"));
+        assert!(
+            s.effects
+                .contains(&Effect::dir("/var/lib/app", 0o755, 100, 101))
+        );
+        assert!(matches!(
+            status_of(&s, "adduser app adm"),
+            Status::Reproduced(_)
+        ));
+        // the chown sees the directory adduser made
+        assert!(matches!(status_of(&s, "chown"), Status::Reproduced(_)));
+        assert_eq!(
+            s.coverage.summary().not_covered,
+            0,
+            "{}",
+            s.coverage.report()
+        );
+
+        // /nonexistent is never made
+        let text = "adduser --system --home /nonexistent nobody2\n";
+        let s = setup(&root, &[postinst("x", text)], &Options::default()).unwrap();
+        assert!(!s.effects.iter().any(|e| e.path() == "/nonexistent"));
+        assert!(
+            s.accounts
+                .passwd()
+                .contains("nobody2:x:100:65534::/nonexistent:")
+        );
+    }
+
+    /// passwd's postinst (bookworm): the shadow group must have gid 42.
+    const PASSWD_POSTINST: &str = "#!/bin/sh\nset -e\n\nif ! getent group shadow | grep -q '^shadow:[^:]*:42'\nthen\n\tgroupadd -g 42 shadow || (\n\t\tcat <<EOF\nGroup ID 42 has been allocated for the shadow group.  You have either\nused 42 yourself or created a shadow group with a different ID.\nEOF\n\t\texit 1\n\t)\nfi\n";
+
+    #[test]
+    fn groupadd_with_a_fixed_gid() {
+        let pkgs = [postinst("passwd", PASSWD_POSTINST)];
+        // with base-passwd's masters, the group exists: nothing to add
+        let s = setup(&base_root(), &pkgs, &Options::default()).unwrap();
+        assert_eq!(s.accounts.gid("shadow"), Some(42));
+        assert_eq!(
+            status_of(&s, "groupadd"),
+            &Status::Reproduced("accounts (groupadd)".into())
+        );
+        let mut root = MemRoot::new();
+        root.file(accounts::PASSWD_MASTER, "root:*:0:0:root:/root:/bin/bash\n")
+            .file(accounts::GROUP_MASTER, "root:*:0:\n");
+        let s = setup(&root, &pkgs, &Options::default()).unwrap();
+        assert!(s.accounts.group().ends_with("shadow:x:42:\n"));
+        assert_eq!(s.accounts.sources["group shadow"], "passwd postinst:6");
+        // gid 42 taken by another group: groupadd fails, and the report says so
+        root.file(accounts::GROUP_MASTER, "root:*:0:\nother:*:42:\n");
+        let s = setup(&root, &pkgs, &Options::default()).unwrap();
+        assert_eq!(s.accounts.gid("shadow"), None);
+        assert!(matches!(status_of(&s, "groupadd"), Status::NotCovered(w) if w.contains("42")));
+    }
+
+    #[test]
+    fn ids_from_a_lower_layer_are_kept_for_adduser_users() {
+        let mut root = base_root();
+        root.other("/var/log/tomcat7").other("/var/cache/tomcat7");
+        // a lower layer (or an earlier build) put tomcat7 at ids a fresh allocation would not
+        // pick, and the new layer brings another adduser user first
+        root.file(
+            "/etc/passwd",
+            "root:x:0:0:root:/root:/bin/bash\ntomcat7:x:104:106::/usr/share/tomcat7:/bin/false\n",
+        )
+        .file("/etc/group", "root:x:0:\nadm:x:4:\ntomcat7:x:106:\n");
+        let pkgs = [
+            postinst("apt", APT_POSTINST),
+            postinst("tomcat7", TOMCAT7_POSTINST),
+        ];
+        let s = setup(&root, &pkgs, &Options::default()).unwrap();
+        assert_eq!(s.accounts.uid("tomcat7"), Some(104));
+        assert_eq!(s.accounts.gid("tomcat7"), Some(106));
+        assert_eq!(s.accounts.uid("_apt"), Some(100));
+        assert_eq!(
+            s.accounts
+                .users
+                .iter()
+                .filter(|u| u.name == "tomcat7")
+                .count(),
+            1
+        );
+        assert!(matches!(status_of(&s, "adduser"), Status::Reproduced(_)));
+    }
+
+    #[test]
+    fn adduser_and_sysusers_ids_do_not_collide() {
+        let mut root = base_root();
+        root.file("/usr/lib/sysusers.d/app.conf", "u app - \"App\" /srv/app\n");
+        let text = "adduser --system --group --no-create-home svc\nuseradd -r -M -s /usr/sbin/nologin shadowsvc\n";
+        let pkgs = [postinst("svc", text)];
+        let s = setup(&root, &pkgs, &Options::default()).unwrap();
+        assert_eq!(s.accounts.uid("app"), Some(999));
+        assert_eq!(s.accounts.uid("svc"), Some(100));
+        // useradd -r goes below the lowest used system id, and prefers gid = uid
+        assert_eq!(s.accounts.uid("shadowsvc"), Some(998));
+        assert_eq!(s.accounts.gid("shadowsvc"), Some(998));
+        // a range narrowed onto sysusers' ids: adduser skips the taken one
+        root.file(
+            "/etc/adduser.conf",
+            "FIRST_SYSTEM_UID=998\nLAST_SYSTEM_UID=999\nFIRST_SYSTEM_GID=998\nLAST_SYSTEM_GID=999\n",
+        );
+        let s = setup(&root, &pkgs, &Options::default()).unwrap();
+        assert_eq!(s.accounts.uid("svc"), Some(998));
+        assert_eq!(s.accounts.gid("svc"), Some(998));
+        // useradd goes below the lowest used system id
+        assert_eq!(s.accounts.uid("shadowsvc"), Some(997));
+        let ids: BTreeSet<u32> = s.accounts.users.iter().map(|u| u.uid).collect();
+        assert_eq!(ids.len(), s.accounts.users.len());
+        let gids: BTreeSet<u32> = s.accounts.groups.iter().map(|g| g.gid).collect();
+        assert_eq!(gids.len(), s.accounts.groups.len());
     }
 }
