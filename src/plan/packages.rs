@@ -11,9 +11,10 @@ use crate::cache::Cache;
 use crate::digest::{Digest, Hasher};
 use crate::recipe::{AptSource, Location, Recipe};
 
-/// Bumped whenever what stevedore writes for the same packages changes (paths, dpkg database,
-/// merged /usr): the cache key of every package layer includes it.
-pub const SETUP_RULES_VERSION: &str = "rootfs-v3";
+/// A fingerprint of the code that lays out packages and reproduces their scripts (made by
+/// build.rs): the cache key of every package layer includes it, so a layer made by older rules
+/// is never reused.
+pub const SETUP_RULES_VERSION: &str = concat!("rootfs-", env!("STEVEDORE_SETUP_RULES"));
 
 /// How the plan may get package sets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

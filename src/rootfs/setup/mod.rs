@@ -281,6 +281,12 @@ pub enum SetupError {
     Cert(#[from] certs::CertError),
 }
 
+/// Whether a maintainer script is a shell script we can read (some old packages ship
+/// compiled programs instead).
+fn is_shell_script(text: &str) -> bool {
+    text.starts_with("#!") && !text.contains('\0')
+}
+
 /// Scripts that run on a fresh install, whose commands may produce effects.
 const RUN_ON_INSTALL: &[&str] = &["preinst", "postinst"];
 
@@ -297,6 +303,9 @@ fn script_accounts(packages: &[PackageScripts]) -> Vec<adduser::ScriptAccountAt>
     let mut out = Vec::new();
     for pkg in packages {
         for (script, text) in pkg.scripts() {
+            if !is_shell_script(text) {
+                continue; // reported below
+            }
             if !RUN_ON_INSTALL.contains(&script) {
                 continue;
             }
@@ -399,7 +408,7 @@ pub fn setup(
         for (script, text) in pkg.scripts() {
             // A compiled maintainer script (some old Essential packages ship one): nothing
             // here can read it, so the whole script is reported as not covered.
-            if text.contains('\0') || !text.starts_with("#!") {
+            if !is_shell_script(text) {
                 let status = coverage::Status::NotCovered(
                     "not a shell script (a compiled program): its effects are unknown".into(),
                 );
