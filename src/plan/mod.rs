@@ -11,6 +11,7 @@ pub mod packages;
 mod setup;
 mod sources;
 pub mod time;
+mod war;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -254,6 +255,24 @@ pub fn plan(
                     cache,
                 )?;
                 layers.push(layer);
+                continue;
+            }
+            if let Some(war) = &spec.war {
+                let ctx = sources::SourceContext {
+                    clock: &clock,
+                    stat: &stat,
+                };
+                for part in war::layers(war, &spec.name, &mut lower, implied_dir, &ctx)? {
+                    layers.push(PlannedLayer {
+                        name: part.name,
+                        recipe: r.path.clone(),
+                        location: spec.location.clone(),
+                        sources: part.sources,
+                        key: layer_key(&part.contents, &compression.cache_tag()),
+                        contents: Some(part.contents),
+                        status: None,
+                    });
+                }
                 continue;
             }
             let mut tree = LayerTree::new(&lower, implied_dir);

@@ -363,7 +363,7 @@ fn add_path(
 }
 
 /// SHA-256 and size of a file, and its git blob id when `with_git_id` (one read for both).
-fn hash_file(
+pub(super) fn hash_file(
     mut file: fs::File,
     expected_len: u64,
     with_git_id: bool,

@@ -190,6 +190,18 @@ impl Validator<'_> {
             }
             let name_span = decl.name.span();
             let layer = self.layer(decl, &accounts);
+            if layer.war.is_some() {
+                for suffix in WarItem::LAYER_SUFFIXES {
+                    let generated = format!("{}-{suffix}", layer.name);
+                    if !names.insert(generated.clone()) {
+                        self.error(
+                            name_span.clone(),
+                            format!("the war's layer `{generated}` has the name of another layer"),
+                            "a war layer `NAME` makes NAME-libs, NAME-snapshots, NAME-resources and NAME-classes; rename one of them",
+                        );
+                    }
+                }
+            }
             if layer.packages.is_some() && sources.is_empty() {
                 self.error(
                     name_span,
@@ -715,6 +727,17 @@ impl Validator<'_> {
             recommends: decl.recommends.as_ref().is_some_and(|m| *m.get_ref()),
             merged_usr: decl.merged_usr.as_ref().is_none_or(|m| *m.get_ref()),
         });
+        let war = decl.war.and_then(|w| self.war(w, accounts));
+        if war.is_some() && (packages.is_some() || !items.is_empty()) {
+            self.error(
+                decl.name.span(),
+                format!(
+                    "layer `{}` has a war and other content",
+                    decl.name.get_ref()
+                ),
+                "a war becomes layers of its own; put packages and files in separate layers",
+            );
+        }
         if packages.is_some() && !items.is_empty() {
             self.error(
                 decl.name.span(),
@@ -730,7 +753,35 @@ impl Validator<'_> {
             location,
             items,
             packages,
+            war,
         }
+    }
+
+    fn war(&mut self, w: WarDecl, accounts: &Accounts) -> Option<WarItem> {
+        let mode = self.mode(w.mode.as_ref()).unwrap_or(0o644);
+        let dir_mode = self.mode(w.dir_mode.as_ref()).unwrap_or(0o755);
+        let owner = self.owner(w.owner.as_ref(), accounts);
+        let dest = self.image_path(&w.dest);
+        let path = match self.source(&w.src)? {
+            SourceKind::File(path) => path,
+            _ => {
+                self.error(
+                    w.src.span(),
+                    format!("war `{}` is not a file", w.src.get_ref()),
+                    "give the path of one .war file; to copy a folder use `files`",
+                );
+                return None;
+            }
+        };
+        Some(WarItem {
+            src: w.src.get_ref().clone(),
+            path,
+            dest: dest?,
+            mode,
+            dir_mode,
+            owner,
+            location: self.location(w.src.span()),
+        })
     }
 
     fn image_path(&mut self, s: &Str) -> Option<ImagePath> {

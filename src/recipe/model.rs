@@ -102,6 +102,30 @@ pub struct LayerSpec {
     pub items: Vec<LayerItem>,
     /// Set for a package layer (which then has no file items).
     pub packages: Option<PackageSet>,
+    /// Set for an exploded WAR (which then has no other items): it becomes up to four layers.
+    pub war: Option<WarItem>,
+}
+
+/// A WAR unzipped under `dest`. Its entries are split into `<layer>-libs`,
+/// `<layer>-snapshots`, `<layer>-resources` and `<layer>-classes` (see `plan::war`).
+#[derive(Clone, Debug)]
+pub struct WarItem {
+    /// As written in the recipe, relative to the recipe's folder.
+    pub src: String,
+    /// The WAR's absolute host path.
+    pub path: PathBuf,
+    pub dest: ImagePath,
+    /// Mode of every file.
+    pub mode: u32,
+    /// Mode of the folders the WAR creates (`dest` and below).
+    pub dir_mode: u32,
+    pub owner: Owner,
+    pub location: Location,
+}
+
+impl WarItem {
+    /// The layers a WAR can become, in order, as suffixes of the recipe layer's name.
+    pub const LAYER_SUFFIXES: [&str; 4] = ["libs", "snapshots", "resources", "classes"];
 }
 
 /// What a package layer asks apt for.

@@ -123,6 +123,21 @@ pub struct LayerDecl {
     pub symlinks: Vec<SymlinkDecl>,
     #[serde(default)]
     pub hardlinks: Vec<HardlinkDecl>,
+    /// A WAR to explode under `dest`, split Jib-style into up to four layers.
+    pub war: Option<WarDecl>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct WarDecl {
+    pub src: Str,
+    /// The exploded web application's folder, e.g. `/var/lib/tomcat10/webapps/ROOT`.
+    pub dest: Str,
+    /// Mode of every file (default 0644; the zip's own modes are ignored).
+    pub mode: Option<Spanned<toml::Value>>,
+    /// Mode of the folders (default 0755).
+    pub dir_mode: Option<Spanned<toml::Value>>,
+    pub owner: Option<Str>,
 }
 
 #[derive(Debug, Deserialize)]
