@@ -271,6 +271,7 @@ pub fn plan(
                         key: layer_key(&part.contents, &compression.cache_tag()),
                         contents: Some(part.contents),
                         status: None,
+                        coverage: None,
                     });
                 }
                 continue;
