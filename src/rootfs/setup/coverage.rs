@@ -260,10 +260,19 @@ pub fn classify(package: &str, script: &str, cmd: &Command, ctx: &Context<'_>) -
             "merges with an existing file (.dpkg-new/.dpkg-old): nothing to merge on a fresh install",
         );
     }
-    // Output redirections: covered when a mechanism produced the target.
-    if !cmd.redirects.is_empty() {
+    // Output redirections: covered when a mechanism produced the target. Writing the
+    // script's own temporary file leaves nothing in the image: the command is judged alone.
+    let is_temp = |t: &str| {
+        let v = t
+            .trim_start_matches('$')
+            .trim_start_matches('{')
+            .trim_end_matches('}');
+        t.starts_with('$') && ctx.temp_vars.contains(v)
+    };
+    let redirects: Vec<&String> = cmd.redirects.iter().filter(|t| !is_temp(t)).collect();
+    if !redirects.is_empty() {
         let mut mechs = Vec::new();
-        for t in &cmd.redirects {
+        for t in redirects {
             match ctx.produced.get(t) {
                 Some(m) => mechs.push(m.clone()),
                 None if ctx.rule_packages.contains(package) => {
@@ -297,7 +306,7 @@ pub fn classify(package: &str, script: &str, cmd: &Command, ctx: &Context<'_>) -
             rep("accounts (passwd/group from base-passwd's masters)")
         }
         "nscd" => ign("flushes a running nscd's cache: nothing runs at build time"),
-        "mktemp" => ign("temporary file, removed by the script"),
+        "mktemp" | "tempfile" => ign("temporary file, removed by the script"),
         "java" if args.contains(&"-version") => ign("read-only query"),
         "." | "source" if !args.iter().any(|a| a.contains("debconf")) => {
             ign("reads shell settings into the script: no effect by itself")

@@ -114,9 +114,13 @@ pub fn temp_vars(script: &str) -> std::collections::BTreeSet<String> {
         .lines()
         .filter_map(|l| {
             let (name, value) = l.trim().split_once('=')?;
-            (value.trim_start_matches('"').starts_with("$(mktemp")
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
-            .then(|| name.to_owned())
+            // `$(mktemp …)`, `` `mktemp …` ``, and debianutils' older `tempfile`.
+            let value = value.trim_start_matches('"');
+            let temp = ["$(mktemp", "`mktemp", "$(tempfile", "`tempfile"]
+                .iter()
+                .any(|p| value.starts_with(p));
+            (temp && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+                .then(|| name.to_owned())
         })
         .collect()
 }
