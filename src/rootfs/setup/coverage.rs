@@ -165,6 +165,9 @@ pub struct Context<'a> {
     pub rule_packages: &'a BTreeSet<String>,
     /// Functions the script defines.
     pub functions: &'a BTreeSet<String>,
+    /// Functions of the files the script sources (`. /usr/share/dpkg/sh/dpkg-error.sh`)
+    /// that only print messages, set variables or exit: name → why calling one is harmless.
+    pub sourced: &'a BTreeMap<String, String>,
     /// Variables the script sets to `$(mktemp …)`.
     pub temp_vars: &'a BTreeSet<String>,
     pub has_sysusers: bool,
@@ -250,11 +253,20 @@ pub fn classify(package: &str, script: &str, cmd: &Command, ctx: &Context<'_>) -
     }
     // Upgrade merges: a fresh install has no old file to merge with.
     let upgrade_suffixes = [".dpkg-new", ".dpkg-old", ".dpkg-dist", ".dpkg-tmp"];
-    if cmd
-        .redirects
-        .iter()
-        .chain(cmd.words.iter())
-        .any(|w| upgrade_suffixes.iter().any(|s| w.ends_with(s)))
+    // Not when the script makes the new file itself and moves it into place (tzdata's
+    // `ln -nsf … /etc/localtime.dpkg-new && mv -f /etc/localtime.dpkg-new /etc/localtime`).
+    let installs_new = prog == "ln"
+        || (prog == "mv"
+            && cmd
+                .words
+                .last()
+                .is_some_and(|d| !upgrade_suffixes.iter().any(|s| d.ends_with(s))));
+    if !installs_new
+        && cmd
+            .redirects
+            .iter()
+            .chain(cmd.words.iter())
+            .any(|w| upgrade_suffixes.iter().any(|s| w.ends_with(s)))
     {
         return ign(
             "merges with an existing file (.dpkg-new/.dpkg-old): nothing to merge on a fresh install",
@@ -288,6 +300,9 @@ pub fn classify(package: &str, script: &str, cmd: &Command, ctx: &Context<'_>) -
             "calls a function of this script; its commands are classified where it is defined",
         );
     }
+    if let Some(why) = ctx.sourced.get(prog) {
+        return Status::Ignored(why.clone());
+    }
     let args: Vec<&str> = cmd.words[1..].iter().map(String::as_str).collect();
     let operands: Vec<&str> = args
         .iter()
@@ -306,6 +321,87 @@ pub fn classify(package: &str, script: &str, cmd: &Command, ctx: &Context<'_>) -
             rep("accounts (passwd/group from base-passwd's masters)")
         }
         "nscd" => ign("flushes a running nscd's cache: nothing runs at build time"),
+        "cd" => ign("changes the script's working directory: no effect by itself"),
+        // passwd's `shadowconfig on` (pwconv/grpconv): the accounts mechanism writes
+        // /etc/shadow and /etc/gshadow.
+        "shadowconfig"
+            if args == ["on"]
+                && ctx.produced.contains_key("/etc/shadow")
+                && ctx.produced.contains_key("/etc/gshadow") =>
+        {
+            rep("accounts (/etc/shadow and /etc/gshadow)")
+        }
+        "pam-auth-update" => Status::NotCovered(
+            "writes /etc/pam.d/common-* from /usr/share/pam-configs: no mechanism (su, login and other PAM users need them)"
+                .into(),
+        ),
+        p if p.ends_with("/glib-compile-schemas") => Status::NotCovered(
+            "compiles the GSettings schemas into gschemas.compiled: no mechanism".into(),
+        ),
+        p if p.ends_with("/gio-querymodules") => {
+            Status::NotCovered("writes the GIO module cache (giomodule.cache): no mechanism".into())
+        }
+        "uname" | "seq" | "ischroot" | "pidof" | "nproc" | "sha1sum" | "sha224sum"
+        | "sha384sum" | "sha512sum" | "b2sum" => ign("read-only query"),
+        "date"
+            if !args
+                .iter()
+                .any(|a| *a == "-s" || a.starts_with("--set") || a.starts_with("-s")) =>
+        {
+            ign("read-only query (prints the time)")
+        }
+        "systemd" if args.iter().all(|a| matches!(*a, "--help" | "--version")) => {
+            ign("read-only query")
+        }
+        "apt-config" if matches!(args.first(), Some(&"shell" | &"dump")) => {
+            ign("read-only query")
+        }
+        // `eval $(apt-config shell VAR Key)`: sets a variable of the script from apt's
+        // configuration.
+        "eval"
+            if !cmd.substitutions.is_empty()
+                && cmd
+                    .substitutions
+                    .iter()
+                    .all(|s| s.starts_with("apt-config shell ")) =>
+        {
+            ign("sets a script variable from apt's configuration (apt-config shell)")
+        }
+        "perl" if args == ["-e", ""] => ign("checks that perl runs: no effect"),
+        "telinit" => ign("asks a running init to re-execute: no init runs during an image build"),
+        "update-initramfs" => ign(
+            "rebuilds the initramfs of installed kernels: a container image does not boot its own kernel",
+        ),
+        "restorecon" if !(ctx.exists)("/etc/selinux/config") => {
+            ign("SELinux labels: the image has no SELinux policy (no /etc/selinux/config)")
+        }
+        "update-menus" if !(ctx.exists)("/usr/bin/update-menus") => ign(
+            "menu is not installed (no /usr/bin/update-menus): the script's guard skips it",
+        ),
+        "apt-key"
+            if args.contains(&"del")
+                && args
+                    .iter()
+                    .position(|a| *a == "--keyring")
+                    .and_then(|i| args.get(i + 1))
+                    .is_some_and(|k| !k.contains('$') && !(ctx.exists)(k)) =>
+        {
+            ign("the keyring does not exist on a fresh install: no key to delete")
+        }
+        "dpkg-divert" if args.iter().any(|a| a.starts_with("--list") || *a == "--truename") => {
+            ign("read-only query")
+        }
+        "dpkg-divert" if args.contains(&"--remove") => {
+            if (ctx.exists)("/var/lib/dpkg/diversions") {
+                Status::NotCovered("removes a diversion from dpkg's database".into())
+            } else {
+                ign("removes a diversion: the image has no diversions (no /var/lib/dpkg/diversions)")
+            }
+        }
+        "dpkg-divert" => Status::NotCovered(
+            "records a diversion in dpkg's database (/var/lib/dpkg/diversions), which the image build does not write"
+                .into(),
+        ),
         "mktemp" | "tempfile" => ign("temporary file, removed by the script"),
         "java" if args.contains(&"-version") => ign("read-only query"),
         "." | "source" if !args.iter().any(|a| a.contains("debconf")) => {
@@ -384,9 +480,28 @@ pub fn classify(package: &str, script: &str, cmd: &Command, ctx: &Context<'_>) -
         {
             ign("the default webapps/ROOT would shadow the image's ROOT.war")
         }
-        "cp" | "install" => match operands.last() {
-            Some(d) if ctx.produced.contains_key(*d) => {
+        "install"
+            if args.contains(&"-d")
+                && !cmd.unresolved
+                && !operands.is_empty()
+                && operands.iter().all(|d| (ctx.exists)(d)) =>
+        {
+            ign("the directory is already in the packages")
+        }
+        "cp" | "install" => match operands.split_last() {
+            Some((d, _)) if ctx.produced.contains_key(*d) => {
                 Status::Reproduced(ctx.produced[*d].clone())
+            }
+            // ucf's preinst rotates `hashfile.N` under `[ -e … ]` guards: on a fresh install
+            // there is nothing to copy.
+            Some((_, srcs))
+                if prog == "cp"
+                    && !srcs.is_empty()
+                    && srcs.iter().all(|s| {
+                        !s.contains('$') && !(ctx.exists)(s) && !ctx.produced.contains_key(*s)
+                    }) =>
+            {
+                ign("the source does not exist on a fresh install: nothing to copy")
             }
             _ => Status::NotCovered("copies files".into()),
         },
@@ -445,4 +560,90 @@ pub fn classify(package: &str, script: &str, cmd: &Command, ctx: &Context<'_>) -
         return Status::Reproduced(format!("rule {package}"));
     }
     status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rootfs::setup::shell;
+
+    fn classify_all(
+        script: &str,
+        kind: &str,
+        exists: &dyn Fn(&str) -> bool,
+        produced: &BTreeMap<String, String>,
+        sourced: &BTreeMap<String, String>,
+    ) -> Vec<(String, Status)> {
+        let accounts = Accounts::default();
+        let empty = BTreeSet::new();
+        let ctx = Context {
+            produced,
+            exists,
+            accounts: &accounts,
+            alternatives: &empty,
+            rule_packages: &empty,
+            functions: &empty,
+            sourced,
+            temp_vars: &empty,
+            has_sysusers: false,
+            tmpfiles: &[],
+        };
+        shell::commands_with_args(script, shell::install_args(kind))
+            .iter()
+            .map(|c| (c.words.join(" "), classify("p", kind, c, &ctx)))
+            .collect()
+    }
+
+    fn ignored(s: &Status) -> bool {
+        matches!(s, Status::Ignored(_))
+    }
+
+    #[test]
+    fn queries_and_notifications_are_ignored_with_their_reason() {
+        // libc6, tzdata, util-linux, debian-archive-keyring, e2fsprogs, bash, ucf.
+        let s = "system=`uname -s`\nischroot\nsystemd --help\ntelinit u\nUTdate=$(LC_ALL=C TZ=UTC0 date)\nupdate-initramfs -u\nrestorecon /etc/localtime\nupdate-menus\nfor i in $(seq 6 -1 0); do :; done\neval $(apt-config shell TRUSTEDFILE Apt::GPGV::TrustedKeyring)\napt-key --keyring /etc/apt/trusted.gpg del F42584E6\nx=$(printf x | sha512sum -)\ncd /etc\n";
+        let none = |_: &str| false;
+        let out = classify_all(s, "postinst", &none, &BTreeMap::new(), &BTreeMap::new());
+        let bad: Vec<_> = out.iter().filter(|(_, st)| !ignored(st)).collect();
+        assert!(bad.is_empty(), "{bad:?}");
+        // With SELinux and menu installed, they are not no-ops any more.
+        let all = |_: &str| true;
+        let out = classify_all(
+            "restorecon /etc/localtime\nupdate-menus\ndate -s 2020-01-01\n",
+            "postinst",
+            &all,
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+        );
+        assert!(out.iter().all(|(_, st)| !ignored(st)), "{out:?}");
+    }
+
+    #[test]
+    fn diversions_and_shadow() {
+        // dash's claim_binsh, passwd's `[ -z "$2" ] && shadowconfig on`.
+        let s = "dpkg-divert --listpackage /bin/sh\ndpkg-divert --package bash --no-rename --remove /bin/sh\ndpkg-divert --package dash --no-rename --divert /bin/sh.distrib --add /bin/sh\n[ -z \"$2\" ] && shadowconfig on\n";
+        let none = |_: &str| false;
+        let mut produced = BTreeMap::new();
+        let out = classify_all(s, "postinst", &none, &produced, &BTreeMap::new());
+        assert!(ignored(&out[0].1) && ignored(&out[1].1));
+        assert!(matches!(out[2].1, Status::NotCovered(_)));
+        assert!(matches!(out[4].1, Status::NotCovered(_)));
+        for f in ["/etc/shadow", "/etc/gshadow"] {
+            produced.insert(f.to_owned(), "accounts".to_owned());
+        }
+        let out = classify_all(s, "postinst", &none, &produced, &BTreeMap::new());
+        assert!(matches!(out[4].1, Status::Reproduced(_)));
+    }
+
+    #[test]
+    fn sourced_message_functions_and_new_files_moved_into_place() {
+        // dpkg's `warning` from dpkg-error.sh; tzdata's `.dpkg-new` then `mv` into place.
+        let sourced = BTreeMap::from([("warning".to_owned(), "messages only".to_owned())]);
+        let s = "warning \"This system uses merged-usr-via-aliased-dirs\"\nmv -f /etc/localtime.dpkg-new /etc/localtime\nmv -f /etc/a.conf /etc/a.conf.dpkg-old\n";
+        let exists = |p: &str| p == "/etc/localtime.dpkg-new" || p == "/etc/a.conf";
+        let out = classify_all(s, "postinst", &exists, &BTreeMap::new(), &sourced);
+        assert_eq!(out[0].1, Status::Ignored("messages only".into()));
+        assert!(matches!(out[1].1, Status::NotCovered(_)), "{out:?}");
+        assert!(ignored(&out[2].1));
+    }
 }

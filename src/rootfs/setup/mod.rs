@@ -394,12 +394,13 @@ pub fn setup(
 
     // Scripts, command by command, in package order.
     let mut installs = alternatives::from_jinfo(root);
-    // (package, script, command, (functions, temp vars), why fsops refused it)
+    // (package, script, command, (functions, temp vars, harmless sourced functions), why
+    // fsops refused it)
     type Pending = (
         String,
         String,
         shell::Command,
-        (BTreeSet<String>, BTreeSet<String>),
+        (BTreeSet<String>, BTreeSet<String>, BTreeMap<String, String>),
         Option<String>,
     );
     let mut pending: Vec<Pending> = Vec::new();
@@ -418,6 +419,8 @@ pub fn setup(
             }
             let functions = shell::functions(text);
             let temp_vars = shell::temp_vars(text);
+            let sourced = sourced_message_functions(root, text);
+            let script_info = (functions, temp_vars, sourced);
             for cmd in shell::commands_with_args(text, shell::install_args(script)) {
                 let runs = RUN_ON_INSTALL.contains(&script);
                 let mut direct = None;
@@ -507,13 +510,42 @@ pub fn setup(
                                 .get(p)
                                 .is_some_and(|m| m.ends_with("preinst") || m.ends_with("postinst"))
                     };
-                    if !targets.is_empty() && targets.iter().all(by_script) {
+                    // Nothing there at this point of the install (fontconfig's `[ -h … ] &&
+                    // rm` of a link made only later, or by an earlier version).
+                    let absent = |p: &String| !root.exists(p) && !produced.contains_key(p);
+                    // (A function body may run later, when more exists: not judged here.)
+                    if !cmd.in_function && !targets.is_empty() && targets.iter().all(absent) {
+                        direct = Some(coverage::Status::Ignored(format!(
+                            "{} does not exist on a fresh install",
+                            targets.join(" ")
+                        )));
+                    } else if !targets.is_empty() && targets.iter().all(by_script) {
                         effects.retain(|e| !targets.iter().any(|t| t == e.path()));
                         for t in &targets {
                             produced.remove(t);
                         }
                         direct = Some(coverage::Status::Reproduced(
                             "filesystem command (removes what an earlier command made)".into(),
+                        ));
+                    }
+                } else if runs && cmd.program() == "cp" && !cmd.in_function {
+                    // `cp` of a file that does not exist at this point of the install (ucf's
+                    // preinst rotates `/var/lib/ucf/hashfile` under `[ -e … ]`, before any
+                    // package registered a file with ucf): nothing to copy.
+                    let operands: Vec<&String> = cmd.words[1..]
+                        .iter()
+                        .filter(|w| !w.starts_with('-'))
+                        .collect();
+                    if let Some((_, srcs)) = operands.split_last()
+                        && !srcs.is_empty()
+                        && srcs.iter().all(|s| {
+                            let s = normalize(s);
+                            !s.contains('$') && !root.exists(&s) && !produced.contains_key(&s)
+                        })
+                    {
+                        direct = Some(coverage::Status::Ignored(
+                            "the source does not exist at this point of a fresh install: nothing to copy"
+                                .into(),
                         ));
                     }
                 } else if runs && fsops::PROGRAMS.contains(&cmd.program()) {
@@ -548,7 +580,7 @@ pub fn setup(
                                 pkg.package.clone(),
                                 script.to_owned(),
                                 cmd,
-                                (functions.clone(), temp_vars.clone()),
+                                script_info.clone(),
                                 Some(why),
                             ));
                             continue;
@@ -563,7 +595,7 @@ pub fn setup(
                         pkg.package.clone(),
                         script.to_owned(),
                         cmd,
-                        (functions.clone(), temp_vars.clone()),
+                        script_info.clone(),
                         None,
                     )),
                 }
@@ -582,7 +614,37 @@ pub fn setup(
 
     let alt_names: BTreeSet<String> = alternatives.groups.keys().cloned().collect();
     let exists = |p: &str| root.exists(p);
-    for (package, script, cmd, (functions, temp_vars), why) in pending {
+    for (package, script, cmd, (functions, temp_vars, sourced), why) in pending {
+        // `rm` in a function body of a marker a later line of the script made (ca-certificates-
+        // java's `touch …/fresh`, consumed by the function that then removes it): the function
+        // runs after that line, so undo the marker.
+        if RUN_ON_INSTALL.contains(&script.as_str())
+            && cmd.in_function
+            && cmd.program() == "rm"
+            && !cmd.unresolved
+        {
+            let targets: Vec<String> = cmd.words[1..]
+                .iter()
+                .filter(|w| !w.starts_with('-'))
+                .map(|w| normalize(w))
+                .collect();
+            let mech = format!("{package} {script}");
+            if !targets.is_empty()
+                && targets
+                    .iter()
+                    .all(|t| !root.exists(t) && produced.get(t) == Some(&mech))
+            {
+                effects.retain(|e| !targets.iter().any(|t| t == e.path()));
+                for t in &targets {
+                    produced.remove(t);
+                }
+                let status = coverage::Status::Reproduced(
+                    "filesystem command (removes what another command of the script made)".into(),
+                );
+                reports.push((package, script, cmd, status));
+                continue;
+            }
+        }
         let ctx = coverage::Context {
             produced: &produced,
             exists: &exists,
@@ -590,6 +652,7 @@ pub fn setup(
             alternatives: &alt_names,
             rule_packages: &rule_packages,
             functions: &functions,
+            sourced: &sourced,
             temp_vars: &temp_vars,
             has_sysusers: !accounts::sysusers_files(root).is_empty(),
             tmpfiles: &tmp.files,
@@ -635,6 +698,30 @@ pub fn setup(
             data_notes,
         },
     })
+}
+
+/// Functions of the helper files a script sources (`. /usr/share/dpkg/sh/dpkg-error.sh`,
+/// read from the tree) that only print messages, set variables or exit, with the reason
+/// calling them changes nothing.
+fn sourced_message_functions(root: &dyn RootView, script: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for cmd in shell::commands(script) {
+        if !matches!(cmd.program(), "." | "source") || cmd.unresolved {
+            continue;
+        }
+        let Some(path) = cmd.words.get(1) else {
+            continue;
+        };
+        let Some(text) = root.read(path).and_then(|b| String::from_utf8(b).ok()) else {
+            continue;
+        };
+        for f in shell::message_only_functions(&text) {
+            let why =
+                format!("function {f} of {path} only prints messages, sets variables or exits");
+            out.entry(f).or_insert(why);
+        }
+    }
+    out
 }
 
 #[cfg(test)]

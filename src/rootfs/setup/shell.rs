@@ -23,6 +23,10 @@ pub struct Command {
     pub unresolved: bool,
     /// Inside a shell function body.
     pub in_function: bool,
+    /// The (outermost) function whose body holds the command.
+    pub function: Option<String>,
+    /// The text of the command substitutions in its words (`eval $(apt-config shell …)`).
+    pub substitutions: Vec<String>,
     /// In a branch that does not run on a fresh install (`if [ -n "$2" ]`, `case "$1" in
     /// abort-upgrade)`): the condition that rules it out.
     pub dead: Option<String>,
@@ -88,12 +92,24 @@ pub fn commands_with_args(script: &str, args: Option<&[&str]>) -> Vec<Command> {
     while i < lines.len() {
         let start = i;
         let mut logical = lines[i].to_owned();
-        // `\` continuations join the next line.
-        while logical.ends_with('\\') && i + 1 < lines.len() {
-            logical.pop();
-            i += 1;
-            logical.push(' ');
-            logical.push_str(lines[i].trim_start());
+        // `\` continuations join the next line; so does a quote left open at the end of the
+        // line (libpam-runtime's `sed -n -e'…` spans three lines).
+        loop {
+            if logical.ends_with('\\') {
+                logical.pop();
+                if i + 1 >= lines.len() {
+                    break;
+                }
+                i += 1;
+                logical.push(' ');
+                logical.push_str(lines[i].trim_start());
+            } else if open_quote(&logical) && i + 1 < lines.len() && i - start < MAX_QUOTED_LINES {
+                i += 1;
+                logical.push('\n');
+                logical.push_str(lines[i]);
+            } else {
+                break;
+            }
         }
         i += 1;
         let heredoc = heredoc_delimiter(&logical);
@@ -105,7 +121,59 @@ pub fn commands_with_args(script: &str, args: Option<&[&str]>) -> Vec<Command> {
             i += 1;
         }
     }
-    p.out
+    let mut out = p.out;
+    if args.is_some() {
+        dead_functions(&mut out);
+    }
+    out
+}
+
+/// A function is only as live as the places that name it: when every command outside its
+/// body that mentions it (a call, `trap f EXIT`, `$(f)`) is dead, its body is dead too
+/// (adduser's `create_adduser_conf`, called under `upgrade)` only); a function nothing
+/// mentions never runs. Repeated until stable, for functions called from functions.
+fn dead_functions(cmds: &mut [Command]) {
+    loop {
+        let names: std::collections::BTreeSet<String> = cmds
+            .iter()
+            .filter(|c| c.dead.is_none())
+            .filter_map(|c| c.function.clone())
+            .collect();
+        let mut changed = false;
+        for f in names {
+            let mentions: Vec<&Command> = cmds
+                .iter()
+                .filter(|c| c.function.as_deref() != Some(f.as_str()))
+                .filter(|c| mentions_word(&c.text, &f))
+                .collect();
+            if mentions.iter().any(|c| c.dead.is_none()) {
+                continue;
+            }
+            let why = match mentions.first() {
+                Some(c) => format!(
+                    "function {f} is only called where it does not run ({})",
+                    c.dead.clone().unwrap_or_default()
+                ),
+                None => format!("function {f} is never called"),
+            };
+            for c in cmds.iter_mut() {
+                if c.function.as_deref() == Some(f.as_str()) && c.dead.is_none() {
+                    c.dead = Some(why.clone());
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            return;
+        }
+    }
+}
+
+/// `word` appears in `text` as a whole word (not as part of a longer name).
+fn mentions_word(text: &str, word: &str) -> bool {
+    let is_name = |c: char| c.is_alphanumeric() || c == '_' || c == '-';
+    text.match_indices(word)
+        .any(|(i, _)| !text[..i].ends_with(is_name) && !text[i + word.len()..].starts_with(is_name))
 }
 
 /// Variables a script sets to a temporary file (`tmp=$(mktemp)`).
@@ -137,6 +205,97 @@ pub fn functions(script: &str) -> std::collections::BTreeSet<String> {
                     .chars()
                     .all(|c| c.is_alphanumeric() || c == '_' || c == '-'))
             .then(|| name.to_owned())
+        })
+        .collect()
+}
+
+/// Whether the text before a `)` is a `case` pattern: `|`-separated words, none holding
+/// unquoted blanks, `;` or `(` (ca-certificates' `(echo … | tr ',' '\n'; …)` subshell is not).
+fn is_case_pattern(text: &str) -> bool {
+    text.split('|').all(|alt| {
+        let alt = alt.trim();
+        let (mut sq, mut dq) = (false, false);
+        !alt.is_empty()
+            && alt.chars().all(|c| {
+                match c {
+                    '\'' if !dq => sq = !sq,
+                    '"' if !sq => dq = !dq,
+                    _ => {}
+                }
+                sq || dq || !(c.is_whitespace() || matches!(c, ';' | '(' | '&'))
+            })
+    })
+}
+
+/// The output of `seq [FIRST [INCREMENT]] LAST` with literal integers, one value per word.
+fn seq_output(text: &str) -> Option<Vec<String>> {
+    let words = lex(text);
+    let (prog, args) = words.split_first()?;
+    if prog.text != "seq" || prog.quoted {
+        return None;
+    }
+    let n: Vec<i64> = args
+        .iter()
+        .map(|w| w.text.parse().ok())
+        .collect::<Option<_>>()?;
+    let (first, step, last) = match n.as_slice() {
+        [l] => (1, 1, *l),
+        [f, l] => (*f, 1, *l),
+        [f, s, l] => (*f, *s, *l),
+        _ => return None,
+    };
+    if step == 0 || (last - first) / step > 10_000 {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut i = first;
+    while (step > 0 && i <= last) || (step < 0 && i >= last) {
+        out.push(i.to_string());
+        i += step;
+    }
+    Some(out)
+}
+
+/// How many lines a quoted word may span before the quote is taken as unbalanced.
+const MAX_QUOTED_LINES: usize = 40;
+
+/// Whether `line` ends inside a single- or double-quoted string (comments and escapes
+/// taken into account).
+fn open_quote(line: &str) -> bool {
+    let (mut sq, mut dq) = (false, false);
+    let mut prev_space = true;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' if !dq => sq = !sq,
+            '"' if !sq => dq = !dq,
+            '\\' if !sq => {
+                chars.next();
+            }
+            '#' if !sq && !dq && prev_space => return false,
+            _ => {}
+        }
+        prev_space = c.is_whitespace() || (!sq && !dq && matches!(c, ';' | '(' | '&' | '|'));
+    }
+    sq || dq
+}
+
+/// Programs that only print, test or leave: a function made of them has no effect on the
+/// filesystem.
+const MESSAGE_ONLY: &[&str] = &[
+    "echo", "printf", ":", "[", "test", "true", "false", "exit", "return", "local", "shift",
+];
+
+/// The functions of a helper file (`dpkg-error.sh`) whose every command only prints a
+/// message, tests something, sets variables or exits the script, and writes no file.
+pub fn message_only_functions(script: &str) -> std::collections::BTreeSet<String> {
+    let cmds = commands(script);
+    functions(script)
+        .into_iter()
+        .filter(|name| {
+            cmds.iter()
+                .filter(|c| c.function.as_deref() == Some(name.as_str()))
+                .all(|c| MESSAGE_ONLY.contains(&c.program()) && c.redirects.is_empty())
         })
         .collect()
 }
@@ -178,10 +337,24 @@ struct Parser {
     loops: Vec<Option<(String, Option<Vec<String>>)>>,
     in_case: usize,
     function_depth: usize,
+    /// A function name was read (`name()`), its body opens on the next line.
+    fn_body_pending: bool,
+    /// Function bodies that are subshells `( … )`: the function depth each one opened at.
+    fn_paren: Vec<usize>,
+    /// Name of the outermost function being read.
+    current_fn: Option<String>,
+    /// Output of the current segment's command substitutions, where it is constant
+    /// (`$(seq 6 -1 0)`), in order.
+    sub_outputs: Vec<Option<Vec<String>>>,
+    /// The texts of the current segment's command substitutions.
+    segment_subs: Vec<String>,
     /// Open `if`/`case` branches, innermost last.
     frames: Vec<Frame>,
     /// While reading an `if`/`elif` condition: its value so far, its text, `elif`.
     condition: Option<(Option<bool>, String, bool)>,
+    /// The pending condition's left fold: value so far, the operator after it, the value
+    /// of the operand being read.
+    cond_fold: (Option<bool>, String, Option<bool>),
 }
 
 /// One open `if` or `case`.
@@ -203,6 +376,15 @@ fn and3(a: Option<bool>, b: Option<bool>) -> Option<bool> {
         (Some(false), _) | (_, Some(false)) => Some(false),
         (Some(true), x) | (x, Some(true)) => x,
         _ => None,
+    }
+}
+
+/// `acc OP last` for the condition fold; no operator yet: `last`.
+fn combine(acc: Option<bool>, op: &str, last: Option<bool>) -> Option<bool> {
+    match op {
+        "&&" => and3(acc, last),
+        "||" => or3(acc, last),
+        _ => last,
     }
 }
 
@@ -241,6 +423,14 @@ fn eval_condition(words: &[String], unresolved: bool) -> Option<bool> {
 }
 
 fn eval_test(args: &[&str]) -> Option<bool> {
+    // `-o` binds looser than `-a`, both looser than `!` (debian-archive-keyring's
+    // `[ "$1" = 'configure' -a -n "$2" ]`). A unary test's operand is never split on.
+    if let Some(i) = binary_connective(args, "-o") {
+        return or3(eval_test(&args[..i]), eval_test(&args[i + 1..]));
+    }
+    if let Some(i) = binary_connective(args, "-a") {
+        return and3(eval_test(&args[..i]), eval_test(&args[i + 1..]));
+    }
     match args {
         ["!", rest @ ..] => eval_test(rest).map(|b| !b),
         [] => Some(false),
@@ -252,6 +442,34 @@ fn eval_test(args: &[&str]) -> Option<bool> {
         _ => None,
     }
 }
+
+/// Position of `-a`/`-o` used as a connective: not the operand of a unary or binary test.
+fn binary_connective(args: &[&str], conn: &str) -> Option<usize> {
+    let mut i = 0;
+    while i < args.len() {
+        if args[i] == "!" {
+            i += 1;
+            continue;
+        }
+        // One primary: `-x FILE`, `A op B` or a single word.
+        let len = if args.get(i + 1).is_some_and(|op| BINARY_OPS.contains(op)) {
+            3
+        } else if args[i].starts_with('-') && args[i].len() == 2 && i + 1 < args.len() {
+            2
+        } else {
+            1
+        };
+        i += len;
+        if args.get(i) == Some(&conn) {
+            return Some(i);
+        }
+    }
+    None
+}
+
+const BINARY_OPS: &[&str] = &[
+    "=", "==", "!=", "-eq", "-ne", "-lt", "-le", "-gt", "-ge", "-nt", "-ot", "-ef",
+];
 
 /// dpkg's operators when one side is the empty "old version" of a fresh install: plain
 /// operators take it as older than everything, `-nl` ones as newer.
@@ -316,11 +534,23 @@ impl Parser {
     /// A condition segment: combine it into the pending condition.
     fn condition_part(&mut self, sep: &str, value: Option<bool>, text: &str) {
         if let Some((v, t, _)) = &mut self.condition {
-            *v = match sep {
-                "||" => or3(*v, value),
-                "&&" => and3(*v, value),
-                _ => value,
-            };
+            // `&&` and `||` fold left with equal precedence; a pipeline's status is its last
+            // command's (`dpkg-divert --list … | grep -q …`), so `|` replaces the operand.
+            let (acc, op, last) = &mut self.cond_fold;
+            match sep {
+                "|" => *last = value,
+                "&&" | "||" => {
+                    *acc = combine(*acc, op, *last);
+                    *op = sep.to_owned();
+                    *last = value;
+                }
+                _ => {
+                    *acc = None;
+                    op.clear();
+                    *last = value;
+                }
+            }
+            *v = combine(*acc, op, *last);
             if !t.is_empty() {
                 t.push_str(&format!(" {sep} "));
             }
@@ -366,9 +596,11 @@ impl Parser {
         if self.in_case > 0
             && let Some(close) = find_unquoted(&line, ")")
         {
-            let before = &line[..close];
-            if !before.contains('(') && !before.starts_with("esac") {
-                let pattern = before.trim().trim_start_matches('(').to_owned();
+            // POSIX allows an opening parenthesis: debianutils writes `(configure)`.
+            let before = line[..close].trim();
+            let before = before.strip_prefix('(').unwrap_or(before);
+            if is_case_pattern(before) && !before.starts_with("esac") {
+                let pattern = before.trim().to_owned();
                 if let Some(f) = self.frames.iter_mut().rev().find(|f| f.is_case) {
                     let m = f.word.as_deref().map(|w| case_matches(&pattern, w));
                     f.live = match m {
@@ -383,7 +615,29 @@ impl Parser {
                 line = line[close + 1..].to_owned();
             }
         }
-        // Function definitions: `name() {`.
+        // The body of a function defined on the previous line: `{` or a subshell `(`.
+        if self.fn_body_pending {
+            self.fn_body_pending = false;
+            if let Some(rest) = line.strip_prefix('(') {
+                self.fn_paren.push(self.function_depth);
+                line = rest.trim().to_owned();
+            } else {
+                line = line.trim_start_matches('{').trim().to_owned();
+            }
+            if line.is_empty() {
+                return;
+            }
+        }
+        // The end of a subshell function body (dpkg's `fixup_misplaced_alternatives() ( … )`).
+        if line == ")" && self.fn_paren.last() == Some(&self.function_depth) {
+            self.fn_paren.pop();
+            self.function_depth = self.function_depth.saturating_sub(1);
+            if self.function_depth == 0 {
+                self.current_fn = None;
+            }
+            return;
+        }
+        // Function definitions: `name() {`, `name() (`, `name ()` with the body below.
         if let Some(pos) = line.find("()") {
             let name = line[..pos].trim();
             if !name.is_empty()
@@ -391,12 +645,28 @@ impl Parser {
                     .chars()
                     .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
             {
+                if self.function_depth == 0 {
+                    self.current_fn = Some(name.to_owned());
+                }
                 self.function_depth += 1;
-                line = line[pos + 2..].trim().trim_start_matches('{').to_owned();
+                let rest = line[pos + 2..].trim();
+                if rest.is_empty() {
+                    self.fn_body_pending = true;
+                    return;
+                }
+                if let Some(body) = rest.strip_prefix('(') {
+                    self.fn_paren.push(self.function_depth);
+                    line = body.trim().to_owned();
+                } else {
+                    line = rest.trim_start_matches('{').to_owned();
+                }
             }
         }
         for (segment, subs, sep) in split_segments(&line) {
+            self.sub_outputs.clear();
+            self.segment_subs = subs.iter().map(|s| s.trim().to_owned()).collect();
             for sub in subs {
+                self.sub_outputs.push(seq_output(&sub));
                 self.simple(&sub, lineno, true, "");
             }
             self.simple(&segment, lineno, false, &sep);
@@ -415,8 +685,12 @@ impl Parser {
                 match lit {
                     "if" => {
                         self.condition = Some((None, String::new(), false));
+                        self.cond_fold = (None, String::new(), None);
                     }
-                    "elif" => self.condition = Some((None, String::new(), true)),
+                    "elif" => {
+                        self.condition = Some((None, String::new(), true));
+                        self.cond_fold = (None, String::new(), None);
+                    }
                     "then" => self.then(),
                     "else" => {
                         if let Some(f) = self.frames.last_mut() {
@@ -440,7 +714,12 @@ impl Parser {
                             self.frames.pop();
                         }
                     }
-                    "}" if self.function_depth > 0 => self.function_depth -= 1,
+                    "}" if self.function_depth > 0 => {
+                        self.function_depth -= 1;
+                        if self.function_depth == 0 {
+                            self.current_fn = None;
+                        }
+                    }
                     "while" | "until" => self.loops.push(None),
                     "!" => negate = !negate,
                     _ => {}
@@ -471,7 +750,21 @@ impl Parser {
                     let var = words.get(1).map(|w| w.text.clone()).unwrap_or_default();
                     let values = if words.get(2).is_some_and(|w| w.text == "in") {
                         let mut vals = Some(Vec::new());
+                        let mut outputs = self.sub_outputs.iter();
                         for w in &words[3..] {
+                            // `for i in $(seq 6 -1 0)` (ucf's preinst): a constant list.
+                            if !w.quoted && w.text == "$(…)" {
+                                match (outputs.next().cloned().flatten(), vals.as_mut()) {
+                                    (Some(out), Some(v)) => v.extend(out),
+                                    _ => vals = None,
+                                }
+                                continue;
+                            }
+                            // A glob (`for file in *`) lists files at run time: unknowable.
+                            if !w.quoted && w.text.contains(['*', '?', '[']) {
+                                vals = None;
+                                break;
+                            }
                             match self.expand(&w.text, &BTreeMap::new()) {
                                 Some(v) if w.quoted => vals.as_mut().map(|x| x.push(v)),
                                 Some(v) => vals
@@ -517,6 +810,21 @@ impl Parser {
             }
             return;
         }
+        // `local NAME=value` inside functions (usr-is-merged's `local arch_directories="…"`
+        // feeds a `for`): a variable like any other here; `local NAME` makes it unknown.
+        if words[0].text == "local" && !words[0].quoted && !substitution && self.dead().is_none() {
+            for w in &words[1..] {
+                match assignment(w) {
+                    Some((name, value)) => {
+                        let computed = value.contains("$(") || value.contains('`');
+                        self.vars.insert(name, (!computed).then_some(value));
+                    }
+                    None => {
+                        self.vars.insert(w.text.clone(), None);
+                    }
+                }
+            }
+        }
         // Builtins that change variables.
         if words[0].text == "unset" {
             for w in &words[1..] {
@@ -557,7 +865,12 @@ impl Parser {
                     Some(v) => out_words.extend(v.split_whitespace().map(str::to_owned)),
                     None => {
                         unresolved = true;
-                        out_words.push(w.text.clone());
+                        // A program held in a variable (libpam0g's `idl="invoke-rc.d
+                        // ${service}"; $idl stop`): its value as written, still unresolved.
+                        match self.raw_value(&w.text).filter(|_| out_words.is_empty()) {
+                            Some(raw) => out_words.extend(lex(raw).into_iter().map(|r| r.text)),
+                            None => out_words.push(w.text.clone()),
+                        }
                     }
                 }
             }
@@ -588,9 +901,25 @@ impl Parser {
                 redirects,
                 unresolved,
                 in_function: self.function_depth > 0,
+                function: self.current_fn.clone().filter(|_| self.function_depth > 0),
+                substitutions: if substitution {
+                    Vec::new()
+                } else {
+                    self.segment_subs.clone()
+                },
                 dead,
             });
         }
+    }
+
+    /// The assigned text of `$NAME`/`${NAME}` when `text` is exactly that reference.
+    fn raw_value(&self, text: &str) -> Option<&str> {
+        let name = text.strip_prefix('$')?;
+        let name = name
+            .strip_prefix('{')
+            .and_then(|n| n.strip_suffix('}'))
+            .unwrap_or(name);
+        self.vars.get(name)?.as_deref()
     }
 
     fn uses_var_indirect(&self, text: &str, var: &str) -> bool {
@@ -780,6 +1109,26 @@ fn strip_redirects(words: Vec<RawWord>) -> (Vec<RawWord>, Vec<String>) {
 /// Splits one logical line into simple-command segments on `;`, `&&`, `||`, `|`, `(`, `)`
 /// outside quotes; command substitutions `$(…)` and backticks become their own segments,
 /// listed with the segment that contains them (their text stays as an unresolvable `$(`).
+/// Index of the `)` matching the `(` at `open` (or the end).
+fn matching_paren(chars: &[char], open: usize) -> usize {
+    let mut depth = 0;
+    let mut j = open;
+    while j < chars.len() {
+        match chars[j] {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return j;
+                }
+            }
+            _ => {}
+        }
+        j += 1;
+    }
+    chars.len()
+}
+
 fn split_segments(line: &str) -> Vec<(String, Vec<String>, String)> {
     let mut out = Vec::new();
     let mut cur = String::new();
@@ -814,6 +1163,19 @@ fn split_segments(line: &str) -> Vec<(String, Vec<String>, String)> {
                     cur.push(n);
                     i += 1;
                 }
+            }
+            '$' if !sq && chars.get(i + 1) == Some(&'(') && chars.get(i + 2) == Some(&'(') => {
+                // Arithmetic `$((…))`: not a command, but command substitutions inside it
+                // (libc6's `$(($(echo "$1" | sed …)))`) are.
+                let j = matching_paren(&chars, i + 1);
+                let inner: String = chars[(i + 3).min(j)..j.saturating_sub(1).max(i + 3)]
+                    .iter()
+                    .collect();
+                for (_, inner_subs, _) in split_segments(&inner) {
+                    subs.extend(inner_subs);
+                }
+                cur.push_str("$(…)");
+                i = j;
             }
             '$' if !sq && chars.get(i + 1) == Some(&'(') && chars.get(i + 2) != Some(&'(') => {
                 // find the matching parenthesis
@@ -936,6 +1298,138 @@ mod tests {
                 ("e", false)
             ]
         );
+    }
+
+    fn live(script: &str, kind: &str) -> Vec<(String, bool)> {
+        commands_with_args(script, install_args(kind))
+            .iter()
+            .map(|c| (c.words.join(" "), c.dead.is_none()))
+            .collect()
+    }
+
+    #[test]
+    fn parenthesized_case_patterns_are_not_commands() {
+        // debianutils' postinst.
+        let s = "case \"$1\" in\n    (configure)\n\tupdate-shells\n    ;;\n    (triggered)\n\tupdate-shells\n    ;;\n\n    (abort-upgrade|abort-remove|abort-deconfigure)\n\tua\n    ;;\n\n    (*)\n        echo \"postinst called with unknown argument \\`$1'\" >&2\n        exit 1\n    ;;\nesac\n";
+        assert_eq!(
+            live(s, "postinst"),
+            [
+                ("update-shells".to_owned(), true),
+                ("update-shells".to_owned(), false),
+                ("ua".to_owned(), false),
+                (
+                    "echo postinst called with unknown argument `$1'".to_owned(),
+                    false
+                ),
+                ("exit 1".to_owned(), false),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_subshell_in_a_case_branch_is_not_a_pattern() {
+        // ca-certificates' postinst.
+        let s = "case \"$1\" in\nconfigure)\n  (echo $A | tr ',' '\\n'; \\\n   echo $B | tr ',' '\\n') | \\\n    sort >> /etc/ca-certificates.conf\n  ;;\nesac\n";
+        let c = commands_with_args(s, install_args("postinst"));
+        assert!(c.iter().all(|c| c.dead.is_none()), "{c:?}");
+        assert_eq!(c.last().unwrap().redirects, ["/etc/ca-certificates.conf"]);
+    }
+
+    #[test]
+    fn quotes_spanning_lines_stay_one_word() {
+        // libpam-runtime's postinst.
+        let s = "calculate_md5sum()\n{\n\tconfigfile=\"$1\"\n\tsed -n -e'1,/# here are the per-package modules (the \"Primary\" block)/p;\n\t          /# here.s the fallback if no module succeeds/,/# and here are more per-package modules (the \"Additional\" block)/p;\n\t          /# end of pam-auth-update config/,$p' \\\n\t    \"$DPKG_ROOT\"/etc/pam.d/\"$configfile\" | md5sum | awk '{ print $1 }'\n}\n";
+        let c = commands(s);
+        let p: Vec<&str> = c.iter().map(|c| c.program()).collect();
+        assert_eq!(p, ["sed", "md5sum", "awk"]);
+        assert_eq!(c[0].line, 4);
+        assert!(c[0].words[2].contains("\n") && c[0].words[2].ends_with(",\\$p"));
+    }
+
+    #[test]
+    fn subshell_function_bodies_end_and_sourced_helpers_are_read() {
+        // dpkg's postinst: `name()` with a `( … )` body on the next lines.
+        let s = "fixup()\n(\n  admindir=${DPKG_ADMINDIR:-/var/lib/dpkg}\n  cd \"$admindir\"\n  for file in *; do\n    mv \"$file\" \"alternatives/$file\"\n  done\n)\n\ncase \"$1\" in\nconfigure)\n  fixup\n  ;;\n*)\n  error \"called with unknown argument '$1'\"\n  ;;\nesac\n";
+        let c = commands_with_args(s, install_args("postinst"));
+        let mv = c.iter().find(|c| c.program() == "mv").unwrap();
+        assert!(mv.unresolved, "a glob loop is not a constant list");
+        assert_eq!(mv.function.as_deref(), Some("fixup"));
+        let last = c.last().unwrap();
+        assert_eq!(last.program(), "error");
+        assert!(!last.in_function && last.dead.is_some());
+        // dpkg-error.sh: message-only functions.
+        let helper = "setup_colors()\n{\n  : \"${DPKG_COLORS=auto}\"\n  case \"$DPKG_COLORS\" in\n  auto)\n    if [ -t 1 ]; then\n      USE_COLORS=yes\n    fi\n    ;;\n  esac\n}\n\nerror() {\n  echo \"$FMT_PROG: error: $*\" >&2\n  exit 1\n}\n\nsave() {\n  echo \"$*\" > /etc/x\n}\n";
+        let f: Vec<String> = message_only_functions(helper).into_iter().collect();
+        assert_eq!(f, ["error", "setup_colors"]);
+    }
+
+    #[test]
+    fn test_connectives_and_pipelines_in_conditions() {
+        // debian-archive-keyring, e2fsprogs' preinst, init-system-helpers.
+        let s = "if [ \"$1\" = 'configure' -a -n \"$2\" ]; then\n  a\nfi\nif [ \"$1\" = configure -o -n \"$2\" ]; then\n  b\nfi\nif [ \"$1\" = \"configure\" ] && [ -n \"$2\" ] && dpkg-divert --list /etc/os-release | grep -q os-release.debootstrap; then\n  c\nfi\n";
+        let l: Vec<(String, bool)> = live(s, "postinst")
+            .into_iter()
+            .filter(|(w, _)| w.len() == 1)
+            .collect();
+        assert_eq!(
+            l,
+            [("a".into(), false), ("b".into(), true), ("c".into(), false)]
+        );
+        let e2 = "PKG=e2fsprogs\nDOCLNK=/usr/share/doc/$PKG\nif test \"$1\" = upgrade \\\n    -a -L $DOCLNK\nthen\n    rm $DOCLNK\nfi\n";
+        assert_eq!(
+            live(e2, "preinst").last().unwrap(),
+            &("rm /usr/share/doc/e2fsprogs".to_owned(), false)
+        );
+    }
+
+    #[test]
+    fn arithmetic_is_not_a_command() {
+        // libc6's preinst.
+        let s = "kernel_compare_versions () {\n    verA=$(($(echo \"$1\" | sed 's/\\([0-9]*\\)\\.\\([0-9]*\\).*/\\1 \\* 100 + \\2/')))\n    test $verA -$2 $verB\n}\n";
+        let p: Vec<String> = commands(s).iter().map(|c| c.program().to_owned()).collect();
+        assert_eq!(p, ["echo", "sed", "test"]);
+    }
+
+    #[test]
+    fn functions_called_only_from_dead_branches_are_dead() {
+        // adduser's preinst (create_adduser_conf under `upgrade)`), dash's unclaim_binsh.
+        let s = "create_conf() {\n  mv --no-clobber /etc/adduser.conf /etc/adduser.conf.update-old\n}\nunused() {\n  rm -f /x\n}\nhelper() {\n  touch /y\n}\ncase $1 in\n  upgrade)\n    create_conf \"${2:-}\"\n    ;;\n  install)\n    v=$(helper)\n    ;;\nesac\n";
+        let c = commands_with_args(s, install_args("preinst"));
+        let dead = |p: &str| c.iter().find(|c| c.program() == p).unwrap().dead.clone();
+        assert!(dead("mv").unwrap().contains("create_conf is only called"));
+        assert!(dead("rm").unwrap().contains("never called"));
+        assert_eq!(dead("touch"), None);
+    }
+
+    #[test]
+    fn seq_and_local_lists_expand() {
+        // ucf's preinst and usr-is-merged's postinst.
+        let s = "statedir='/var/lib/ucf';\nfor i in $(seq 6 -1 4); do\n  cp -f \"${statedir}/hashfile.${i}\" \"${statedir}/hashfile.$(($i+1))\"\ndone\nf() {\n  local dirs=\"/lib64 /lib32\"\n  for dir in $dirs; do\n    rm -v \"$DPKG_ROOT$dir\"\n  done\n}\n";
+        let c: Vec<String> = commands(s)
+            .iter()
+            .filter(|c| matches!(c.program(), "cp" | "rm"))
+            .map(|c| c.words[..c.words.len().min(3)].join(" "))
+            .collect();
+        assert_eq!(
+            c,
+            [
+                "cp -f /var/lib/ucf/hashfile.6",
+                "cp -f /var/lib/ucf/hashfile.5",
+                "cp -f /var/lib/ucf/hashfile.4",
+                "rm -v /lib64",
+                "rm -v /lib32"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_program_in_a_variable_shows_its_value() {
+        // libpam0g's `idl="invoke-rc.d ${service}"; $idl stop`.
+        let c =
+            commands("f() {\n  service=\"$1\"\n  idl=\"invoke-rc.d ${service}\"\n  $idl stop\n}\n");
+        let last = c.last().unwrap();
+        assert_eq!(last.program(), "invoke-rc.d");
+        assert!(last.unresolved);
     }
 
     #[test]
