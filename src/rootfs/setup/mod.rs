@@ -472,7 +472,7 @@ pub fn setup(
                                 pkg.package.clone(),
                                 script.to_owned(),
                                 cmd,
-                                (functions.clone(), temp_vars.clone()),
+                                script_info.clone(),
                                 Some(why),
                             ));
                             continue;

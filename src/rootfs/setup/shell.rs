@@ -42,6 +42,8 @@ impl Command {
             redirects: Vec::new(),
             unresolved: true,
             in_function: false,
+            function: None,
+            substitutions: Vec::new(),
             dead: None,
         }
     }
