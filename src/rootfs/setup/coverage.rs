@@ -159,6 +159,8 @@ pub struct Context<'a> {
     /// Path → mechanism that produced it.
     pub produced: &'a BTreeMap<String, String>,
     pub exists: &'a dyn Fn(&str) -> bool,
+    /// Whether the path is a directory in the packages' tree.
+    pub is_dir: &'a dyn Fn(&str) -> bool,
     pub accounts: &'a Accounts,
     pub alternatives: &'a BTreeSet<String>,
     /// Packages whose postinst a fixed rule in [`super::cheap`] replaces.
@@ -403,6 +405,11 @@ pub fn classify(package: &str, script: &str, cmd: &Command, ctx: &Context<'_>) -
                 .into(),
         ),
         "mktemp" | "tempfile" => ign("temporary file, removed by the script"),
+        // openjdk-8's postinst dumps the class-data-sharing archive (classes.jsa): a startup
+        // cache the JVM does without (newer JDK packages ship it prebuilt).
+        p if p.ends_with("/bin/java") && args.contains(&"-Xshare:dump") => {
+            ign("class-data-sharing archive: a startup-time cache Java runs without")
+        }
         "java" if args.contains(&"-version") => ign("read-only query"),
         "." | "source" if !args.iter().any(|a| a.contains("debconf")) => {
             ign("reads shell settings into the script: no effect by itself")
@@ -532,6 +539,18 @@ pub fn classify(package: &str, script: &str, cmd: &Command, ctx: &Context<'_>) -
                     .all(|p| !(ctx.exists)(p) && !ctx.produced.contains_key(*p))
             {
                 ign("nothing to remove or move on a fresh install")
+            } else if prog == "rm"
+                && !cmd.unresolved
+                && !args.iter().any(|a| {
+                    a.starts_with('-') && !a.starts_with("--") && a.contains(['r', 'R'])
+                        || *a == "--recursive"
+                })
+                && !src.is_empty()
+                && src.iter().all(|p| (ctx.is_dir)(p))
+            {
+                // openjdk-8's preinst: `[ -h DOC ] && rm -f DOC` where the package ships DOC
+                // as a directory. rm without -r never removes a directory.
+                ign("rm without -r does not remove a directory: no effect")
             } else {
                 Status::NotCovered("removes or moves files".into())
             }
@@ -579,6 +598,7 @@ mod tests {
         let ctx = Context {
             produced,
             exists,
+            is_dir: &|_| false,
             accounts: &accounts,
             alternatives: &empty,
             rule_packages: &empty,

@@ -284,7 +284,7 @@ pub enum SetupError {
 /// Whether a maintainer script is a shell script we can read (some old packages ship
 /// compiled programs instead).
 fn is_shell_script(text: &str) -> bool {
-    text.starts_with("#!") && !text.contains('\0')
+    !text.starts_with("\u{7f}ELF") && !text.contains('\0')
 }
 
 /// Scripts that run on a fresh install, whose commands may produce effects.
@@ -648,6 +648,7 @@ pub fn setup(
         let ctx = coverage::Context {
             produced: &produced,
             exists: &exists,
+            is_dir: &|p: &str| root.is_dir(p),
             accounts: &accounts,
             alternatives: &alt_names,
             rule_packages: &rule_packages,

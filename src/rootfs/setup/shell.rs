@@ -594,6 +594,17 @@ impl Parser {
         if line.starts_with('#') || line.is_empty() {
             return;
         }
+        // A first pattern on the `case` line (openjdk-8: `case amd64 in i386|sparc)`): the
+        // `case … in` part first, then the rest as a line of its own.
+        if line.starts_with("case ")
+            && let Some(pos) = find_unquoted(&line, " in ")
+            && !line[pos + 4..].trim().is_empty()
+        {
+            let rest = line[pos + 4..].trim().to_owned();
+            self.logical_line(&line[..pos + 3], lineno);
+            self.logical_line(&rest, lineno);
+            return;
+        }
         // `case` patterns (`configure)`, `abort-upgrade|abort-remove)`, `!*)`) are not commands.
         if self.in_case > 0
             && let Some(close) = find_unquoted(&line, ")")
@@ -1432,6 +1443,18 @@ mod tests {
         let last = c.last().unwrap();
         assert_eq!(last.program(), "invoke-rc.d");
         assert!(last.unresolved);
+    }
+
+    #[test]
+    fn a_pattern_on_the_case_line_is_not_a_command() {
+        let s = "case amd64 in i386|sparc)\n\trm -f /x\n\t;;\nesac\ntouch /y\n";
+        let cmds = commands_with_args(s, install_args("postinst"));
+        let words: Vec<String> = cmds.iter().map(|c| c.words.join(" ")).collect();
+        assert!(!words.iter().any(|w| w.contains("sparc")), "{words:?}");
+        let rm = cmds.iter().find(|c| c.program() == "rm").unwrap();
+        assert!(rm.dead.is_some(), "amd64 does not match i386|sparc");
+        let touch = cmds.iter().find(|c| c.program() == "touch").unwrap();
+        assert!(touch.dead.is_none());
     }
 
     #[test]
