@@ -871,7 +871,7 @@ impl Validator<'_> {
         if s.is_empty() || Path::new(s).is_absolute() {
             self.error(
                 src.span(),
-                format!("src `{s}` must be a path relative to the recipe's context folder"),
+                format!("src `{s}` must be a path relative to the recipe's folder"),
                 format!(
                     "sources are read from {}; write the path relative to it",
                     self.context.display()
@@ -885,9 +885,9 @@ impl Validator<'_> {
         {
             self.error(
                 src.span(),
-                format!("src `{s}` leaves the recipe's context folder"),
+                format!("src `{s}` leaves the recipe's folder"),
                 format!(
-                    "sources must be inside {}; move the files there or the recipe up",
+                    "sources must be inside {}; move the files there, the recipe up, or set `context` to a folder holding both",
                     self.context.display()
                 ),
             );
@@ -921,7 +921,7 @@ impl Validator<'_> {
                         "the folder `{}` of glob `{s}` does not exist",
                         literal.join("/")
                     ),
-                    "check the path; globs are relative to the recipe's context folder",
+                    "check the path; globs are relative to the recipe's folder",
                 );
                 return None;
             }
@@ -935,7 +935,7 @@ impl Validator<'_> {
                     "source `{s}` does not exist (looked for {})",
                     path.display()
                 ),
-                "check the path; sources are relative to the recipe's context folder",
+                "check the path; sources are relative to the recipe's folder",
             );
             return None;
         }
@@ -954,7 +954,7 @@ impl Validator<'_> {
         }
     }
 
-    /// Canonicalises `path` and checks it stays inside the recipe's context folder (symlinks included).
+    /// Canonicalises `path` and checks it stays inside the recipe's folder (symlinks included).
     fn inside(&mut self, src: &Str, path: &Path) -> Option<PathBuf> {
         match path.canonicalize() {
             Ok(c) if c.starts_with(self.context) => Some(c),
@@ -962,7 +962,7 @@ impl Validator<'_> {
                 self.error(
                     src.span(),
                     format!(
-                        "src `{}` resolves to {}, outside the recipe's context folder",
+                        "src `{}` resolves to {}, outside the recipe's folder",
                         src.get_ref(),
                         c.display()
                     ),
