@@ -4,8 +4,10 @@
 #   bench/compare.sh            # RUNS=3 by default; prints medians, ratios, peak RSS, targets
 #
 # Rows (recipes/webapp.toml = bookworm minbase + openjdk-17-jre-headless + tomcat10 + a WAR):
-#   cold build     stevedore with an empty cache       vs mmdebstrap --variant=minbase to a tarball
-#   warm build     stevedore with its package cache    vs mmdebstrap reusing its .deb cache
+#   cold build     stevedore with an empty cache, no lock (resolves from the indexes, like
+#                  mmdebstrap)                         vs mmdebstrap --variant=minbase to a tarball
+#   warm build     stevedore with its package cache and the recipe locked (`stevedore lock`, as
+#                  a repository would commit it)      vs mmdebstrap reusing its .deb cache
 #   WAR rebuild    stevedore build --push, WAR changed vs buildah bud --layers + push (cached)
 #   no-op rebuild  stevedore build, nothing changed
 #   full push      stevedore push of the OCI layout    vs skopeo copy of the same layout
@@ -92,6 +94,9 @@ for i in $(seq "$RUNS"); do
             bookworm "$work/mm.tar" "$MIRROR"
     fi
 done
+# From here on the recipe is locked, as a team's repository would have it (the cold rows above
+# resolved against the indexes, as mmdebstrap does).
+"$bin" lock --cache-dir "$work/cache" "$recipe" >/dev/null
 echo "== warm build: stevedore (package cache kept, layers dropped) vs mmdebstrap (deb cache)" >&2
 MM=(mmdebstrap --quiet --variant=minbase --include=usr-is-merged,openjdk-17-jre-headless,tomcat10)
 if have mmdebstrap; then
