@@ -19,30 +19,15 @@ fn recipe_copy(t: &Path, name: &str) -> PathBuf {
     dest
 }
 
-/// Runs a command in the image's root with /proc, /tmp and a few /dev nodes (the chroot recipe
-/// of shared/research/environment.md, section 3).
+/// Runs a script in the image's root (common::chroot_command).
 fn chroot(rootfs: &Path, script: &str) -> std::process::Output {
-    let inner = r#"R=$1; shift
-mount -t proc proc "$R/proc" || exit 1
-mount -t tmpfs -o mode=1777 tmpfs "$R/tmp"
-for d in null zero random urandom full tty; do [ -e "$R/dev/$d" ] || touch "$R/dev/$d"; mount --bind /dev/$d "$R/dev/$d"; done
-exec chroot "$R" "$@""#;
-    Command::new("unshare")
-        .args([
-            "--kill-child",
-            "--mount",
-            "--pid",
-            "--fork",
-            "--uts",
-            "--ipc",
-            "--propagation",
-            "private",
-        ])
-        .args(["sh", "-c", inner, "sh"])
-        .arg(rootfs)
-        .args(["/bin/sh", "-c", script])
-        .output()
-        .unwrap()
+    chroot_command(
+        rootfs,
+        None,
+        &["/bin/sh".into(), "-c".into(), script.into()],
+    )
+    .output()
+    .unwrap()
 }
 
 fn build_and_run(recipe_name: &str, tag: &str, min_packages: usize) {

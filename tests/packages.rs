@@ -92,19 +92,7 @@ files = [{ src = "tool", dest = "/bin/tool" }]
 "#;
 
 fn layer_paths(layout: &Path, digest: &str, index: usize) -> Vec<String> {
-    let blob =
-        |d: &str| std::fs::read(layout.join("blobs/sha256").join(&d["sha256:".len()..])).unwrap();
-    let manifest: serde_json::Value = serde_json::from_slice(&blob(digest)).unwrap();
-    let layer = blob(manifest["layers"][index]["digest"].as_str().unwrap());
-    let mut tar = Vec::new();
-    flate2::read::GzDecoder::new(&layer[..])
-        .read_to_end(&mut tar)
-        .unwrap();
-    tar::Archive::new(&tar[..])
-        .entries()
-        .unwrap()
-        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
-        .collect()
+    layer_entries(layout, digest, index).into_keys().collect()
 }
 
 #[test]
@@ -411,4 +399,44 @@ fn setup_across_layers_and_replayed_from_the_cache() {
     // What did not change is not written again (the link /usr/bin/tool → alternatives).
     assert!(alpha.contains_key("usr/bin/tool"));
     assert!(!beta.contains_key("usr/bin/tool"), "{beta:?}");
+}
+
+/// `--strict` turns an uncovered maintainer-script command into an input error (exit 3) that
+/// names the package, script, line and command, before anything is written.
+#[test]
+fn strict_fails_on_an_uncovered_script_command() {
+    require_tool("gpg", "gnupg");
+    let odd = TestDeb::new("odd", "1")
+        .postinst("#!/bin/sh\nset -e\nif [ \"$1\" = configure ]; then\n  frobnicate --all\nfi\n");
+    let repo = build_repo(&RepoSpec::new(vec![odd]));
+    let server = Server::serve(repo.root());
+    let t = tempdir();
+    let recipe = recipe(
+        t.path(),
+        &server.url(),
+        "\n[[layers]]\nname = \"odd\"\npackages = [\"odd\"]\n",
+    );
+    let cache = t.path().join("cache");
+    let report = stevedore(&cache, &["plan", "--scripts", path_str(&recipe)]);
+    assert!(report.status.success(), "{}", stderr(&report));
+    let text = stdout(&report);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("NOT COVERED") && l.contains("frobnicate --all")),
+        "{text}"
+    );
+    for verb in [&["plan", "--strict"][..], &["build", "--strict", "-o"][..]] {
+        let layout = t.path().join("out");
+        let mut args: Vec<String> = verb.iter().map(|s| s.to_string()).collect();
+        if verb[0] == "build" {
+            args.push(format!("oci:{}", layout.display()));
+        }
+        args.push(path_str(&recipe).to_string());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = stevedore(&cache, &args);
+        assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("odd postinst:4: frobnicate --all"), "{err}");
+        assert!(!layout.exists(), "nothing is written on a strict failure");
+    }
 }

@@ -30,35 +30,6 @@ fn recipes_copy(t: &Path, names: &[&str]) {
     }
 }
 
-const CHROOT: &str = r#"R=$1; shift
-mount -t proc proc "$R/proc" || exit 1
-mount -t tmpfs -o mode=1777 tmpfs "$R/tmp"
-for d in null zero random urandom full tty; do [ -e "$R/dev/$d" ] || touch "$R/dev/$d"; mount --bind /dev/$d "$R/dev/$d"; done
-exec chroot $CHROOT_OPTS "$R" "$@""#;
-
-/// `unshare` + `chroot` (shared/research/environment.md, section 3); host network.
-fn chroot_command(rootfs: &Path, userspec: Option<&str>, args: &[String]) -> Command {
-    let mut c = Command::new("unshare");
-    c.args([
-        "--kill-child",
-        "--mount",
-        "--pid",
-        "--fork",
-        "--uts",
-        "--ipc",
-        "--propagation",
-        "private",
-    ])
-    .args(["sh", "-c", CHROOT, "sh"])
-    .arg(rootfs)
-    .args(args)
-    .env(
-        "CHROOT_OPTS",
-        userspec.map_or(String::new(), |u| format!("--userspec={u}")),
-    );
-    c
-}
-
 fn in_image(rootfs: &Path, script: &str) -> (bool, String) {
     let out = chroot_command(
         rootfs,

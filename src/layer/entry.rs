@@ -53,6 +53,31 @@ pub enum ContentSource {
     },
 }
 
+impl ContentSource {
+    /// A reader at the content's first byte (callers read `size` bytes from it).
+    pub fn open(&self) -> std::io::Result<Box<dyn std::io::Read + '_>> {
+        use std::io::{BufReader, Seek, SeekFrom};
+        Ok(match self {
+            ContentSource::Bytes(b) => Box::new(&b[..]),
+            ContentSource::Host(p) => Box::new(std::fs::File::open(p)?),
+            ContentSource::Range { path, offset } => {
+                let mut f = std::fs::File::open(path.as_path())?;
+                f.seek(SeekFrom::Start(*offset))?;
+                Box::new(BufReader::with_capacity(64 * 1024, f))
+            }
+        })
+    }
+
+    /// The host file the content is read from, if any (for error messages).
+    pub fn host_path(&self) -> Option<&std::path::Path> {
+        match self {
+            ContentSource::Bytes(_) => None,
+            ContentSource::Host(p) => Some(p),
+            ContentSource::Range { path, .. } => Some(path.as_path()),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     pub kind: EntryKind,

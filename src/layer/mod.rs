@@ -11,8 +11,7 @@ mod pgzip;
 mod tar_writer;
 mod tree;
 
-use std::fs::File;
-use std::io::{self, BufWriter, Read};
+use std::io::{self, BufWriter};
 
 pub use compress::{Compression, Compressor, decompress};
 pub use diff::{Difference, diff_layers};
@@ -102,34 +101,12 @@ fn write_file<W: io::Write>(
     entry: &Entry,
     content: &FileContent,
 ) -> Result<(), LayerError> {
-    let (reader, host): (Box<dyn Read>, Option<&std::path::Path>) = match &content.source {
-        ContentSource::Bytes(b) => (Box::new(&b[..]), None),
-        ContentSource::Host(p) => {
-            let f = File::open(p).map_err(|source| LayerError::Source {
-                path: p.clone(),
-                image_path: path.clone(),
-                source,
-            })?;
-            (Box::new(f), Some(p.as_path()))
-        }
-        ContentSource::Range { path: p, offset } => {
-            use std::io::Seek;
-            let open = || -> io::Result<File> {
-                let mut f = File::open(p.as_path())?;
-                f.seek(io::SeekFrom::Start(*offset))?;
-                Ok(f)
-            };
-            let f = open().map_err(|source| LayerError::Source {
-                path: p.to_path_buf(),
-                image_path: path.clone(),
-                source,
-            })?;
-            (
-                Box::new(io::BufReader::with_capacity(64 * 1024, f)),
-                Some(p.as_path()),
-            )
-        }
-    };
+    let host = content.source.host_path();
+    let reader = content.source.open().map_err(|source| LayerError::Source {
+        path: host.unwrap_or(std::path::Path::new("")).to_path_buf(),
+        image_path: path.clone(),
+        source,
+    })?;
     let mut hashing = HashingReader::new(reader);
     let result = tar.append_file(path, &entry.meta, content.size, &mut hashing);
     let (_, digest, read) = hashing.finish();

@@ -117,10 +117,12 @@ impl SetupChain {
         cache: &Cache,
     ) -> Result<Built, String> {
         for p in std::mem::take(&mut self.pending) {
-            let lower = self.replay_lower.clone();
-            let status = self.replay_status.clone();
+            // Taken out for the run (install borrows it), put back with the layer applied.
+            let mut lower = std::mem::take(&mut self.replay_lower);
+            let status = std::mem::take(&mut self.replay_status);
             let built = self.run(&p, &lower, &status, cache)?;
-            self.replay_lower.apply(&built.contents);
+            lower.apply(&built.contents);
+            self.replay_lower = lower;
             self.replay_status = built.status;
         }
         let built = self.run(step, lower, lower_status, cache)?;

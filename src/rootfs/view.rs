@@ -4,7 +4,7 @@
 //! small: a JDK + Tomcat tree is ~30k entries and a few MB, never the file data.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 
 use super::setup::{Effect, RootView, normalize};
 use crate::image_path::ImagePath;
@@ -181,25 +181,22 @@ fn normalize_dots(path: &str) -> Vec<String> {
     out
 }
 
-/// Reads a file's bytes from its source.
+/// Reads a file's bytes from its source (what the layer writer would copy).
 pub fn read_content(c: &FileContent) -> std::io::Result<Vec<u8>> {
-    match &c.source {
-        ContentSource::Bytes(b) => Ok(b.to_vec()),
-        ContentSource::Host(p) => std::fs::read(p),
-        ContentSource::Range { path, offset } => {
-            let mut f = std::fs::File::open(path.as_path())?;
-            f.seek(SeekFrom::Start(*offset))?;
-            let mut buf = Vec::with_capacity(c.size as usize);
-            f.take(c.size).read_to_end(&mut buf)?;
-            if buf.len() as u64 != c.size {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    format!("{}: short read", path.display()),
-                ));
-            }
-            Ok(buf)
-        }
+    let mut buf = Vec::with_capacity(c.size as usize);
+    c.source.open()?.take(c.size).read_to_end(&mut buf)?;
+    if buf.len() as u64 != c.size {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!(
+                "{}: short read",
+                c.source
+                    .host_path()
+                    .map_or("bytes".into(), |p| p.display().to_string())
+            ),
+        ));
     }
+    Ok(buf)
 }
 
 impl RootView for TreeRoot {

@@ -186,3 +186,32 @@ pub fn path_str(p: &Path) -> &str {
 pub fn join(p: &Path, s: &str) -> PathBuf {
     p.join(s)
 }
+
+const CHROOT_SCRIPT: &str = r#"R=$1; shift
+mount -t proc proc "$R/proc" || exit 1
+mount -t tmpfs -o mode=1777 tmpfs "$R/tmp"
+for d in null zero random urandom full tty; do [ -e "$R/dev/$d" ] || touch "$R/dev/$d"; mount --bind /dev/$d "$R/dev/$d"; done
+exec chroot $CHROOT_OPTS "$R" "$@""#;
+
+/// `unshare` + `chroot` (shared/research/environment.md, section 3); host network.
+pub fn chroot_command(rootfs: &Path, userspec: Option<&str>, args: &[String]) -> Command {
+    let mut c = Command::new("unshare");
+    c.args([
+        "--kill-child",
+        "--mount",
+        "--pid",
+        "--fork",
+        "--uts",
+        "--ipc",
+        "--propagation",
+        "private",
+    ])
+    .args(["sh", "-c", CHROOT_SCRIPT, "sh"])
+    .arg(rootfs)
+    .args(args)
+    .env(
+        "CHROOT_OPTS",
+        userspec.map_or(String::new(), |u| format!("--userspec={u}")),
+    );
+    c
+}
