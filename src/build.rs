@@ -189,14 +189,8 @@ pub fn build(
     let cache = Cache::open(&opts.cache_dir)?;
     let _lock = cache.lock_shared()?;
     check_outputs(&recipe.image.format, &opts.outputs)?;
-    let plan = plan::plan(&recipe, &time, &cache, opts.lock_mode)?;
+    let (plan, records) = plan_and_build_layers(&recipe, &time, &cache, opts, progress)?;
     let coverage = plan.coverage();
-    if opts.strict
-        && let Some(c) = &coverage
-    {
-        c.strict()?;
-    }
-    let records = build_layers(&plan, &cache, opts.jobs.max(1), progress)?;
 
     let image_layers: Vec<ImageLayer> = plan
         .layers
@@ -316,70 +310,80 @@ fn check_outputs(format: &image::ImageFormat, outputs: &[OutputTarget]) -> Resul
     Ok(())
 }
 
-/// Reuses cached layers and writes the others, up to `jobs` at a time (each layer is one
-/// sequential compression stream, so layers are the unit of parallelism).
-fn build_layers(
-    plan: &Plan,
+/// Plans the recipe and writes the layers that are not cached, each as soon as it is planned:
+/// compressing the base layer overlaps laying out and setting up the layers above it (on a
+/// cold build, their downloads and decompression). Up to `jobs` layers are written at once
+/// (each is one compression stream, itself spread over the cores).
+///
+/// `--strict` is checked once the plan is complete, before any output; layers already written
+/// by then are valid cache entries, not output.
+fn plan_and_build_layers(
+    recipe: &recipe::Recipe,
+    time: &TimePolicy,
     cache: &Cache,
-    jobs: usize,
+    opts: &BuildOptions,
     progress: &dyn Progress,
-) -> Result<Vec<(LayerStatus, LayerRecord)>, BuildError> {
-    let compression = plan.image.compression;
+) -> Result<(Plan, Vec<(LayerStatus, LayerRecord)>), BuildError> {
+    let compression = recipe.image.compression;
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let mut results: Vec<Option<(LayerStatus, LayerRecord)>> = plan
-        .layers
-        .iter()
-        .map(|l| {
-            cache.layer_record(&l.key).map(|r| {
-                progress.layer_cached(l, &r);
-                (LayerStatus::Cached, r)
-            })
-        })
-        .collect();
-    let missing: Mutex<Vec<usize>> = Mutex::new(
-        (0..plan.layers.len())
-            .rev()
-            .filter(|&i| results[i].is_none())
-            .collect(),
-    );
-    let done: Mutex<Vec<(usize, Result<LayerRecord, BuildError>)>> = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..jobs.min(plan.layers.len()) {
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, PlannedLayer)>();
+    let rx = Mutex::new(rx);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    type Written = (usize, LayerStatus, Result<LayerRecord, BuildError>);
+    let done: Mutex<Vec<Written>> = Mutex::new(Vec::new());
+    let plan = std::thread::scope(|s| {
+        for _ in 0..opts.jobs.max(1) {
             s.spawn(|| {
                 loop {
-                    let Some(i) = missing.lock().expect("no panics hold this lock").pop() else {
-                        break;
+                    let next = rx.lock().expect("no panics hold this lock").recv();
+                    let Ok((i, layer)) = next else { return };
+                    if failed.load(std::sync::atomic::Ordering::Relaxed) {
+                        continue; // the build fails anyway: drain without work
+                    }
+                    let (status, result) = match cache.layer_record(&layer.key) {
+                        Some(record) => {
+                            progress.layer_cached(&layer, &record);
+                            (LayerStatus::Cached, Ok(record))
+                        }
+                        None => {
+                            progress.layer_started(&layer);
+                            let started = Instant::now();
+                            let result = write_planned(&layer, compression, threads, cache)
+                                .and_then(|record| {
+                                    cache.put_layer_record(&layer.key, &record)?;
+                                    progress.layer_written(&layer, &record, started.elapsed());
+                                    Ok(record)
+                                });
+                            (LayerStatus::Built, result)
+                        }
                     };
-                    let layer = &plan.layers[i];
-                    progress.layer_started(layer);
-                    let started = Instant::now();
-                    let result =
-                        write_planned(layer, compression, threads, cache).and_then(|record| {
-                            cache.put_layer_record(&layer.key, &record)?;
-                            progress.layer_written(layer, &record, started.elapsed());
-                            Ok(record)
-                        });
-                    let failed = result.is_err();
+                    if result.is_err() {
+                        failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
                     done.lock()
                         .expect("no panics hold this lock")
-                        .push((i, result));
-                    if failed {
-                        // Stop handing out work; the build fails anyway.
-                        missing.lock().expect("no panics hold this lock").clear();
-                    }
+                        .push((i, status, result));
                 }
             });
         }
-    });
+        let plan = plan::plan_with(recipe, time, cache, opts.lock_mode, &mut |i, layer| {
+            let _ = tx.send((i, layer.clone()));
+        });
+        drop(tx);
+        plan
+    })?;
     let mut done = done.into_inner().expect("threads joined");
-    done.sort_by_key(|(i, _)| *i);
-    for (i, result) in done {
-        results[i] = Some((LayerStatus::Built, result?));
+    done.sort_by_key(|(i, _, _)| *i);
+    let mut records = Vec::with_capacity(done.len());
+    for (_, status, result) in done {
+        records.push((status, result?));
     }
-    Ok(results
-        .into_iter()
-        .map(|r| r.expect("every layer was cached or built"))
-        .collect())
+    if opts.strict
+        && let Some(c) = &plan.coverage()
+    {
+        c.strict()?;
+    }
+    Ok((plan, records))
 }
 
 /// What to push where: the target reference names the tag, else the image's own tags are used.

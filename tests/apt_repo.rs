@@ -265,6 +265,46 @@ fn packages_hash_mismatch_stores_nothing() {
     assert_eq!(stored_files(&cache), 0);
 }
 
+/// The decompressed index is checked too: against the Release's hash of the plain `Packages`,
+/// so what the resolver reads is exactly what the archive signed.
+#[test]
+fn decompressed_index_must_match_the_signed_text_hash() {
+    let mut spec = RepoSpec::new(sample_debs());
+    spec.mismatched_text = true;
+    let repo = build_repo(&spec);
+    let server = Server::serve(repo.root());
+    let cache = tempfile::tempdir().unwrap();
+    let err = apt::load_index(
+        &[sources(&server, "test-keyring.gpg")],
+        &fetcher(&cache),
+        SystemTime::now(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("main/binary-amd64/Packages.xz (decompressed)") && err.contains("mismatch"),
+        "{err}"
+    );
+    // Only the verified compressed file is stored, not the text that failed.
+    assert_eq!(stored_files(&cache), 1);
+
+    // A consistent repository stores the text once, and a second load reads it back.
+    let spec = RepoSpec::new(sample_debs());
+    let repo = build_repo(&spec);
+    let server = Server::serve(repo.root());
+    let cache = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        let loaded = apt::load_index(
+            &[sources(&server, "test-keyring.gpg")],
+            &fetcher(&cache),
+            SystemTime::now(),
+        )
+        .unwrap();
+        assert!(loaded.index.candidate("libbar").is_some());
+    }
+    assert_eq!(stored_files(&cache), 2, "Packages.xz and its text");
+}
+
 fn stored_files(cache: &tempfile::TempDir) -> usize {
     std::fs::read_dir(cache.path().join("sha256"))
         .unwrap()

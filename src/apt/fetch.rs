@@ -166,6 +166,57 @@ impl Fetcher {
         self.store.join(sha256.hex())
     }
 
+    /// Where unfinished files live (same file system as the store, for atomic renames).
+    pub fn partial_dir(&self) -> PathBuf {
+        self.store.join(".partial")
+    }
+
+    /// Stores a file made from verified ones (a decompressed Packages index) under the digest
+    /// a signed Release gives for it, with the same promise as a download: `write` fills a
+    /// temp file, which is renamed into place only if its size and SHA-256 match. A file
+    /// already there is trusted, as downloads are. `what` names the file in errors.
+    pub fn store_derived(
+        &self,
+        what: &str,
+        sha256: &Digest,
+        size: u64,
+        write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+    ) -> Result<PathBuf, FetchError> {
+        use std::io::Write;
+        let target = self.path_of(sha256);
+        if target.exists() {
+            return Ok(target);
+        }
+        let dir = self.partial_dir();
+        let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| FetchError::io(&dir, e))?;
+        let io_error = |e| FetchError::Io {
+            path: what.to_owned(),
+            source: e,
+        };
+        let mut out = crate::digest::HashingWriter::new(std::io::BufWriter::new(tmp.as_file()));
+        write(&mut out).map_err(io_error)?;
+        out.flush().map_err(io_error)?;
+        let (_, actual, actual_size) = out.finish();
+        if actual_size != size {
+            return Err(FetchError::SizeMismatch {
+                url: what.to_owned(),
+                expected: size,
+                actual: actual_size,
+            });
+        }
+        if actual != *sha256 {
+            return Err(FetchError::HashMismatch {
+                url: what.to_owned(),
+                expected: sha256.clone(),
+                actual,
+            });
+        }
+        // Another build may have stored the same file meanwhile: same bytes, either wins.
+        tmp.persist(&target)
+            .map_err(|e| FetchError::io(&target, e.error))?;
+        Ok(target)
+    }
+
     fn backoff(&self) -> ExponentialBuilder {
         ExponentialBuilder::default()
             .with_min_delay(self.min_delay)

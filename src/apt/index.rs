@@ -6,6 +6,7 @@
 
 use rustc_hash::FxHashMap as HashMap;
 use std::fmt;
+use std::sync::OnceLock;
 
 use crate::digest::Digest;
 
@@ -18,6 +19,11 @@ pub enum IndexError {
     Syntax {
         file: String,
         source: deb822::Deb822Error,
+    },
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
     },
     #[error("{file}: paragraph at line {line} (package {package}): {detail}")]
     BadField {
@@ -141,10 +147,21 @@ impl Package {
 }
 
 /// Package versions by name, plus who provides what.
+///
+/// A bookworm `main` index is 63,000 paragraphs and 50 MB of text, of which a build looks at a
+/// few hundred. Parsing every paragraph into a [`Package`] and keeping them all cost ~270 MB, so
+/// the index keeps only what choosing among versions needs (name, version, the minbase flags,
+/// where the paragraph is) and parses a paragraph into a [`Package`] the first time it is asked
+/// for, reading it back from the text (a file in the store, or the string given). Every
+/// paragraph is still fully parsed once while scanning, so a malformed one is reported with its
+/// file and line when the index is loaded, never later.
 #[derive(Debug, Default)]
 pub struct Index {
-    packages: Vec<Package>,
-    /// name → indices into `packages`, highest version first after [`Index::finish`].
+    texts: Vec<IndexText>,
+    entries: Vec<Entry>,
+    /// Parsed on first use; `entries[i]` ↔ `parsed[i]`.
+    parsed: Vec<OnceLock<Box<Package>>>,
+    /// name → indices into `entries`, highest version first after [`Index::finish`].
     by_name: HashMap<String, Vec<usize>>,
     /// virtual name → indices of every version providing it.
     providers: HashMap<String, Vec<usize>>,
@@ -152,6 +169,38 @@ pub struct Index {
     /// and breaks ties between equally good providers by that number. We keep the same order.
     first_seen: HashMap<String, u32>,
     architecture: String,
+}
+
+/// One Packages text the index reads paragraphs back from.
+#[derive(Debug)]
+struct IndexText {
+    content: TextContent,
+    /// Names the file in errors (its URL).
+    file: String,
+    /// The mirror its `Filename`s are relative to.
+    mirror: String,
+}
+
+#[derive(Debug)]
+enum TextContent {
+    Memory(Box<str>),
+    File(std::fs::File),
+}
+
+/// What the index keeps of a paragraph until it is parsed again.
+#[derive(Debug)]
+struct Entry {
+    text: u32,
+    /// Byte range of the paragraph in its text, and its first line (1-based).
+    offset: u64,
+    len: u32,
+    line: u32,
+    name: Box<str>,
+    version: Box<str>,
+    /// `Essential: yes` or `Priority: required` (debootstrap's minbase).
+    minbase: bool,
+    /// `Architecture: all` (else the index's architecture).
+    arch_all: bool,
 }
 
 impl Index {
@@ -167,42 +216,138 @@ impl Index {
         &self.architecture
     }
 
-    /// Adds every paragraph of a Packages file. `file` names it in errors; `mirror` is the base
+    /// Adds every paragraph of a Packages text. `file` names it in errors; `mirror` is the base
     /// URL the `Filename`s are relative to. Call [`Index::finish`] after the last file.
     pub fn add_packages(&mut self, text: &str, file: &str, mirror: &str) -> Result<(), IndexError> {
-        let mirror = mirror.trim_end_matches('/');
-        for paragraph in deb822::paragraphs(text) {
-            let paragraph = paragraph.map_err(|source| IndexError::Syntax {
+        let id = self.push_text(TextContent::Memory(text.into()), file, mirror);
+        self.scan(text.as_bytes(), id)
+    }
+
+    /// [`Index::add_packages`] for a decompressed Packages file: read as a stream, so memory
+    /// does not grow with the file; paragraphs are read back from `text` when first used.
+    pub fn add_packages_file(
+        &mut self,
+        text: std::fs::File,
+        file: &str,
+        mirror: &str,
+    ) -> Result<(), IndexError> {
+        let reader = text.try_clone().map_err(|e| IndexError::Read {
+            file: file.to_owned(),
+            source: e,
+        })?;
+        let id = self.push_text(TextContent::File(text), file, mirror);
+        self.scan(std::io::BufReader::with_capacity(256 * 1024, reader), id)
+    }
+
+    fn push_text(&mut self, content: TextContent, file: &str, mirror: &str) -> u32 {
+        self.texts.push(IndexText {
+            content,
+            file: file.to_owned(),
+            mirror: mirror.trim_end_matches('/').to_owned(),
+        });
+        (self.texts.len() - 1) as u32
+    }
+
+    /// Splits a text into paragraphs line by line (blank lines separate them), keeping one
+    /// paragraph in memory at a time.
+    fn scan(&mut self, mut reader: impl std::io::BufRead, text: u32) -> Result<(), IndexError> {
+        let file = self.texts[text as usize].file.clone();
+        let read_error = |source| IndexError::Read { file, source };
+        let mut paragraph: Vec<u8> = Vec::with_capacity(8 * 1024);
+        let (mut offset, mut start, mut start_line, mut line) = (0u64, 0u64, 1u32, 0u32);
+        let mut line_buf = Vec::with_capacity(256);
+        loop {
+            line_buf.clear();
+            let n = match reader.read_until(b'\n', &mut line_buf) {
+                Ok(n) => n,
+                Err(e) => return Err(read_error(e)),
+            };
+            let blank = line_buf.iter().all(u8::is_ascii_whitespace);
+            if n == 0 || blank {
+                if !paragraph.is_empty() {
+                    self.add_paragraph(&paragraph, text, start, start_line)?;
+                    paragraph.clear();
+                }
+                if n == 0 {
+                    return Ok(());
+                }
+            } else {
+                if paragraph.is_empty() {
+                    start = offset;
+                    start_line = line + 1;
+                }
+                paragraph.extend_from_slice(&line_buf);
+            }
+            offset += n as u64;
+            line += 1;
+        }
+    }
+
+    fn add_paragraph(
+        &mut self,
+        bytes: &[u8],
+        text: u32,
+        offset: u64,
+        line: u32,
+    ) -> Result<(), IndexError> {
+        let source = &self.texts[text as usize];
+        let (file, mirror) = (source.file.as_str(), source.mirror.as_str());
+        let Ok(s) = std::str::from_utf8(bytes) else {
+            return Err(IndexError::Syntax {
+                file: file.to_owned(),
+                source: deb822::Deb822Error {
+                    line: line as usize,
+                    message: "paragraph is not UTF-8",
+                },
+            });
+        };
+        let Some(paragraph) = deb822::paragraphs(s).next() else {
+            return Ok(()); // only comments
+        };
+        let mut paragraph = paragraph.map_err(|mut source| {
+            source.line += line as usize - 1;
+            IndexError::Syntax {
                 file: file.to_owned(),
                 source,
-            })?;
-            let package = parse_package(&paragraph, file, mirror)?;
-            if package.architecture != self.architecture && package.architecture != "all" {
-                continue;
             }
-            self.note_names(&paragraph);
-            let duplicate = self.by_name.get(&package.name).is_some_and(|v| {
-                v.iter().any(|&i| {
-                    let p = &self.packages[i];
-                    p.version == package.version && p.architecture == package.architecture
-                })
-            });
-            if duplicate {
-                continue;
-            }
-            let idx = self.packages.len();
-            self.by_name
-                .entry(package.name.clone())
+        })?;
+        paragraph.line += line as usize - 1;
+        let package = parse_package(&paragraph, file, mirror)?;
+        if package.architecture != self.architecture && package.architecture != "all" {
+            return Ok(());
+        }
+        self.note_names(&paragraph);
+        let duplicate = self.by_name.get(&package.name).is_some_and(|v| {
+            v.iter().any(|&i| {
+                let e = &self.entries[i];
+                *e.version == *package.version && e.arch_all == (package.architecture == "all")
+            })
+        });
+        if duplicate {
+            return Ok(());
+        }
+        let idx = self.entries.len();
+        self.by_name
+            .entry(package.name.clone())
+            .or_default()
+            .push(idx);
+        for provide in &package.provides {
+            self.providers
+                .entry(provide.name.clone())
                 .or_default()
                 .push(idx);
-            for provide in &package.provides {
-                self.providers
-                    .entry(provide.name.clone())
-                    .or_default()
-                    .push(idx);
-            }
-            self.packages.push(package);
         }
+        self.entries.push(Entry {
+            text,
+            offset,
+            len: bytes.len() as u32,
+            line,
+            minbase: package.essential || package.is_required(),
+            arch_all: package.architecture == "all",
+            name: package.name.into(),
+            version: package.version.into(),
+        });
+        self.parsed.push(OnceLock::new());
         Ok(())
     }
 
@@ -248,23 +393,60 @@ impl Index {
 
     /// Sorts each name's versions, highest first (the candidate).
     pub fn finish(&mut self) {
-        let packages = &self.packages;
+        let entries = &self.entries;
         for versions in self.by_name.values_mut() {
             // Stable: among equal versions the first listed source stays first.
-            versions.sort_by(|&a, &b| version::compare(&packages[b].version, &packages[a].version));
+            versions.sort_by(|&a, &b| version::compare(&entries[b].version, &entries[a].version));
         }
     }
 
     pub fn len(&self) -> usize {
-        self.packages.len()
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.packages.is_empty()
+        self.entries.is_empty()
     }
 
+    /// The package at `idx`, parsed from its paragraph on first use.
     pub fn package(&self, idx: usize) -> &Package {
-        &self.packages[idx]
+        self.parsed[idx].get_or_init(|| Box::new(self.reparse(idx)))
+    }
+
+    /// Parses a paragraph again. It parsed when scanned and the text is ours (a string we
+    /// hold, or a verified file in the store that we keep open), so failing here means the
+    /// store was changed under a running build: nothing sensible is left to do but stop.
+    fn reparse(&self, idx: usize) -> Package {
+        let entry = &self.entries[idx];
+        let source = &self.texts[entry.text as usize];
+        let owned;
+        let text: &str = match &source.content {
+            TextContent::Memory(s) => &s[entry.offset as usize..][..entry.len as usize],
+            TextContent::File(f) => {
+                use std::os::unix::fs::FileExt;
+                let mut buf = vec![0; entry.len as usize];
+                f.read_exact_at(&mut buf, entry.offset).unwrap_or_else(|e| {
+                    panic!("{}: cannot read back line {}: {e}", source.file, entry.line)
+                });
+                owned = String::from_utf8(buf).unwrap_or_else(|_| {
+                    panic!(
+                        "{}: changed while in use (line {})",
+                        source.file, entry.line
+                    )
+                });
+                &owned
+            }
+        };
+        deb822::paragraphs(text)
+            .next()
+            .and_then(Result::ok)
+            .and_then(|p| parse_package(&p, &source.file, &source.mirror).ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "{}: changed while in use (line {})",
+                    source.file, entry.line
+                )
+            })
     }
 
     /// All versions of `name`, highest first.
@@ -273,7 +455,7 @@ impl Index {
             .get(name)
             .into_iter()
             .flatten()
-            .map(|&i| (i, &self.packages[i]))
+            .map(|&i| (i, self.package(i)))
     }
 
     /// The version apt would install: the highest.
@@ -282,7 +464,7 @@ impl Index {
     }
 
     pub fn is_candidate(&self, idx: usize) -> bool {
-        self.candidate(&self.packages[idx].name) == Some(idx)
+        self.candidate(&self.entries[idx].name) == Some(idx)
     }
 
     /// Every version (of any package) providing `name`.
@@ -308,12 +490,12 @@ impl Index {
             .values()
             .filter_map(|v| v.first().copied())
             .filter(|&i| {
-                let p = &self.packages[i];
+                let e = &self.entries[i];
                 // debootstrap's minbase is "required + apt": on Ubuntu apt is only `important`.
-                p.essential || p.is_required() || p.name == "apt"
+                e.minbase || &*e.name == "apt"
             })
             .collect();
-        out.sort_by(|&a, &b| self.packages[a].name.cmp(&self.packages[b].name));
+        out.sort_by(|&a, &b| self.entries[a].name.cmp(&self.entries[b].name));
         out
     }
 }
@@ -579,6 +761,59 @@ mod tests {
         assert_eq!(index.providers("v").len(), 1);
         assert!(index.apt_id("a") < index.apt_id("b"));
         assert!(index.apt_id("b") < index.apt_id("c"));
+    }
+
+    #[test]
+    fn a_file_index_reads_back_the_same_packages() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("Packages");
+        std::fs::write(&path, PACKAGES).unwrap();
+        let mut from_file = Index::new("amd64");
+        from_file
+            .add_packages_file(std::fs::File::open(&path).unwrap(), "P", "http://m/debian")
+            .unwrap();
+        from_file.finish();
+        let mut from_text = Index::new("amd64");
+        from_text
+            .add_packages(PACKAGES, "P", "http://m/debian")
+            .unwrap();
+        from_text.finish();
+        assert_eq!(from_file.len(), 2);
+        for i in 0..from_file.len() {
+            assert_eq!(from_file.package(i), from_text.package(i));
+        }
+        let a = from_file.candidate("a").unwrap();
+        assert_eq!(from_file.package(a).version, "1.1");
+        assert_eq!(from_file.minbase().len(), 0, "1.1 is not required");
+        let old = from_file.versions("a").nth(1).unwrap().1;
+        assert_eq!(old.depends[0][1].name, "c");
+    }
+
+    #[test]
+    fn errors_deep_in_a_file_name_the_right_line() {
+        // Paragraph 3 starts at line 11 (after two 4-line paragraphs, blank lines and a
+        // two-line continuation); its bad Depends is reported at that line.
+        let good = "Package: g\nVersion: 1\nArchitecture: all\nFilename: f\nSize: 1\nSHA256: 0000000000000000000000000000000000000000000000000000000000000000\n";
+        let text = format!(
+            "{good}\n\n{}Description: x\n more\n\nPackage: bad\nVersion: 1\nDepends: a (>= )\n",
+            good.replace("Package: g", "Package: h")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("Packages");
+        std::fs::write(&path, &text).unwrap();
+        let mut index = Index::new("amd64");
+        let err = index
+            .add_packages_file(std::fs::File::open(&path).unwrap(), "http://m/P", "m")
+            .unwrap_err()
+            .to_string();
+        let line = text.lines().position(|l| l == "Package: bad").unwrap() + 1;
+        assert!(err.contains(&format!("line {line}")), "{err}");
+        assert!(err.contains("package bad"), "{err}");
+        let err = Index::new("amd64")
+            .add_packages(&text.replace("Depends: a (>= )", "not a field"), "P", "m")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&format!("line {}", line + 2)), "{err}");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 mod accounts;
 pub mod git;
 pub mod packages;
+mod prefetch;
 mod setup;
 mod sources;
 pub mod time;
@@ -15,6 +16,7 @@ mod war;
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 pub use packages::{LockMode, lockfile_path};
 pub use time::{Clock, TimePolicy};
@@ -59,7 +61,27 @@ impl Plan {
     }
 }
 
-#[derive(Debug)]
+/// The layers planned so far; pushing one tells the caller it is ready.
+struct Ready<'a> {
+    layers: Vec<PlannedLayer>,
+    ready: &'a mut dyn FnMut(usize, &PlannedLayer),
+}
+
+impl Ready<'_> {
+    fn push(&mut self, layer: PlannedLayer) {
+        (self.ready)(self.layers.len(), &layer);
+        self.layers.push(layer);
+    }
+}
+
+impl std::ops::Deref for Ready<'_> {
+    type Target = [PlannedLayer];
+    fn deref(&self) -> &[PlannedLayer] {
+        &self.layers
+    }
+}
+
+#[derive(Clone, Debug)]
 pub struct PlannedLayer {
     pub name: String,
     /// The recipe that declares this layer.
@@ -69,7 +91,7 @@ pub struct PlannedLayer {
     pub sources: Vec<String>,
     /// The entries to write; `None` for a package layer already in the cache (its entries were
     /// not planned again: the cached listing stood in for them).
-    pub contents: Option<LayerContents>,
+    pub contents: Option<Arc<LayerContents>>,
     /// The cumulative dpkg status a package layer carries (kept with it in the cache).
     pub status: Option<String>,
     /// For a package layer: what became of its packages' maintainer scripts.
@@ -118,15 +140,41 @@ pub fn plan(
     cache: &Cache,
     lock_mode: LockMode,
 ) -> Result<Plan, PlanError> {
+    plan_with(recipe, time, cache, lock_mode, &mut |_, _| {})
+}
+
+/// [`plan`], telling `ready` about each layer (with its index) as soon as it is planned, so a
+/// builder can write the base layer while the layers above are still being laid out.
+pub fn plan_with(
+    recipe: &Recipe,
+    time: &TimePolicy,
+    cache: &Cache,
+    lock_mode: LockMode,
+    ready: &mut dyn FnMut(usize, &PlannedLayer),
+) -> Result<Plan, PlanError> {
+    let mut layers = Ready {
+        layers: Vec::new(),
+        ready,
+    };
     let compression = recipe.image.compression;
     let lock = packages::lock_for(recipe, cache, lock_mode)?;
     let stat = crate::cache::StatCache::load(cache.root());
     let mut lower_status = String::new();
     let mut lower = LowerView::new();
     let mut config = ContainerConfig::default();
-    let mut layers = Vec::new();
     let mut top_clock = None;
     let mut chain = setup::SetupChain::new(setup::merged_usr(recipe));
+    if let Some(lock) = &lock {
+        let mut seen = std::collections::HashSet::new();
+        chain.expect(
+            lock.layers
+                .iter()
+                .flat_map(|l| &l.packages)
+                .filter(|p| seen.insert(p.sha256.clone()))
+                .cloned()
+                .collect(),
+        );
+    }
     let mut chain_users: Vec<crate::rootfs::setup::accounts::ExtraUser> = Vec::new();
     for r in recipe.chain() {
         let recipe_start = Location {
@@ -210,7 +258,7 @@ pub fn plan(
                 location,
                 sources: vec!["/etc/passwd and /etc/group from [[users]] and [[groups]]".into()],
                 key: layer_key(&contents, &compression.cache_tag()),
-                contents: Some(contents),
+                contents: Some(Arc::new(contents)),
                 status: None,
                 coverage: None,
             });
@@ -269,7 +317,7 @@ pub fn plan(
                         location: spec.location.clone(),
                         sources: part.sources,
                         key: layer_key(&part.contents, &compression.cache_tag()),
-                        contents: Some(part.contents),
+                        contents: Some(Arc::new(part.contents)),
                         status: None,
                         coverage: None,
                     });
@@ -303,7 +351,7 @@ pub fn plan(
                 recipe: r.path.clone(),
                 location: spec.location.clone(),
                 sources: shown,
-                contents: Some(contents),
+                contents: Some(Arc::new(contents)),
                 status: None,
                 coverage: None,
                 key,
@@ -345,7 +393,7 @@ pub fn plan(
         image,
         config,
         created,
-        layers,
+        layers: layers.layers,
     })
 }
 
@@ -406,7 +454,7 @@ fn setup_layer(
                 .build(&step, lower, lower_status, cache)
                 .map_err(|e| PlanError::new(location, e))?;
             lower.apply(&built.contents);
-            (Some(built.contents), built.status, built.coverage)
+            (Some(Arc::new(built.contents)), built.status, built.coverage)
         }
     };
     *lower_status = status.clone();

@@ -84,6 +84,10 @@ pub struct SetupChain {
     scripts: Vec<PackageScripts>,
     /// The cumulative effects after the last step.
     effects: Vec<Effect>,
+    /// Every locked package of the recipe, in layer order: fetched in the background from the
+    /// first step that has to be built.
+    expected: Vec<LockedPackage>,
+    prefetch: Option<super::prefetch::Prefetch>,
 }
 
 impl SetupChain {
@@ -96,7 +100,14 @@ impl SetupChain {
             view: TreeRoot::new(),
             scripts: Vec::new(),
             effects: Vec::new(),
+            expected: Vec::new(),
+            prefetch: None,
         }
+    }
+
+    /// The packages every step will need, in layer order (from the lockfile).
+    pub fn expect(&mut self, packages: Vec<LockedPackage>) {
+        self.expected = packages;
     }
 
     pub fn merged(&self) -> bool {
@@ -116,6 +127,12 @@ impl SetupChain {
         lower_status: &str,
         cache: &Cache,
     ) -> Result<Built, String> {
+        if self.prefetch.is_none() && !self.expected.is_empty() {
+            // The first miss: this layer, the replayed ones below and (keys chain upwards)
+            // those above all need their packages.
+            let expected = std::mem::take(&mut self.expected);
+            self.prefetch = Some(super::prefetch::Prefetch::start(expected, cache));
+        }
         for p in std::mem::take(&mut self.pending) {
             // Taken out for the run (install borrows it), put back with the layer applied.
             let mut lower = std::mem::take(&mut self.replay_lower);

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::BufWriter;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::dpkg;
@@ -53,6 +53,9 @@ pub struct Installed<'a> {
 /// Directories merged into `/usr` on Debian since bookworm and Ubuntu since 19.04.
 const MERGED: [&str; 6] = ["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
 
+/// A package opened, spooled and listed.
+type Unpacked<'p> = (&'p PackageFile, Deb, Vec<DebEntry>);
+
 struct DebEntry {
     path: String,
     kind: EntryKind,
@@ -86,16 +89,7 @@ pub fn install<'a>(
         });
     }
 
-    let mut unpacked = Vec::new();
-    for p in packages {
-        let deb = Deb::open(&p.deb).map_err(|e| InstallError::Package {
-            package: p.name.clone(),
-            message: e.to_string(),
-        })?;
-        let spool = spool(p, &deb, cache)?;
-        let entries = read_entries(p, &spool)?;
-        unpacked.push((p, deb, entries));
-    }
+    let unpacked = unpack_all(packages, cache)?;
 
     if merged_usr {
         let used: Vec<&str> = MERGED
@@ -298,8 +292,82 @@ fn md5_of(f: &FileContent) -> std::io::Result<String> {
     Ok(hex::encode(md5::Md5::digest(super::read_content(f)?)))
 }
 
-/// Keeps the package's data.tar decompressed in the cache (once per package), so its entries
-/// can be read in any order. Temp file + rename: a killed build leaves no partial spool.
+/// Opens, spools and lists every package, several at once (xz decoding is most of a cold
+/// build's CPU after compression); results in `packages`' order, the first error wins.
+fn unpack_all<'p>(
+    packages: &'p [PackageFile],
+    cache: &Cache,
+) -> Result<Vec<Unpacked<'p>>, InstallError> {
+    let one = |p: &PackageFile| -> Result<(Deb, Vec<DebEntry>), InstallError> {
+        let deb = Deb::open(&p.deb).map_err(|e| InstallError::Package {
+            package: p.name.clone(),
+            message: e.to_string(),
+        })?;
+        let spool = spool(p, &deb, cache)?;
+        let entries = read_entries(p, &spool)?;
+        Ok((deb, entries))
+    };
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    type Slot = std::sync::Mutex<Option<Result<(Deb, Vec<DebEntry>), InstallError>>>;
+    let results: Vec<Slot> = packages.iter().map(|_| Default::default()).collect();
+    std::thread::scope(|s| {
+        for _ in 0..threads.min(packages.len()) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(p) = packages.get(i) else { return };
+                    let result = one(p);
+                    let failed = result.is_err();
+                    *results[i].lock().expect("no panics hold this lock") = Some(result);
+                    if failed {
+                        next.store(packages.len(), std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    let mut out = Vec::with_capacity(packages.len());
+    for (p, r) in packages.iter().zip(results) {
+        match r.into_inner().expect("threads joined") {
+            Some(Ok((deb, entries))) => out.push((p, deb, entries)),
+            Some(Err(e)) => return Err(e),
+            // Not reached: work stopped after an earlier failure, which was returned above.
+            None => unreachable!("unpacking stops only after a failure"),
+        }
+    }
+    Ok(out)
+}
+
+/// Keeps a package's data.tar decompressed in the cache (once per package sha256), so its
+/// entries can be read in any order, and returns where. Safe to call for the same package
+/// from several threads and builds at once: one decompresses (under a lock file), the others
+/// wait and find it done. Temp file + rename: a killed build leaves no partial spool.
+pub fn spool_deb(
+    name: &str,
+    sha256: &Digest,
+    deb: &Path,
+    cache: &Cache,
+) -> Result<Arc<PathBuf>, InstallError> {
+    let path = cache.unpacked_deb_path(sha256);
+    if path.is_file() {
+        return Ok(Arc::new(path));
+    }
+    let deb = Deb::open(deb).map_err(|e| InstallError::Package {
+        package: name.to_owned(),
+        message: e.to_string(),
+    })?;
+    spool(
+        &PackageFile {
+            name: name.to_owned(),
+            sha256: sha256.clone(),
+            deb: PathBuf::new(),
+        },
+        &deb,
+        cache,
+    )
+}
+
 fn spool(p: &PackageFile, deb: &Deb, cache: &Cache) -> Result<Arc<PathBuf>, InstallError> {
     let path = cache.unpacked_deb_path(&p.sha256);
     if path.is_file() {
@@ -311,6 +379,18 @@ fn spool(p: &PackageFile, deb: &Deb, cache: &Cache) -> Result<Arc<PathBuf>, Inst
         message,
     };
     std::fs::create_dir_all(dir).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
+    let lock_path = path.with_extension("lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| fail(format!("{}: {e}", lock_path.display())))?;
+    lock.lock()
+        .map_err(|e| fail(format!("{}: {e}", lock_path.display())))?;
+    if path.is_file() {
+        return Ok(Arc::new(path)); // done by another thread or build while we waited
+    }
     let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| fail(e.to_string()))?;
     {
         let mut out = BufWriter::with_capacity(256 * 1024, tmp.as_file());
@@ -319,6 +399,8 @@ fn spool(p: &PackageFile, deb: &Deb, cache: &Cache) -> Result<Arc<PathBuf>, Inst
         std::io::Write::flush(&mut out).map_err(|e| fail(e.to_string()))?;
     }
     tmp.persist(&path).map_err(|e| fail(e.error.to_string()))?;
+    // Waiters hold the old inode and re-check the spool once they get it.
+    let _ = std::fs::remove_file(&lock_path);
     Ok(Arc::new(path))
 }
 
@@ -328,9 +410,13 @@ fn read_entries(p: &PackageFile, spool: &Arc<PathBuf>) -> Result<Vec<DebEntry>, 
         message,
     };
     let file = File::open(spool.as_path()).map_err(|e| fail(e.to_string()))?;
-    let mut archive = tar::Archive::new(file);
+    let mut archive = tar::Archive::new(std::io::BufReader::with_capacity(64 * 1024, file));
     let mut out = Vec::new();
-    for entry in archive.entries().map_err(|e| fail(e.to_string()))? {
+    // With seek: file data is skipped, not read (a JDK spool is 200 MB of it).
+    for entry in archive
+        .entries_with_seek()
+        .map_err(|e| fail(e.to_string()))?
+    {
         let entry = entry.map_err(|e| fail(e.to_string()))?;
         let raw = entry.path().map_err(|e| fail(e.to_string()))?;
         let raw = raw

@@ -18,5 +18,5 @@ pub mod setup;
 mod view;
 
 pub use apply::{ApplyError, apply_effects};
-pub use install::{InstallError, Installed, PackageFile, install};
+pub use install::{InstallError, Installed, PackageFile, install, spool_deb};
 pub use view::{TreeRoot, read_content};

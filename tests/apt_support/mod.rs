@@ -227,6 +227,8 @@ pub struct RepoSpec {
     pub signing: Signing,
     /// Extra Release fields (`Valid-Until`, `Date`).
     pub release_fields: Vec<(String, String)>,
+    /// Compress a different text than the one the Release's `Packages` entry hashes.
+    pub mismatched_text: bool,
 }
 
 impl RepoSpec {
@@ -237,6 +239,7 @@ impl RepoSpec {
             debs,
             signing: Signing::test_key(),
             release_fields: Vec::new(),
+            mismatched_text: false,
         }
     }
 }
@@ -308,7 +311,11 @@ pub fn build_repo(spec: &RepoSpec) -> Repo {
     let comp_dir = format!("{}/binary-amd64", spec.component);
     let dist = root.join("dists").join(&spec.suite);
     std::fs::create_dir_all(dist.join(&comp_dir)).unwrap();
-    let packages_xz = xz(packages.as_bytes());
+    let packages_xz = if spec.mismatched_text {
+        xz(format!("{packages}\n").as_bytes())
+    } else {
+        xz(packages.as_bytes())
+    };
     std::fs::write(dist.join(&comp_dir).join("Packages"), &packages).unwrap();
     std::fs::write(dist.join(&comp_dir).join("Packages.xz"), &packages_xz).unwrap();
 
