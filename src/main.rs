@@ -257,7 +257,21 @@ fn parse_reference(s: &str) -> Result<Reference, String> {
         .map_err(|e| format!("`{s}` is not an image reference: {e}"))
 }
 
+/// Keeps glibc's allocator from holding on to freed memory. A build's threads (downloads,
+/// decompression, block compression) each allocate 128 KiB blocks and 8 MiB xz dictionaries;
+/// by default glibc gives each thread its own arena and, once such a large block is freed,
+/// raises its mmap threshold so later ones come from those arenas and stay resident. The heap
+/// of a cold Tomcat build peaks at ~40 MB; without this its RSS was ~95 MB.
+fn limit_allocator_retention() {
+    // SAFETY: mallopt only sets allocator parameters; called once before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
 fn main() -> ExitCode {
+    limit_allocator_retention();
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
     let cache_dir = cli
