@@ -246,7 +246,11 @@ mod tests {
         let run = |line: &str, umask| interpret(&shell::commands(line)[0], &acc, &none, umask);
         assert_eq!(
             run("touch /etc/security/opasswd\n", 0o066),
-            Outcome::Effects(vec![Effect::file("/etc/security/opasswd", Vec::new(), 0o600)])
+            Outcome::Effects(vec![Effect::file(
+                "/etc/security/opasswd",
+                Vec::new(),
+                0o600
+            )])
         );
         assert_eq!(
             run("touch /etc/x\n", 0o022),
