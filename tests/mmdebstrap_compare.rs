@@ -378,10 +378,10 @@ fn installed_packages(status: &str) -> BTreeMap<String, String> {
                 .find_map(|l| l.strip_prefix(&format!("{k}: ")))
                 .map(str::to_string)
         };
-        if let (Some(name), Some(version)) = (field("Package"), field("Version")) {
-            if field("Status").as_deref() == Some("install ok installed") {
-                out.insert(name, version);
-            }
+        if let (Some(name), Some(version)) = (field("Package"), field("Version"))
+            && field("Status").as_deref() == Some("install ok installed")
+        {
+            out.insert(name, version);
         }
     }
     out
