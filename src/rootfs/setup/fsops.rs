@@ -26,8 +26,15 @@ pub enum Outcome {
 /// The programs this module handles.
 pub const PROGRAMS: &[&str] = &["chown", "chgrp", "chmod", "mkdir", "touch", "ln"];
 
-/// Interprets one command; `exists` answers for the tree as it is at this point.
-pub fn interpret(cmd: &Command, accounts: &Accounts, exists: &dyn Fn(&str) -> bool) -> Outcome {
+/// Interprets one command; `exists` answers for the tree as it is at this point, `umask` is
+/// the script's umask there (what `touch` and `mkdir` without `-m` create is masked by it:
+/// libpam-modules' postinst makes `/etc/security/opasswd` 0600 with `umask 066; touch`).
+pub fn interpret(
+    cmd: &Command,
+    accounts: &Accounts,
+    exists: &dyn Fn(&str) -> bool,
+    umask: u32,
+) -> Outcome {
     if cmd.unresolved {
         return Outcome::Unsupported("arguments depend on runtime values".into());
     }
@@ -114,7 +121,7 @@ pub fn interpret(cmd: &Command, accounts: &Accounts, exists: &dyn Fn(&str) -> bo
         }
         "mkdir" => {
             let mode = match mode_opt.as_deref().map(|m| u32::from_str_radix(m, 8)) {
-                None => 0o755,
+                None => 0o777 & !umask,
                 Some(Ok(m)) => m,
                 Some(Err(_)) => return unsupported("symbolic mode"),
             };
@@ -130,7 +137,7 @@ pub fn interpret(cmd: &Command, accounts: &Accounts, exists: &dyn Fn(&str) -> bo
             Outcome::Effects(
                 args.iter()
                     .filter(|p| !exists(p))
-                    .map(|p| Effect::file(p, Vec::new(), 0o644))
+                    .map(|p| Effect::file(p, Vec::new(), 0o666 & !umask))
                     .collect(),
             )
         }
@@ -203,7 +210,7 @@ mod tests {
         let exists = |p: &str| p == "/var/log/tomcat10" || p == "/x";
         let out: Vec<Outcome> = shell::commands(script)
             .iter()
-            .map(|c| interpret(c, &acc, &exists))
+            .map(|c| interpret(c, &acc, &exists, 0o022))
             .collect();
         assert_eq!(
             out[0],
@@ -228,6 +235,34 @@ mod tests {
         assert_eq!(
             out[4],
             Outcome::Effects(vec![Effect::dir("/etc/.java", 0o755, 0, 0)])
+        );
+    }
+
+    #[test]
+    fn touch_and_mkdir_follow_the_umask() {
+        // libpam-modules' postinst: `umask 066; touch /etc/security/opasswd; umask 022`.
+        let acc = Accounts::default();
+        let none = |_: &str| false;
+        let run = |line: &str, umask| interpret(&shell::commands(line)[0], &acc, &none, umask);
+        assert_eq!(
+            run("touch /etc/security/opasswd\n", 0o066),
+            Outcome::Effects(vec![Effect::file(
+                "/etc/security/opasswd",
+                Vec::new(),
+                0o600
+            )])
+        );
+        assert_eq!(
+            run("touch /etc/x\n", 0o022),
+            Outcome::Effects(vec![Effect::file("/etc/x", Vec::new(), 0o644)])
+        );
+        assert_eq!(
+            run("mkdir /var/x\n", 0o027),
+            Outcome::Effects(vec![Effect::dir("/var/x", 0o750, 0, 0)])
+        );
+        assert_eq!(
+            run("mkdir -m 755 /var/y\n", 0o077),
+            Outcome::Effects(vec![Effect::dir("/var/y", 0o755, 0, 0)])
         );
     }
 }

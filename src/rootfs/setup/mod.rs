@@ -421,6 +421,9 @@ pub fn setup(
             let temp_vars = shell::temp_vars(text);
             let sourced = sourced_message_functions(root, text);
             let script_info = (functions, temp_vars, sourced);
+            // dpkg runs scripts with umask 022; `umask NNN` changes it for what follows, in
+            // the order written (the masked `touch`/`mkdir` are in fsops).
+            let mut umask = 0o022;
             for cmd in shell::commands_with_args(text, shell::install_args(script)) {
                 let runs = RUN_ON_INSTALL.contains(&script);
                 let mut direct = None;
@@ -429,6 +432,13 @@ pub fn setup(
                         coverage::Status::Ignored(format!("not run on a fresh install: {why}"));
                     reports.push((pkg.package.clone(), script.to_owned(), cmd, status));
                     continue;
+                }
+                if cmd.program() == "umask"
+                    && !cmd.unresolved
+                    && let [_, m] = cmd.words.as_slice()
+                    && let Ok(m) = u32::from_str_radix(m, 8)
+                {
+                    umask = m & 0o777;
                 }
                 if runs && cmd.program() == "update-alternatives" {
                     if let Some(mut i) = alternatives::parse_install(&cmd.words) {
@@ -552,7 +562,7 @@ pub fn setup(
                     let outcome = {
                         let exists =
                             |p: &str| root.exists(p) || produced.contains_key(&normalize(p));
-                        fsops::interpret(&cmd, &accounts, &exists)
+                        fsops::interpret(&cmd, &accounts, &exists, umask)
                     };
                     match outcome {
                         fsops::Outcome::Effects(e) => {

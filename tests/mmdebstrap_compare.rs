@@ -1,0 +1,744 @@
+//! stevedore's bookworm minbase against `mmdebstrap --variant=minbase`, file by file.
+//!
+//! The two builds run side by side against the same mirror (the recipe's three suites):
+//! stevedore locks and builds `recipes/debian-bookworm.toml` into an OCI layout while
+//! mmdebstrap (`--mode=root`, `--variant=minbase --include=usr-is-merged`) writes a tar. Both
+//! trees are read without extracting anything to the host: the OCI layers in order with their
+//! whiteouts, and mmdebstrap's tar, with the `tar` crate.
+//!
+//! mmdebstrap also gets `--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr`: without it, its
+//! essential phase satisfies `init-system-helpers`' `usrmerge | usr-is-merged` with `usrmerge`
+//! (and perl with it), so the package sets would differ by nine packages. The hook lays out
+//! the merged-/usr symlinks as debootstrap does, and installs `usr-is-merged`, as stevedore does.
+//!
+//! What is asserted:
+//! 1. the package sets are the same: stevedore's lockfile and mmdebstrap's
+//!    `/var/lib/dpkg/status` name the same packages at the same versions (the message lists
+//!    the differences);
+//! 2. every path a package ships (the union of mmdebstrap's `/var/lib/dpkg/info/*.list`, placed
+//!    as dpkg placed it: through the merged-/usr symlinks and dpkg's diversions) has the same
+//!    type, mode, owner, symlink target, device numbers, content (sha256) and hardlink group in
+//!    both trees. The judge of "what the package ships" is the `.deb` itself, read by
+//!    `dpkg-deb --fsys-tarfile`: where mmdebstrap's file is no longer what any of its packages
+//!    ship, a maintainer script changed it, and a difference there is reported, not failed
+//!    (the next issue's work). Every other difference fails the test, naming every path and how
+//!    it differs.
+//!
+//! Reported only (`--nocapture`): the counts, the paths scripts changed, the paths only
+//! mmdebstrap has (made by scripts or by mmdebstrap itself, grouped by top directory), the
+//! paths both trees have that no package ships (made by scripts in mmdebstrap, by setup in
+//! stevedore) and whether they agree, and the paths only stevedore has.
+//!
+//! Paths only stevedore has fail the test unless `ONLY_IN_STEVEDORE` names them with a reason:
+//! a missing package file already fails assertion 2, so a path no package ships and no script
+//! of this package set made can only come from stevedore's own setup, which exists to do what
+//! the scripts do. (There are none today.)
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Read;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+
+use common::*;
+
+/// The recipe's sources, as sources.list lines for mmdebstrap.
+const SOURCES: [&str; 3] = [
+    "deb http://deb.debian.org/debian bookworm main",
+    "deb http://deb.debian.org/debian bookworm-updates main",
+    "deb http://deb.debian.org/debian-security bookworm-security main",
+];
+
+/// Paths stevedore's setup writes on purpose although mmdebstrap's run of this package set
+/// has nothing there, each with its reason. Empty: on bookworm minbase setup makes nothing the
+/// scripts (and dpkg) do not.
+const ONLY_IN_STEVEDORE: &[&str] = &[];
+
+/// What one path is, in the terms both trees share (mtimes are not compared).
+#[derive(Clone, Debug)]
+struct Node {
+    kind: char,
+    mode: u32,
+    uid: u64,
+    gid: u64,
+    target: Option<String>,
+    sha256: Option<String>,
+    dev: Option<(u32, u32)>,
+    /// Hardlink identity inside its own tree.
+    ino: u64,
+}
+
+impl Node {
+    /// Every attribute compared, by name.
+    fn attrs(&self) -> [(&'static str, String); 6] {
+        [
+            ("type", self.kind.to_string()),
+            ("mode", format!("{:04o}", self.mode)),
+            ("owner", format!("{}:{}", self.uid, self.gid)),
+            ("target", format!("{:?}", self.target)),
+            ("content", self.sha256.clone().unwrap_or_default()),
+            ("device", format!("{:?}", self.dev)),
+        ]
+    }
+
+    fn same(&self, other: &Node) -> bool {
+        self.attrs() == other.attrs()
+    }
+
+    /// How `other` differs, e.g. `mode 0755 vs 0700`.
+    fn diff(&self, other: &Node) -> Vec<String> {
+        self.attrs()
+            .into_iter()
+            .zip(other.attrs())
+            .filter(|(a, b)| a.1 != b.1)
+            .map(|(a, b)| format!("{} {} vs {}", a.0, short(&a.1), short(&b.1)))
+            .collect()
+    }
+}
+
+fn short(s: &str) -> &str {
+    if s.len() == 64 { &s[..12] } else { s }
+}
+
+#[derive(Default)]
+struct Tree {
+    nodes: BTreeMap<String, Node>,
+    next_ino: u64,
+}
+
+/// `./usr/bin/` → `/usr/bin`; `./` → `/`.
+fn norm(p: &str) -> String {
+    let t = p.trim_start_matches("./").trim_matches('/');
+    if t.is_empty() || t == "." {
+        "/".into()
+    } else {
+        format!("/{t}")
+    }
+}
+
+fn parent(p: &str) -> &str {
+    match p.rfind('/') {
+        Some(0) | None => "/",
+        Some(i) => &p[..i],
+    }
+}
+
+fn hex_sha256(r: &mut impl Read) -> String {
+    let mut h = Sha256::new();
+    std::io::copy(r, &mut h).unwrap();
+    hex::encode(h.finalize())
+}
+
+/// One tar entry, read: its normalised path, what it is, and the path it hardlinks to.
+struct Raw {
+    path: String,
+    node: Node,
+    hardlink: Option<String>,
+}
+
+fn read_tar(r: impl Read, mut f: impl FnMut(Raw)) {
+    read_tar_keeping(r, |_| false, |raw, _| f(raw));
+}
+
+/// `read_tar`, also handing over the content of the regular files `keep` names.
+fn read_tar_keeping(
+    r: impl Read,
+    keep: impl Fn(&str) -> bool,
+    mut f: impl FnMut(Raw, Option<Vec<u8>>),
+) {
+    let mut archive = tar::Archive::new(r);
+    for entry in archive.entries().unwrap() {
+        let mut e = entry.unwrap();
+        let path = norm(e.path().unwrap().to_str().unwrap());
+        let h = e.header().clone();
+        let link = e
+            .link_name()
+            .unwrap()
+            .map(|l| l.to_str().unwrap().to_string());
+        let t = h.entry_type();
+        let mut kept = None;
+        let kind = match t {
+            tar::EntryType::Directory => 'd',
+            tar::EntryType::Symlink => 'l',
+            tar::EntryType::Regular | tar::EntryType::Continuous => 'f',
+            tar::EntryType::Link => 'h',
+            tar::EntryType::Char => 'c',
+            tar::EntryType::Block => 'b',
+            tar::EntryType::Fifo => 'p',
+            other => panic!("{path}: unexpected tar entry type {other:?}"),
+        };
+        let node = Node {
+            kind,
+            mode: h.mode().unwrap() & 0o7777,
+            uid: h.uid().unwrap(),
+            gid: h.gid().unwrap(),
+            target: (kind == 'l').then(|| link.clone().unwrap()),
+            sha256: (kind == 'f').then(|| {
+                if keep(&path) {
+                    let mut buf = Vec::new();
+                    e.read_to_end(&mut buf).unwrap();
+                    let sha = hex::encode(Sha256::digest(&buf));
+                    kept = Some(buf);
+                    sha
+                } else {
+                    hex_sha256(&mut e)
+                }
+            }),
+            dev: matches!(kind, 'c' | 'b').then(|| {
+                (
+                    h.device_major().unwrap().unwrap(),
+                    h.device_minor().unwrap().unwrap(),
+                )
+            }),
+            ino: 0,
+        };
+        let hardlink = (kind == 'h').then(|| norm(&link.unwrap()));
+        f(
+            Raw {
+                path,
+                node,
+                hardlink,
+            },
+            kept,
+        );
+    }
+}
+
+impl Tree {
+    fn insert(&mut self, raw: Raw) {
+        let node = match raw.hardlink {
+            Some(to) => self
+                .nodes
+                .get(&to)
+                .unwrap_or_else(|| panic!("{}: hardlink to missing {to}", raw.path))
+                .clone(),
+            None => {
+                self.next_ino += 1;
+                Node {
+                    ino: self.next_ino,
+                    ..raw.node
+                }
+            }
+        };
+        self.nodes.insert(raw.path, node);
+    }
+
+    fn remove_under(&mut self, dir: &str, and_itself: bool) {
+        let prefix = if dir == "/" {
+            "/".to_string()
+        } else {
+            format!("{dir}/")
+        };
+        let doomed: Vec<String> = self
+            .nodes
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in doomed {
+            self.nodes.remove(&k);
+        }
+        if and_itself {
+            self.nodes.remove(dir);
+        }
+    }
+
+    /// Applies one OCI layer: opaque markers and whiteouts first, then the entries.
+    fn apply_layer(&mut self, r: impl Read) {
+        let mut entries = Vec::new();
+        read_tar(r, |raw| entries.push(raw));
+        let mut rest = Vec::new();
+        for raw in entries {
+            let name = raw.path.rsplit('/').next().unwrap().to_string();
+            if name == ".wh..wh..opq" {
+                self.remove_under(parent(&raw.path), false);
+            } else if let Some(hidden) = name.strip_prefix(".wh.") {
+                let dir = parent(&raw.path);
+                let victim = if dir == "/" {
+                    format!("/{hidden}")
+                } else {
+                    format!("{dir}/{hidden}")
+                };
+                self.remove_under(&victim, true);
+            } else {
+                rest.push(raw);
+            }
+        }
+        for raw in rest {
+            self.insert(raw);
+        }
+    }
+
+    fn read(&self, path: &str) -> &Node {
+        self.nodes
+            .get(path)
+            .unwrap_or_else(|| panic!("{path} missing"))
+    }
+
+    /// Where dpkg puts `path` in this tree: symlinks in the parent directories are followed
+    /// (merged /usr), and the last component too when the package ships a directory there
+    /// (dpkg keeps a symlink to a directory in place of the directory).
+    fn place(&self, path: &str, follow_last: bool) -> String {
+        self.resolve(path, follow_last, 0)
+    }
+
+    fn resolve(&self, path: &str, follow_last: bool, depth: u32) -> String {
+        assert!(depth < 40, "symlink loop at {path}");
+        let comps: Vec<&str> = path
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .collect();
+        let mut cur = String::new();
+        for (i, c) in comps.iter().enumerate() {
+            if *c == ".." {
+                cur = parent(&cur).trim_end_matches('/').to_string();
+                continue;
+            }
+            let next = format!("{cur}/{c}");
+            let last = i + 1 == comps.len();
+            match self.nodes.get(&next) {
+                Some(n) if n.kind == 'l' && (!last || follow_last) => {
+                    let target = n.target.as_deref().unwrap();
+                    let joined = if target.starts_with('/') {
+                        target.to_string()
+                    } else {
+                        format!("{cur}/{target}")
+                    };
+                    cur = self
+                        .resolve(&joined, true, depth + 1)
+                        .trim_end_matches('/')
+                        .to_string();
+                }
+                _ => cur = next,
+            }
+        }
+        if cur.is_empty() { "/".into() } else { cur }
+    }
+
+    /// The other paths sharing `path`'s inode.
+    fn hardlinks(&self, by_ino: &HashMap<u64, Vec<String>>, path: &str) -> BTreeSet<String> {
+        let n = self.read(path);
+        by_ino[&n.ino]
+            .iter()
+            .filter(|p| *p != path)
+            .cloned()
+            .collect()
+    }
+
+    fn by_ino(&self) -> HashMap<u64, Vec<String>> {
+        let mut m: HashMap<u64, Vec<String>> = HashMap::new();
+        for (p, n) in &self.nodes {
+            if n.kind == 'f' {
+                m.entry(n.ino).or_default().push(p.clone());
+            }
+        }
+        m
+    }
+}
+
+/// A copy of the recipe in a scratch folder, with the keyrings beside it (as distro_images).
+fn recipe_copy(t: &Path, name: &str) -> std::path::PathBuf {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::create_dir_all(t.join("recipes")).unwrap();
+    std::os::unix::fs::symlink(repo.join("keyrings"), t.join("keyrings")).unwrap();
+    let dest = t.join("recipes").join(name);
+    std::fs::copy(repo.join("recipes").join(name), &dest).unwrap();
+    dest
+}
+
+/// The locked packages: name → (version, sha256 hex).
+fn locked_packages(lock: &Path) -> BTreeMap<String, (String, String)> {
+    let v: toml::Value = toml::from_str(&std::fs::read_to_string(lock).unwrap()).unwrap();
+    let mut out = BTreeMap::new();
+    for layer in v["layers"].as_array().unwrap() {
+        for p in layer["packages"].as_array().unwrap() {
+            let sha = p["sha256"].as_str().unwrap();
+            out.insert(
+                p["name"].as_str().unwrap().to_string(),
+                (
+                    p["version"].as_str().unwrap().to_string(),
+                    sha.trim_start_matches("sha256:").to_string(),
+                ),
+            );
+        }
+    }
+    out
+}
+
+/// mmdebstrap's installed packages: name → version, from its dpkg status.
+fn installed_packages(status: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for para in status.split("\n\n") {
+        let field = |k: &str| {
+            para.lines()
+                .find_map(|l| l.strip_prefix(&format!("{k}: ")))
+                .map(str::to_string)
+        };
+        if let (Some(name), Some(version)) = (field("Package"), field("Version"))
+            && field("Status").as_deref() == Some("install ok installed")
+        {
+            out.insert(name, version);
+        }
+    }
+    out
+}
+
+fn set_differences(
+    lock: &BTreeMap<String, (String, String)>,
+    mm: &BTreeMap<String, String>,
+) -> Vec<String> {
+    let mut diffs = Vec::new();
+    for (name, (v, _)) in lock {
+        match mm.get(name) {
+            None => diffs.push(format!("only in stevedore's lock: {name} {v}")),
+            Some(w) if w != v => diffs.push(format!("{name}: lock {v}, mmdebstrap {w}")),
+            _ => {}
+        }
+    }
+    for (name, v) in mm {
+        if !lock.contains_key(name) {
+            diffs.push(format!("only in mmdebstrap: {name} {v}"));
+        }
+    }
+    diffs
+}
+
+/// The top of a path for grouping: two components under /usr and /var, one elsewhere.
+fn group_of(path: &str) -> String {
+    let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    let n = if matches!(comps.first(), Some(&"usr") | Some(&"var")) {
+        2
+    } else {
+        1
+    };
+    format!("/{}", comps[..n.min(comps.len())].join("/"))
+}
+
+fn grouped(paths: &[String]) -> String {
+    let mut groups: BTreeMap<String, Vec<&String>> = BTreeMap::new();
+    for p in paths {
+        groups.entry(group_of(p)).or_default().push(p);
+    }
+    let mut out = String::new();
+    for (g, ps) in groups {
+        let examples: Vec<&str> = ps.iter().take(4).map(|p| p.as_str()).collect();
+        out += &format!("    {g}: {} ({}", ps.len(), examples.join(", "));
+        out += if ps.len() > 4 { ", ...)\n" } else { ")\n" };
+    }
+    out
+}
+
+#[test]
+fn bookworm_minbase_matches_mmdebstrap_for_every_packaged_file() {
+    require_tool("mmdebstrap", "mmdebstrap");
+    require_tool("dpkg-deb", "dpkg");
+    require_root("mmdebstrap --mode=root installs as root, keeping owners and device nodes");
+    let started = Instant::now();
+    let t = tempdir();
+    let recipe = recipe_copy(t.path(), "debian-bookworm.toml");
+    let cache = t.path().join("cache");
+    let mm_tar = t.path().join("mmdebstrap.tar");
+    let layout = t.path().join("oci");
+
+    // Both resolutions at the same time, so they see the same mirror state.
+    let mm = {
+        let mm_tar = mm_tar.clone();
+        std::thread::spawn(move || {
+            let out = Command::new("mmdebstrap")
+                .args([
+                    "--mode=root",
+                    "--variant=minbase",
+                    "--include=usr-is-merged",
+                    "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
+                    "--quiet",
+                    "bookworm",
+                ])
+                .arg(&mm_tar)
+                .args(SOURCES)
+                .env("SOURCE_DATE_EPOCH", "1735689600")
+                .output()
+                .expect("run mmdebstrap");
+            assert!(out.status.success(), "mmdebstrap failed: {}", stderr(&out));
+            Instant::now()
+        })
+    };
+    let out = stevedore(&cache, &["lock", path_str(&recipe)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    build_ok(
+        &cache,
+        &[
+            "--locked",
+            path_str(&recipe),
+            "-o",
+            &format!("oci:{}", layout.display()),
+        ],
+    );
+    let built = started.elapsed();
+    let mm_done = mm.join().expect("mmdebstrap thread") - started;
+
+    // stevedore's tree: the manifest's layers in order.
+    let blob = |digest: &str| {
+        layout
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"))
+    };
+    let json = |p: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+    };
+    let index = json(&layout.join("index.json"));
+    let manifest = json(&blob(index["manifests"][0]["digest"].as_str().unwrap()));
+    let mut st = Tree::default();
+    for layer in manifest["layers"].as_array().unwrap() {
+        let file = std::fs::File::open(blob(layer["digest"].as_str().unwrap())).unwrap();
+        let file = std::io::BufReader::new(file);
+        match layer["mediaType"].as_str().unwrap() {
+            m if m.ends_with("+gzip") => st.apply_layer(flate2::read::MultiGzDecoder::new(file)),
+            m if m.ends_with("+zstd") => {
+                st.apply_layer(zstd::stream::read::Decoder::new(file).unwrap())
+            }
+            m if m.ends_with(".tar") => st.apply_layer(file),
+            m => panic!("layer media type {m}"),
+        }
+    }
+
+    // mmdebstrap's tree, keeping the dpkg database files the comparison reads.
+    let mut mm_files: HashMap<String, Vec<u8>> = HashMap::new();
+    let mut mm = Tree::default();
+    let keep = |p: &str| {
+        (p.starts_with("/var/lib/dpkg/info/") && p.ends_with(".list"))
+            || p == "/var/lib/dpkg/status"
+            || p == "/var/lib/dpkg/diversions"
+    };
+    read_tar_keeping(
+        std::io::BufReader::new(std::fs::File::open(&mm_tar).unwrap()),
+        keep,
+        |raw, content| {
+            if let Some(c) = content {
+                mm_files.insert(raw.path.clone(), c);
+            }
+            mm.insert(raw)
+        },
+    );
+    let text = |p: &str| String::from_utf8(mm_files[p].clone()).unwrap();
+
+    // 1. The same package set.
+    let lock = locked_packages(&recipe.with_extension("lock"));
+    let installed = installed_packages(&text("/var/lib/dpkg/status"));
+    let diffs = set_differences(&lock, &installed);
+    assert!(
+        diffs.is_empty(),
+        "stevedore's lock and mmdebstrap installed different packages:\n  {}",
+        diffs.join("\n  ")
+    );
+
+    // Merged /usr in both.
+    for top in ["bin", "lib", "sbin"] {
+        for (name, tree) in [("stevedore", &st), ("mmdebstrap", &mm)] {
+            let n = tree.read(&format!("/{top}"));
+            assert_eq!(
+                (n.kind, n.target.as_deref()),
+                ('l', Some(format!("usr/{top}").as_str())),
+                "{name}: /{top} is not the merged-/usr symlink"
+            );
+        }
+    }
+
+    // What each package ships, from the .deb itself.
+    let apt_store = cache.join("apt/sha256");
+    let mut shipped: HashMap<(String, String), Node> = HashMap::new();
+    for (name, (_, sha)) in &lock {
+        let deb = apt_store.join(sha);
+        let mut child = Command::new("dpkg-deb")
+            .arg("--fsys-tarfile")
+            .arg(&deb)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut deb_tree = Tree::default();
+        read_tar(child.stdout.take().unwrap(), |raw| deb_tree.insert(raw));
+        assert!(child.wait().unwrap().success(), "dpkg-deb {name} ({deb:?})");
+        for (p, n) in deb_tree.nodes {
+            shipped.insert((name.clone(), p), n);
+        }
+    }
+
+    // dpkg's diversions: (from, to, by package).
+    let diversions: Vec<(String, String, String)> = text("/var/lib/dpkg/diversions")
+        .lines()
+        .collect::<Vec<_>>()
+        .chunks(3)
+        .map(|c| (c[0].to_string(), c[1].to_string(), c[2].to_string()))
+        .collect();
+
+    // 2. Every packaged path, placed as dpkg placed it, in both trees.
+    // placed path → the nodes its packages ship there.
+    let mut owned: BTreeMap<String, Vec<(String, Node)>> = BTreeMap::new();
+    let mut misplaced = Vec::new();
+    for (file, text) in &mm_files {
+        let Some(stem) = file
+            .strip_prefix("/var/lib/dpkg/info/")
+            .and_then(|f| f.strip_suffix(".list"))
+        else {
+            continue;
+        };
+        let pkg = stem.split(':').next().unwrap().to_string();
+        for line in std::str::from_utf8(text).unwrap().lines() {
+            if line == "/." {
+                continue;
+            }
+            let node = shipped
+                .get(&(pkg.clone(), line.to_string()))
+                .unwrap_or_else(|| panic!("{pkg}.list names {line}, which its .deb lacks"))
+                .clone();
+            let diverted = diversions
+                .iter()
+                .find(|(from, _, by)| from == line && *by != pkg)
+                .map_or(line, |(_, to, _)| to.as_str());
+            let follow = node.kind == 'd';
+            let (in_st, in_mm) = (st.place(diverted, follow), mm.place(diverted, follow));
+            if in_st != in_mm {
+                misplaced.push(format!(
+                    "{line} ({pkg}): stevedore has it at {in_st}, mmdebstrap at {in_mm}"
+                ));
+            }
+            owned.entry(in_mm).or_default().push((pkg.clone(), node));
+        }
+    }
+    assert!(
+        owned.len() > 5000,
+        "only {} packaged paths: the .list files were not read",
+        owned.len()
+    );
+    let (st_ino, mm_ino) = (st.by_ino(), mm.by_ino());
+    let mut identical = 0;
+    let mut reproduced = Vec::new(); // scripts changed it, stevedore's setup did the same
+    let mut by_scripts = Vec::new(); // scripts changed it, stevedore did not follow: reported
+    let mut failures = misplaced;
+    for (path, ships) in &owned {
+        let owners: BTreeSet<&str> = ships.iter().map(|(p, _)| p.as_str()).collect();
+        let owners = owners.into_iter().collect::<Vec<_>>().join(",");
+        let as_shipped = |n: &Node| ships.iter().any(|(_, s)| s.same(n));
+        match (st.nodes.get(path), mm.nodes.get(path)) {
+            (Some(s), Some(m)) => {
+                let mut how = s.diff(m);
+                if s.kind == 'f' && m.kind == 'f' {
+                    let (hs, hm) = (st.hardlinks(&st_ino, path), mm.hardlinks(&mm_ino, path));
+                    if hs != hm {
+                        how.push(format!("hardlinks {hs:?} vs {hm:?}"));
+                    }
+                }
+                if how.is_empty() {
+                    identical += 1;
+                    if !as_shipped(m) {
+                        reproduced.push(path.clone());
+                    }
+                } else if as_shipped(m) {
+                    failures.push(format!(
+                        "{path} ({owners}): stevedore vs mmdebstrap: {}",
+                        how.join(", ")
+                    ));
+                } else {
+                    by_scripts.push(format!("{path} ({owners}): {}", how.join(", ")));
+                }
+            }
+            (None, Some(m)) if as_shipped(m) => {
+                failures.push(format!("{path} ({owners}): missing from stevedore's image"))
+            }
+            (None, Some(_)) => by_scripts.push(format!(
+                "{path} ({owners}): missing from stevedore's image; scripts changed it"
+            )),
+            (Some(_), None) => by_scripts.push(format!(
+                "{path} ({owners}): a script removed it in mmdebstrap's run"
+            )),
+            (None, None) => by_scripts.push(format!("{path} ({owners}): in neither tree")),
+        }
+    }
+
+    // The rest: paths no package ships.
+    let unowned = |p: &String| !owned.contains_key(p) && p != "/";
+    let only_mm: Vec<String> = mm
+        .nodes
+        .keys()
+        .filter(|p| unowned(p) && !st.nodes.contains_key(*p))
+        .cloned()
+        .collect();
+    let only_st: Vec<String> = st
+        .nodes
+        .keys()
+        .filter(|p| unowned(p) && !mm.nodes.contains_key(*p))
+        .cloned()
+        .collect();
+    let both: Vec<&String> = st
+        .nodes
+        .keys()
+        .filter(|p| unowned(p) && mm.nodes.contains_key(*p))
+        .collect();
+    let both_differ: Vec<String> = both
+        .iter()
+        .filter_map(|p| {
+            let how = st.nodes[*p].diff(&mm.nodes[*p]);
+            (!how.is_empty()).then(|| format!("{p}: {}", how.join(", ")))
+        })
+        .collect();
+    let unexplained: Vec<&String> = only_st
+        .iter()
+        .filter(|p| !ONLY_IN_STEVEDORE.contains(&p.as_str()))
+        .collect();
+
+    eprintln!(
+        "stevedore vs mmdebstrap, bookworm minbase ({} packages; stevedore built in {:.0?}, mmdebstrap in {:.0?}, compared at {:.0?})",
+        lock.len(),
+        built,
+        mm_done,
+        started.elapsed()
+    );
+    eprintln!("  package-owned paths compared: {}", owned.len());
+    eprintln!(
+        "  identical: {identical} (of which {} changed by scripts and reproduced by setup)",
+        reproduced.len()
+    );
+    for p in &reproduced {
+        eprintln!("    {p}");
+    }
+    eprintln!(
+        "  changed by maintainer scripts, stevedore as shipped: {}",
+        by_scripts.len()
+    );
+    for p in &by_scripts {
+        eprintln!("    {p}");
+    }
+    eprintln!(
+        "  only in mmdebstrap (made by scripts or mmdebstrap): {}\n{}",
+        only_mm.len(),
+        grouped(&only_mm)
+    );
+    eprintln!(
+        "  in both, shipped by no package (scripts / setup): {}, differing: {}",
+        both.len(),
+        both_differ.len()
+    );
+    for p in &both_differ {
+        eprintln!("    {p}");
+    }
+    eprintln!("  only in stevedore: {}", only_st.len());
+    for p in &only_st {
+        eprintln!("    {p}");
+    }
+    eprintln!("  failures: {}", failures.len());
+
+    assert!(
+        failures.is_empty(),
+        "{} packaged paths differ between stevedore and mmdebstrap although mmdebstrap has them as the .deb ships them:\n  {}",
+        failures.len(),
+        failures.join("\n  ")
+    );
+    assert!(
+        unexplained.is_empty(),
+        "stevedore's image has paths that neither a package ships nor mmdebstrap's run made; \
+         a setup bug, or a deliberate extra to add to ONLY_IN_STEVEDORE with its reason: {unexplained:?}"
+    );
+}
