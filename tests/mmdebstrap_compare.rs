@@ -432,6 +432,20 @@ fn grouped(paths: &[String]) -> String {
     out
 }
 
+/// Stops a background process group by its PID when the test ends early (a failed build).
+struct StopOnDrop(Option<std::process::Child>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &format!("-{}", child.id())])
+                .status();
+            let _ = child.wait();
+        }
+    }
+}
+
 #[test]
 fn bookworm_minbase_matches_mmdebstrap_for_every_packaged_file() {
     require_tool("mmdebstrap", "mmdebstrap");
@@ -445,26 +459,28 @@ fn bookworm_minbase_matches_mmdebstrap_for_every_packaged_file() {
     let layout = t.path().join("oci");
 
     // Both resolutions at the same time, so they see the same mirror state.
-    let mm = {
-        let mm_tar = mm_tar.clone();
-        std::thread::spawn(move || {
-            let out = Command::new("mmdebstrap")
-                .args([
-                    "--mode=root",
-                    "--variant=minbase",
-                    "--include=usr-is-merged",
-                    "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
-                    "--quiet",
-                    "bookworm",
-                ])
-                .arg(&mm_tar)
-                .args(SOURCES)
-                .env("SOURCE_DATE_EPOCH", "1735689600")
-                .output()
-                .expect("run mmdebstrap");
-            assert!(out.status.success(), "mmdebstrap failed: {}", stderr(&out));
-            Instant::now()
-        })
+    let mm_log = t.path().join("mmdebstrap.log");
+    let mut mm = {
+        use std::os::unix::process::CommandExt;
+        let child = Command::new("mmdebstrap")
+            .args([
+                "--mode=root",
+                "--variant=minbase",
+                "--include=usr-is-merged",
+                "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
+                "--quiet",
+                "bookworm",
+            ])
+            .arg(&mm_tar)
+            .args(SOURCES)
+            .env("SOURCE_DATE_EPOCH", "1735689600")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&mm_log).unwrap())
+            // its own process group, so the guard stops apt and dpkg under it too
+            .process_group(0)
+            .spawn()
+            .expect("run mmdebstrap");
+        StopOnDrop(Some(child))
     };
     let out = stevedore(&cache, &["lock", path_str(&recipe)]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -478,7 +494,13 @@ fn bookworm_minbase_matches_mmdebstrap_for_every_packaged_file() {
         ],
     );
     let built = started.elapsed();
-    let mm_done = mm.join().expect("mmdebstrap thread") - started;
+    let status = mm.0.take().unwrap().wait().expect("wait for mmdebstrap");
+    assert!(
+        status.success(),
+        "mmdebstrap failed: {}",
+        std::fs::read_to_string(&mm_log).unwrap_or_default()
+    );
+    let mm_done = started.elapsed();
 
     // stevedore's tree: the manifest's layers in order.
     let blob = |digest: &str| {
