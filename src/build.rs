@@ -73,11 +73,13 @@ pub enum BuildError {
     #[error(transparent)]
     Registry(#[from] RegistryError),
     /// Resolving or fetching the registry image a recipe is built `from`.
-    #[error("{location}: base image {reference}: {source}")]
+    // `error` is shown inline, not as a `source`: the CLI prints sources after the message,
+    // which would say it twice.
+    #[error("{location}: base image {reference}: {error}")]
     Base {
         location: recipe::Location,
         reference: String,
-        source: Box<BuildError>,
+        error: Box<BuildError>,
     },
     #[error("reading {source_ref}: {error}")]
     Source {
@@ -103,14 +105,14 @@ impl BuildError {
     pub fn is_registry_error(&self) -> bool {
         match self {
             BuildError::Registry(_) => true,
-            BuildError::Base { source, .. } => source.is_registry_error(),
+            BuildError::Base { error, .. } => error.is_registry_error(),
             _ => false,
         }
     }
 
     pub fn is_input_error(&self) -> bool {
-        if let BuildError::Base { source, .. } = self {
-            return source.is_input_error();
+        if let BuildError::Base { error, .. } = self {
+            return error.is_input_error();
         }
         matches!(
             self,

@@ -422,6 +422,7 @@ fn unknown_repository_or_tag_fails_naming_the_reference_and_writes_nothing() {
         assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
         assert!(stdout(&out).is_empty(), "no digest on failure");
         let err = stderr(&out);
+        eprintln!("{err}");
         assert!(err.contains(&reference), "names the reference: {err}");
         assert!(err.contains("app.toml:1:"), "names the recipe line: {err}");
         assert!(!layout.exists(), "nothing written");
@@ -442,5 +443,5 @@ fn unknown_repository_or_tag_fails_naming_the_reference_and_writes_nothing() {
         "{}",
         stderr(&out)
     );
-    assert!(stderr(&out).contains("app.toml:11:"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("app.toml:10:"), "{}", stderr(&out));
 }

@@ -58,7 +58,7 @@ fn at(base: &ImageBase, e: impl Into<BuildError>) -> BuildError {
     BuildError::Base {
         location: base.location.clone(),
         reference: base.reference.to_string(),
-        source: Box::new(e.into()),
+        error: Box::new(e.into()),
     }
 }
 

@@ -338,8 +338,11 @@ pub fn plan(
     if let Some(git) = &clock.git {
         // A label the recipes set wins; one inherited from a registry base describes the base's
         // own source, so this build's git facts replace it.
-        let set_by_recipes: std::collections::BTreeSet<&String> =
-            recipe.chain().iter().flat_map(|r| r.config.labels.keys()).collect();
+        let set_by_recipes: std::collections::BTreeSet<&String> = recipe
+            .chain()
+            .iter()
+            .flat_map(|r| r.config.labels.keys())
+            .collect();
         let mut add = |k: &str, v: String| {
             if !set_by_recipes.contains(&k.to_string()) {
                 config.labels.insert(k.to_string(), v);
