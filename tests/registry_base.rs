@@ -445,3 +445,74 @@ fn unknown_repository_or_tag_fails_naming_the_reference_and_writes_nothing() {
     );
     assert!(stderr(&out).contains("app.toml:10:"), "{}", stderr(&out));
 }
+
+#[test]
+fn an_index_is_followed_to_the_recipes_platform() {
+    registry_support::require_all();
+    let reg = TestRegistry::start(Auth::None);
+    let t = tempdir();
+    write_base(t.path(), "1");
+    let single = push_base(&reg, t.path(), &t.path().join("cache-base"), "base:1");
+    let raw = reg.skopeo_raw("base:1");
+    // An index over the base: one platform no recipe here builds for, then the host's. The
+    // registry checks an index's children exist, so both entries point at the base manifest
+    // (only the index entry is read to choose).
+    let host = stevedore::image::Platform::host();
+    let entry = |os: &str, arch: &str| {
+        serde_json::json!({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": single, "size": raw.len(), "platform": {"os": os, "architecture": arch}})
+    };
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [entry("linux", "s390x"), entry(&host.os, &host.architecture)]
+    });
+    let client = stevedore::registry::BlockingRegistry::new(stevedore::registry::RegistryOptions {
+        credentials: stevedore::registry::CredentialSource::Anonymous,
+        ..Default::default()
+    })
+    .unwrap();
+    let image = stevedore::registry::ImageToPush::new(
+        stevedore::registry::RawManifest {
+            bytes: serde_json::to_vec(&index).unwrap(),
+            media_type: "application/vnd.oci.image.index.v1+json".into(),
+        },
+        Vec::new(),
+    );
+    client
+        .push_image(&reg.reference("base:multi"), &image)
+        .unwrap();
+
+    let cache = t.path().join("cache-app");
+    write_app(t.path(), &format!("{}/base:1", reg.host()));
+    let direct = build_ok(&cache, &[path_str(&t.path().join("app/app.toml"))]);
+    write_app(t.path(), &format!("{}/base:multi", reg.host()));
+    let via_index = build_ok(&cache, &[path_str(&t.path().join("app/app.toml"))]);
+    assert_eq!(
+        via_index, direct,
+        "the index leads to the same base manifest"
+    );
+    let lock = stevedore(&cache, &["lock", path_str(&t.path().join("app/app.toml"))]);
+    assert!(lock.status.success(), "{}", stderr(&lock));
+    let lockfile = std::fs::read_to_string(t.path().join("app/app.lock")).unwrap();
+    assert!(
+        lockfile.contains(&single),
+        "the lock pins the platform's manifest, not the index: {lockfile}"
+    );
+
+    // A platform the index lacks: refused, naming what it has.
+    let recipe = t.path().join("app/app.toml");
+    let text = std::fs::read_to_string(&recipe)
+        .unwrap()
+        .replace("[image]\n", "[image]\nplatform = \"linux/riscv64\"\n");
+    write(&recipe, text);
+    std::fs::remove_file(t.path().join("app/app.lock")).unwrap();
+    let out = stevedore(&cache, &["build", path_str(&recipe)]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("linux/riscv64") && err.contains("s390x"),
+        "{err}"
+    );
+    assert!(stdout(&out).is_empty());
+}
