@@ -41,6 +41,8 @@ pub struct BuildOptions {
 
 /// Events for a progress display. All methods have empty defaults.
 pub trait Progress: Sync {
+    /// The registry image the recipe is built on, pinned to `digest`.
+    fn base_resolved(&self, _reference: &str, _digest: &Digest, _layers: usize) {}
     fn layer_cached(&self, _layer: &PlannedLayer, _record: &LayerRecord) {}
     fn layer_started(&self, _layer: &PlannedLayer) {}
     fn layer_written(&self, _layer: &PlannedLayer, _record: &LayerRecord, _elapsed: Duration) {}
@@ -255,6 +257,13 @@ pub fn build(
     check_outputs(&recipe.image.format, &opts.outputs)?;
     let registry = base::LazyRegistry::new(&opts.registry);
     let base = base::resolve(&recipe, &cache, opts.lock_mode, &registry)?;
+    if let (Some(b), Some(from)) = (&base, recipe.image_base()) {
+        progress.base_resolved(
+            &from.reference.to_string(),
+            &b.image.manifest_digest,
+            b.image.layers.len(),
+        );
+    }
     let base_image = base.as_ref().map(|b| &b.image);
     let plan = plan::plan(&recipe, base_image, &time, &cache, opts.lock_mode)?;
     let coverage = plan.coverage();

@@ -610,6 +610,10 @@ fn human(bytes: u64) -> String {
 }
 
 impl Progress for Display {
+    fn base_resolved(&self, reference: &str, digest: &Digest, layers: usize) {
+        self.line(format!("base  {reference} = {digest} ({layers} layers)"));
+    }
+
     fn layer_cached(&self, layer: &PlannedLayer, record: &LayerRecord) {
         self.line(format!(
             "layer {:<16} cached  {} ({})",

@@ -172,6 +172,23 @@ fn push_to_the_base_registry_mounts_base_layers_and_never_downloads_them() {
     assert!(stderr(&again).contains("up to date"), "{}", stderr(&again));
     let held = cache_blobs(&cache);
     assert!(base_layers.iter().all(|l| !held.contains(l)));
+    let base_digest = base["Digest"].as_str().unwrap();
+    assert!(
+        stderr(&again).contains(&format!("team/base:1 = {base_digest}")),
+        "{}",
+        stderr(&again)
+    );
+
+    // A rebuild in a fresh cache is identical, base layers compared by digest (not downloaded).
+    let verify = stevedore(&cache, &["verify", path_str(&recipe)]);
+    assert_eq!(
+        verify.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&verify),
+        stderr(&verify)
+    );
+    assert!(stdout(&verify).contains("identical"), "{}", stdout(&verify));
 
     // To another repository of a registry without the base: the bytes must go up, so they are
     // downloaded (verified) first.

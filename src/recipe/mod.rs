@@ -1274,4 +1274,27 @@ mod tests {
         assert!(valid_signal("SIGRTMIN+3"));
         assert!(!valid_signal("TERM"));
     }
+
+    #[test]
+    fn from_tells_images_from_recipes() {
+        let recipe = Path::new("/nonexistent/app.toml");
+        for image in [
+            "registry.local:5000/base/java:17",
+            "127.0.0.1:5000/base:1@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+            "localhost/base",
+            "ghcr.io/org/base",
+        ] {
+            assert!(is_image_reference(recipe, image), "{image}");
+        }
+        for path in [
+            "base.toml",
+            "../base.toml",
+            "./base",
+            "/abs/base",
+            "dir/base",
+            "base",
+        ] {
+            assert!(!is_image_reference(recipe, path), "{path}");
+        }
+    }
 }
