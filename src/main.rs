@@ -684,6 +684,9 @@ fn run_plan(
         img.format,
         img.compression
     );
+    if let Some(base) = &plan.base {
+        out!("base  registry image {base} (its layers come first, never rebuilt)");
+    }
     for (i, layer) in plan.layers.iter().enumerate() {
         let status = match cache.as_ref().and_then(|c| c.layer_record(&layer.key)) {
             Some(r) => format!("cached {} ({})", r.digest.short(), human(r.size)),

@@ -356,6 +356,13 @@ fn a_lock_or_a_digest_pins_the_base_when_the_tag_moves() {
     assert!(lockfile.contains("[base]"), "{lockfile}");
     assert!(lockfile.contains(&v1), "the lock pins base v1: {lockfile}");
     let d1 = build_ok(&cache, &["--locked", path_str(&recipe)]);
+    let plan = stevedore(&cache, &["plan", path_str(&recipe)]);
+    assert!(plan.status.success(), "{}", stderr(&plan));
+    assert!(
+        stdout(&plan).contains(&format!("base  registry image {v1}")),
+        "{}",
+        stdout(&plan)
+    );
 
     // The tag moves to another image.
     write_base(t.path(), "2");

@@ -39,6 +39,8 @@ pub struct Plan {
     pub config: ContainerConfig,
     /// The image's `created` time, seconds since the epoch.
     pub created: u64,
+    /// The manifest digest of the registry image below `layers`, if any.
+    pub base: Option<Digest>,
     pub layers: Vec<PlannedLayer>,
 }
 
@@ -365,6 +367,7 @@ pub fn plan(
         image,
         config,
         created,
+        base: base.map(|b| b.manifest_digest.clone()),
         layers,
     })
 }
