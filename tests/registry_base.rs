@@ -540,3 +540,45 @@ fn an_index_is_followed_to_the_recipes_platform() {
     );
     assert!(stdout(&out).is_empty());
 }
+
+#[test]
+fn a_docker_format_image_over_an_oci_base_names_the_base_layers_the_docker_way() {
+    registry_support::require_all();
+    let reg = TestRegistry::start(Auth::None);
+    let t = tempdir();
+    write_base(t.path(), "1");
+    push_base(&reg, t.path(), &t.path().join("cache-base"), "base:1");
+    write_app(t.path(), &format!("{}/base:1", reg.host()));
+    let recipe = t.path().join("app/app.toml");
+    let text = std::fs::read_to_string(&recipe)
+        .unwrap()
+        .replace("[image]\n", "[image]\nformat = \"docker\"\n");
+    write(&recipe, text);
+    let out = stevedore(
+        &t.path().join("cache-app"),
+        &[
+            "build",
+            path_str(&recipe),
+            "--push",
+            &format!("{}/old/app:1", reg.host()),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("2 mounted"), "{}", stderr(&out));
+    let digest = stdout(&out).trim().to_string();
+    let raw: serde_json::Value = serde_json::from_slice(&reg.skopeo_raw("old/app:1")).unwrap();
+    assert_eq!(
+        raw["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    for l in raw["layers"].as_array().unwrap() {
+        assert_eq!(
+            l["mediaType"], "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            "{raw}"
+        );
+    }
+    assert_eq!(reg.skopeo_inspect("old/app:1")["Digest"], digest.as_str());
+    // skopeo reads every blob back, the mounted ones included.
+    let copy = tempdir();
+    reg.skopeo_copy_to_oci("old/app:1", copy.path());
+}
