@@ -2,6 +2,10 @@
 //!
 //! This is the one place that strings the stages together; the CLI calls it and nothing else.
 
+mod base;
+
+pub use base::ResolvedBase;
+
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -16,6 +20,7 @@ use crate::plan::{self, LockMode, Plan, PlanError, PlannedLayer, TimePolicy};
 use crate::recipe::{self, RecipeError};
 use crate::registry::{
     BlobRef, BlockingRegistry, ImageToPush, PushReport, RawManifest, Reference, RegistryError,
+    RegistryOptions,
 };
 
 #[derive(Clone, Debug)]
@@ -30,10 +35,14 @@ pub struct BuildOptions {
     pub lock_mode: LockMode,
     /// Fail when a maintainer-script command is not covered by setup.
     pub strict: bool,
+    /// How to reach the registry of a `from` image (only used by recipes that have one).
+    pub registry: RegistryOptions,
 }
 
 /// Events for a progress display. All methods have empty defaults.
 pub trait Progress: Sync {
+    /// The registry image the recipe is built on, pinned to `digest`.
+    fn base_resolved(&self, _reference: &str, _digest: &Digest, _layers: usize) {}
     fn layer_cached(&self, _layer: &PlannedLayer, _record: &LayerRecord) {}
     fn layer_started(&self, _layer: &PlannedLayer) {}
     fn layer_written(&self, _layer: &PlannedLayer, _record: &LayerRecord, _elapsed: Duration) {}
@@ -65,6 +74,15 @@ pub enum BuildError {
     Unsupported(String),
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// Resolving or fetching the registry image a recipe is built `from`.
+    // `error` is shown inline, not as a `source`: the CLI prints sources after the message,
+    // which would say it twice.
+    #[error("{location}: base image {reference}: {error}")]
+    Base {
+        location: recipe::Location,
+        reference: String,
+        error: Box<BuildError>,
+    },
     #[error("reading {source_ref}: {error}")]
     Source {
         source_ref: String,
@@ -85,7 +103,19 @@ pub enum BuildError {
 impl BuildError {
     /// True when the user's input is at fault (recipe, sources, environment settings) rather
     /// than the machine; the CLI maps this to its own exit code.
+    /// True when a registry refused or failed (the CLI's registry exit code).
+    pub fn is_registry_error(&self) -> bool {
+        match self {
+            BuildError::Registry(_) => true,
+            BuildError::Base { error, .. } => error.is_registry_error(),
+            _ => false,
+        }
+    }
+
     pub fn is_input_error(&self) -> bool {
+        if let BuildError::Base { error, .. } = self {
+            return error.is_input_error();
+        }
         matches!(
             self,
             BuildError::Recipe(_)
@@ -109,6 +139,8 @@ pub struct BuildResult {
     pub layers: Vec<(String, LayerStatus, LayerRecord)>,
     /// What became of the packages' maintainer scripts (`None` without package layers).
     pub coverage: Option<crate::rootfs::setup::coverage::Coverage>,
+    /// The registry image the recipe is built on, pinned (its layers are `image.layers[..n]`).
+    pub base: Option<ResolvedBase>,
 }
 
 impl BuildResult {
@@ -123,18 +155,31 @@ pub fn load_plan(
     recipe_path: &Path,
     cache: &Cache,
     lock_mode: LockMode,
+    registry: &RegistryOptions,
 ) -> Result<Plan, BuildError> {
     let recipe = recipe::load(recipe_path)?;
     let time = TimePolicy::from_env()?;
     let _lock = cache.lock_shared()?;
-    Ok(plan::plan(&recipe, &time, cache, lock_mode)?)
+    let base = base::resolve(
+        &recipe,
+        cache,
+        lock_mode,
+        &base::LazyRegistry::new(registry),
+    )?;
+    Ok(plan::plan(
+        &recipe,
+        base.as_ref().map(|b| &b.image),
+        &time,
+        cache,
+        lock_mode,
+    )?)
 }
 
 /// What `cache gc --keep` must not remove: every layer the recipes use and their packages.
 pub fn keep_set(recipes: &[PathBuf], cache: &Cache) -> Result<crate::cache::Keep, BuildError> {
     let mut keep = crate::cache::Keep::default();
     for r in recipes {
-        let plan = load_plan(r, cache, LockMode::Prefer)?;
+        let plan = load_plan(r, cache, LockMode::Prefer, &RegistryOptions::default())?;
         keep.layer_keys
             .extend(plan.layers.iter().map(|l| l.key.clone()));
         if let Some(lock) = &plan.lock {
@@ -147,17 +192,38 @@ pub fn keep_set(recipes: &[PathBuf], cache: &Cache) -> Result<crate::cache::Keep
     Ok(keep)
 }
 
-/// Resolves the recipe's package layers afresh and writes its lockfile (atomically) next to
-/// it; returns the lockfile's path.
-pub fn lock(recipe_path: &Path, cache_dir: &Path) -> Result<(PathBuf, apt::Lockfile), BuildError> {
+/// Resolves the recipe's package layers and registry base afresh and writes its lockfile
+/// (atomically) next to it; returns the lockfile's path.
+pub fn lock(
+    recipe_path: &Path,
+    cache_dir: &Path,
+    registry: &RegistryOptions,
+) -> Result<(PathBuf, apt::Lockfile), BuildError> {
     let recipe = recipe::load(recipe_path)?;
     let cache = Cache::open(cache_dir)?;
-    let lock = plan::packages::lock_for(&recipe, &cache, LockMode::Fresh)?.ok_or_else(|| {
-        BuildError::Unsupported(format!(
-            "{} has no package layers: nothing to lock",
-            recipe_path.display()
-        ))
-    })?;
+    let packages = plan::packages::lock_for(&recipe, &cache, LockMode::Fresh)?;
+    let base = base::resolve(
+        &recipe,
+        &cache,
+        LockMode::Fresh,
+        &base::LazyRegistry::new(registry),
+    )?;
+    let mut lock = match (packages, &base) {
+        (Some(lock), _) => lock,
+        (None, Some(_)) => apt::Lockfile::new(plan::packages::inputs_hash(&recipe)?, Vec::new()),
+        (None, None) => {
+            return Err(BuildError::Unsupported(format!(
+                "{} has no package layers and no registry base: nothing to lock",
+                recipe_path.display()
+            )));
+        }
+    };
+    if let (Some(b), Some(from)) = (&base, recipe.image_base()) {
+        lock.base = Some(apt::LockedBase {
+            reference: from.reference.to_string(),
+            digest: b.image.manifest_digest.clone(),
+        });
+    }
     let path = plan::lockfile_path(recipe_path);
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -189,7 +255,18 @@ pub fn build(
     let cache = Cache::open(&opts.cache_dir)?;
     let _lock = cache.lock_shared()?;
     check_outputs(&recipe.image.format, &opts.outputs)?;
-    let (plan, records) = plan_and_build_layers(&recipe, &time, &cache, opts, progress)?;
+    let registry = base::LazyRegistry::new(&opts.registry);
+    let base = base::resolve(&recipe, &cache, opts.lock_mode, &registry)?;
+    if let (Some(b), Some(from)) = (&base, recipe.image_base()) {
+        progress.base_resolved(
+            &from.reference.to_string(),
+            &b.image.manifest_digest,
+            b.image.layers.len(),
+        );
+    }
+    let base_image = base.as_ref().map(|b| &b.image);
+    let (plan, records) =
+        plan_and_build_layers(&recipe, base_image, &time, &cache, opts, progress)?;
     let coverage = plan.coverage();
 
     let image_layers: Vec<ImageLayer> = plan
@@ -209,25 +286,48 @@ pub fn build(
         config: &plan.config,
         layers: &image_layers,
         annotations: &plan.image.annotations,
+        base: base_image,
     };
     let docs = image::assemble(&spec)?;
     cache.put_bytes(&docs.config)?;
     cache.put_bytes(&docs.manifest)?;
 
-    let layer_type = plan.image.format.layer_media_type(plan.image.compression);
+    // Local outputs need the base layers' bytes (and, for docker archives, their sizes
+    // uncompressed); a build without outputs never downloads them.
+    let base_sizes = match &base {
+        Some(b) if !opts.outputs.is_empty() => base::fetch_layers(b, &cache, &registry)?,
+        Some(b) => vec![0; b.image.layers.len()],
+        None => Vec::new(),
+    };
+    let base_layers = base_image
+        .iter()
+        .flat_map(|b| &b.layers)
+        .zip(base_sizes)
+        .map(|(l, diff_size)| StoredLayer {
+            digest: l.digest.clone(),
+            size: l.size,
+            diff_id: l.diff_id.clone(),
+            diff_size,
+            media_type: String::new(),
+        });
+    let own_layers = records.iter().map(|(_, r)| StoredLayer {
+        digest: r.digest.clone(),
+        size: r.size,
+        diff_id: r.diff_id.clone(),
+        diff_size: r.diff_size,
+        media_type: String::new(),
+    });
     let stored = StoredImage {
         manifest_digest: docs.manifest_digest.clone(),
         manifest_size: docs.manifest.len() as u64,
         manifest_media_type: docs.manifest_media_type.to_string(),
         config_digest: docs.config_digest.clone(),
-        layers: records
-            .iter()
-            .map(|(_, r)| StoredLayer {
-                digest: r.digest.clone(),
-                size: r.size,
-                diff_id: r.diff_id.clone(),
-                diff_size: r.diff_size,
-                media_type: layer_type.to_string(),
+        layers: base_layers
+            .chain(own_layers)
+            .zip(&docs.layer_media_types)
+            .map(|(l, media_type)| StoredLayer {
+                media_type: media_type.clone(),
+                ..l
             })
             .collect(),
         name: plan.image.name.clone(),
@@ -237,7 +337,13 @@ pub fn build(
             opts.tags.clone()
         },
     };
-    let names: Vec<String> = plan.layers.iter().map(|l| l.name.clone()).collect();
+    let names: Vec<String> = base_image
+        .iter()
+        .flat_map(|b| &b.layers)
+        .enumerate()
+        .map(|(i, _)| format!("base-{}", i + 1))
+        .chain(plan.layers.iter().map(|l| l.name.clone()))
+        .collect();
     save_build_record(recipe_path, &stored, &names, &cache);
     for target in &opts.outputs {
         let started = Instant::now();
@@ -256,6 +362,7 @@ pub fn build(
             .map(|(l, (status, r))| (l.name.clone(), status, r))
             .collect(),
         coverage,
+        base,
     })
 }
 
@@ -319,6 +426,7 @@ fn check_outputs(format: &image::ImageFormat, outputs: &[OutputTarget]) -> Resul
 /// by then are valid cache entries, not output.
 fn plan_and_build_layers(
     recipe: &recipe::Recipe,
+    base: Option<&image::BaseImage>,
     time: &TimePolicy,
     cache: &Cache,
     opts: &BuildOptions,
@@ -366,9 +474,16 @@ fn plan_and_build_layers(
                 }
             });
         }
-        let plan = plan::plan_with(recipe, time, cache, opts.lock_mode, &mut |i, layer| {
-            let _ = tx.send((i, layer.clone()));
-        });
+        let plan = plan::plan_with(
+            recipe,
+            base,
+            time,
+            cache,
+            opts.lock_mode,
+            &mut |i, layer| {
+                let _ = tx.send((i, layer.clone()));
+            },
+        );
         drop(tx);
         plan
     })?;
@@ -399,22 +514,42 @@ fn tags_for(target: &Reference, image_tags: &[String]) -> (Reference, Vec<String
 
 /// Pushes a built image from the cache. Blobs go up first; the manifest and tags only after
 /// every blob is confirmed (the registry client guarantees the order).
+///
+/// Base layers the cache does not hold stay remote when the target is on the base's registry
+/// (the push finds them there or mounts them from the base's repository); for another registry
+/// they are downloaded into the cache first, since they must be uploaded.
 pub fn push_built(
     image: &StoredImage,
+    base: Option<&ResolvedBase>,
     cache: &Cache,
     target: &Reference,
     registry: &BlockingRegistry,
 ) -> Result<PushReport, BuildError> {
-    let mut blobs: Vec<BlobRef> = image
-        .layers
-        .iter()
-        .map(|l| BlobRef {
+    let same_registry = base.is_some_and(|b| b.reference.registry == target.registry);
+    let mut blobs: Vec<BlobRef> = Vec::new();
+    for l in &image.layers {
+        let from_base = base.filter(|b| b.image.layers.iter().any(|x| x.digest == l.digest));
+        if let Some(b) = from_base
+            && !cache.has_blob(&l.digest)
+        {
+            if same_registry {
+                continue;
+            }
+            tracing::info!("downloading base layer {} from {}", l.digest, b.reference);
+            registry.fetch_blob_to(
+                &b.reference,
+                &l.digest,
+                &cache.tmp_dir(),
+                &cache.blob_path(&l.digest),
+            )?;
+        }
+        blobs.push(BlobRef {
             digest: l.digest.clone(),
             size: l.size,
             media_type: l.media_type.clone(),
             path: cache.blob_path(&l.digest),
-        })
-        .collect();
+        });
+    }
     let config_path = cache.blob_path(&image.config_digest);
     let config_size = std::fs::metadata(&config_path)
         .map_err(|source| CacheError {
@@ -442,6 +577,7 @@ pub fn push_built(
         blobs,
     );
     to_push.tags = tags;
+    to_push.mount_sources = base.iter().map(|b| b.reference.clone()).collect();
     Ok(registry.push_image(&target, &to_push)?)
 }
 
@@ -664,19 +800,20 @@ pub fn verify(
         jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
         lock_mode,
         strict: false,
+        registry: RegistryOptions::default(),
     };
     let fresh = build(recipe_path, &opts, &Silent)?;
     let fresh_cache = Cache::open(fresh_dir.path())?;
 
     let mut layers = Vec::new();
     let count = ref_layers.len().max(fresh.image.layers.len());
+    let base_count = fresh.base.as_ref().map_or(0, |b| b.image.layers.len());
     for i in 0..count {
         let r = ref_layers.get(i);
         let f = fresh.image.layers.get(i);
-        let name = fresh
-            .layers
-            .get(i)
-            .map(|(n, _, _)| n.clone())
+        let name = (i < base_count)
+            .then(|| format!("base-{}", i + 1))
+            .or_else(|| fresh.layers.get(i - base_count).map(|(n, _, _)| n.clone()))
             .or_else(|| r.map(|x| x.0.clone()))
             .unwrap_or_default();
         let mut verdict = LayerVerdict {
@@ -686,7 +823,11 @@ pub fn verify(
             corrupt: None,
             differences: Vec::new(),
         };
-        if let (Some((_, path, digest, media)), Some(f)) = (r, f) {
+        // A base layer that was never downloaded: pinned by the same digest, nothing to read.
+        let remote_base = r.is_some_and(|(_, path, digest, _)| {
+            !path.exists() && f.is_some_and(|f| f.digest == *digest)
+        });
+        if let (false, Some((_, path, digest, media)), Some(f)) = (remote_base, r, f) {
             let actual = std::fs::File::open(path)
                 .and_then(crate::digest::digest_reader)
                 .map(|(d, _)| d);

@@ -133,8 +133,12 @@ enum Command {
         #[arg(long)]
         locked: bool,
     },
-    /// Resolve the recipe's package layers and write RECIPE.lock next to it.
-    Lock { recipe: PathBuf },
+    /// Resolve the recipe's package layers and registry base; write RECIPE.lock next to it.
+    Lock {
+        recipe: PathBuf,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
     /// Show the layers of a recipe, their sources, and which would be rebuilt.
     Plan {
         recipe: PathBuf,
@@ -145,6 +149,8 @@ enum Command {
         /// Fail (exit 3) when a script command is not covered.
         #[arg(long)]
         strict: bool,
+        #[command(flatten)]
+        registry: RegistryArgs,
     },
     /// Show the manifest, config and layers of an OCI layout or docker archive.
     #[command(after_help = "TARGET is oci:DIR[:TAG], docker-archive:FILE, or a bare path.")]
@@ -194,19 +200,23 @@ struct RegistryArgs {
 }
 
 impl RegistryArgs {
-    fn connect(&self, quiet: bool) -> anyhow::Result<BlockingRegistry> {
+    fn options(&self, quiet: bool) -> anyhow::Result<RegistryOptions> {
         let credentials = match &self.creds {
             Some(c) => CredentialSource::from_user_pass(c)?,
             None => CredentialSource::Auto,
         };
         let progress: std::sync::Arc<dyn PushProgress> = std::sync::Arc::new(PushLines { quiet });
-        Ok(BlockingRegistry::new(RegistryOptions {
+        Ok(RegistryOptions {
             insecure: self.insecure,
             ca_file: self.ca_file.clone(),
             credentials,
             progress,
             ..Default::default()
-        })?)
+        })
+    }
+
+    fn connect(&self, quiet: bool) -> anyhow::Result<BlockingRegistry> {
+        Ok(BlockingRegistry::new(self.options(quiet)?)?)
     }
 }
 
@@ -302,7 +312,7 @@ fn main() -> ExitCode {
             cache_dir,
             cli.quiet,
         ),
-        Command::Lock { recipe } => run_lock(&recipe, &cache_dir, cli.quiet),
+        Command::Lock { recipe, registry } => run_lock(&recipe, &cache_dir, &registry, cli.quiet),
         Command::Cache { action } => run_cache(action, &cache_dir),
         Command::Verify {
             recipe,
@@ -322,7 +332,8 @@ fn main() -> ExitCode {
             recipe,
             scripts,
             strict,
-        } => run_plan(recipe, cache_dir, scripts, strict),
+            registry,
+        } => run_plan(recipe, cache_dir, scripts, strict, &registry),
         Command::Inspect { target, json } => run_inspect(&target, json),
     };
     match result {
@@ -333,7 +344,7 @@ fn main() -> ExitCode {
             let registry = e
                 .downcast_ref::<stevedore::registry::RegistryError>()
                 .is_some()
-                || matches!(build_error, Some(BuildError::Registry(_)));
+                || build_error.is_some_and(BuildError::is_registry_error);
             let input = build_error.is_some_and(BuildError::is_input_error);
             ExitCode::from(if registry {
                 EXIT_REGISTRY
@@ -395,6 +406,7 @@ fn run_build(
             LockMode::Prefer
         },
         strict: flags.strict,
+        registry: registry_args.options(quiet)?,
     };
     let display = Display::new(quiet);
     let result = build::build(&recipe, &opts, &display)?;
@@ -431,7 +443,13 @@ fn run_build(
     if let Some(target) = push {
         let registry = registry_args.connect(quiet)?;
         let cache = stevedore::cache::Cache::open(&cache_dir)?;
-        let report = build::push_built(&result.image, &cache, &target, &registry)?;
+        let report = build::push_built(
+            &result.image,
+            result.base.as_ref(),
+            &cache,
+            &target,
+            &registry,
+        )?;
         report_push(&report, &target, quiet);
     }
     out!("{}", result.manifest_digest());
@@ -525,10 +543,14 @@ fn run_cache(action: CacheAction, cache_dir: &std::path::Path) -> anyhow::Result
 fn run_lock(
     recipe: &std::path::Path,
     cache_dir: &std::path::Path,
+    registry_args: &RegistryArgs,
     quiet: bool,
 ) -> anyhow::Result<()> {
-    let (path, lock) = build::lock(recipe, cache_dir)?;
+    let (path, lock) = build::lock(recipe, cache_dir, &registry_args.options(quiet)?)?;
     if !quiet {
+        if let Some(b) = &lock.base {
+            eprintln!("base {} pinned to {}", b.reference, b.digest);
+        }
         for l in &lock.layers {
             eprintln!("layer {}: {} packages", l.name, l.packages.len());
         }
@@ -602,6 +624,10 @@ fn human(bytes: u64) -> String {
 }
 
 impl Progress for Display {
+    fn base_resolved(&self, reference: &str, digest: &Digest, layers: usize) {
+        self.line(format!("base  {reference} = {digest} ({layers} layers)"));
+    }
+
     fn layer_cached(&self, layer: &PlannedLayer, record: &LayerRecord) {
         self.line(format!(
             "layer {:<16} cached  {} ({})",
@@ -653,9 +679,15 @@ fn run_plan(
     cache_dir: PathBuf,
     scripts: bool,
     strict: bool,
+    registry_args: &RegistryArgs,
 ) -> anyhow::Result<()> {
     let cache = stevedore::cache::Cache::open(&cache_dir)?;
-    let plan = build::load_plan(&recipe, &cache, LockMode::Prefer)?;
+    let plan = build::load_plan(
+        &recipe,
+        &cache,
+        LockMode::Prefer,
+        &registry_args.options(true)?,
+    )?;
     let cache = Some(cache);
     let img = &plan.image;
     out!(
@@ -666,6 +698,9 @@ fn run_plan(
         img.format,
         img.compression
     );
+    if let Some(base) = &plan.base {
+        out!("base  registry image {base} (its layers come first, never rebuilt)");
+    }
     for (i, layer) in plan.layers.iter().enumerate() {
         let status = match cache.as_ref().and_then(|c| c.layer_record(&layer.key)) {
             Some(r) => format!("cached {} ({})", r.digest.short(), human(r.size)),

@@ -27,7 +27,20 @@ pub struct Lockfile {
     pub version: u32,
     /// Hash of the recipe inputs (sources, requests, keyrings) the lock was made from.
     pub inputs: Digest,
+    /// The registry image the recipe is built `from`, pinned (absent for other bases; older
+    /// lockfiles have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<LockedBase>,
     pub layers: Vec<LockedLayer>,
+}
+
+/// A registry base image as `stevedore lock` resolved it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockedBase {
+    /// The recipe's `from`, as written: a lock made for another reference is out of date.
+    pub reference: String,
+    /// The image manifest for the recipe's platform (an index already followed).
+    pub digest: Digest,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,6 +102,7 @@ impl Lockfile {
         Lockfile {
             version: LOCK_VERSION,
             inputs,
+            base: None,
             layers,
         }
     }
@@ -166,7 +180,15 @@ mod tests {
         assert!(text.find("name = \"bash\"").unwrap() < text.find("name = \"zlib1g\"").unwrap());
         assert_eq!(text, lock.to_toml());
         let back = Lockfile::from_toml(&text, "x.lock").unwrap();
+        assert_eq!(back.base, None);
         assert_eq!(back.layers[0].packages[0].name, "bash");
+        let mut based = lock.clone();
+        based.base = Some(LockedBase {
+            reference: "registry.local:5000/base:1".into(),
+            digest: Digest::of(b"manifest"),
+        });
+        let back = Lockfile::from_toml(&based.to_toml(), "x.lock").unwrap();
+        assert_eq!(back.base, based.base);
         assert_eq!(back.inputs, lock.inputs);
         assert_eq!(back.layers[0].packages[1].wanted().size, 42);
     }

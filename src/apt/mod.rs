@@ -30,7 +30,7 @@ use std::time::SystemTime;
 pub use deb::{Deb, DebError};
 pub use fetch::{FetchError, Fetcher, NoProgress, Progress, Wanted};
 pub use index::{Index, IndexError, Package};
-pub use lock::{LockedLayer, LockedPackage, Lockfile};
+pub use lock::{LockedBase, LockedLayer, LockedPackage, Lockfile};
 pub use release::{Release, ReleaseError};
 pub use resolver::{
     InstalledPackage, Reason, Request, Resolution, ResolveError, Resolved, resolve,

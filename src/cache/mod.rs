@@ -87,6 +87,11 @@ impl Cache {
         self.blob_path(digest).is_file()
     }
 
+    /// Where files being written live until they are renamed into place (same file system).
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
     /// A temp file on the same file system as the store, for a blob being written.
     pub fn temp_file(&self) -> Result<NamedTempFile, CacheError> {
         let dir = self.root.join("tmp");

@@ -130,10 +130,14 @@ pub(super) fn config_json(spec: &ImageSpec) -> Result<Value, ImageError> {
                 .map_err(e)
         })
         .collect::<Result<Vec<_>, _>>()?;
+    // A base image's layers come first: its diff_ids, then ours; its history is kept verbatim
+    // (below) since it may hold entries oci-spec's type would reshape.
     let diff_ids = spec
-        .layers
+        .base
         .iter()
-        .map(|l| oci_digest(&l.record.diff_id).map(|d| d.to_string()))
+        .flat_map(|b| b.layers.iter().map(|l| &l.diff_id))
+        .chain(spec.layers.iter().map(|l| &l.record.diff_id))
+        .map(|d| oci_digest(d).map(|d| d.to_string()))
         .collect::<Result<Vec<_>, _>>()?;
     let mut builder = ImageConfigurationBuilder::default()
         .created(created)
@@ -153,6 +157,10 @@ pub(super) fn config_json(spec: &ImageSpec) -> Result<Value, ImageError> {
     }
     let config = builder.build().map_err(e)?;
     let mut value = serde_json::to_value(&config).map_err(|e| ImageError(e.to_string()))?;
+    if let Some(base) = spec.base {
+        let ours = value["history"].as_array().cloned().unwrap_or_default();
+        value["history"] = Value::Array(base.history.iter().cloned().chain(ours).collect());
+    }
 
     // Docker-only fields that OCI leaves out but `docker inspect` and Docker honour.
     let obj = value["config"]

@@ -5,6 +5,7 @@
 //! in a `HashMap`, whose order would otherwise vary from run to run). Docker v2.2 media types are
 //! available for registries that predate OCI.
 
+mod base;
 mod config;
 
 use std::collections::BTreeMap;
@@ -12,6 +13,7 @@ use std::collections::BTreeMap;
 use oci_spec::image::{Descriptor, DescriptorBuilder, ImageManifestBuilder, MediaType};
 use serde_json::Value;
 
+pub use base::{BaseImage, BaseLayer};
 pub use config::{ContainerConfig, Healthcheck};
 
 use crate::cache::LayerRecord;
@@ -128,8 +130,11 @@ pub struct ImageSpec<'a> {
     /// Seconds since the epoch; never the wall clock (see the build's time policy).
     pub created: u64,
     pub config: &'a ContainerConfig,
+    /// The image's own layers, above the base's.
     pub layers: &'a [ImageLayer],
     pub annotations: &'a BTreeMap<String, String>,
+    /// A base image made elsewhere: its layers come first, with their own descriptors.
+    pub base: Option<&'a BaseImage>,
 }
 
 /// The serialised documents of one image, ready to store.
@@ -140,6 +145,8 @@ pub struct ImageDocuments {
     pub manifest: Vec<u8>,
     pub manifest_digest: Digest,
     pub manifest_media_type: &'static str,
+    /// Media type of every layer in the manifest, base layers first.
+    pub layer_media_types: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -166,11 +173,17 @@ pub fn assemble(spec: &ImageSpec) -> Result<ImageDocuments, ImageError> {
                 .map_err(|e| ImageError(e.to_string()))
         };
     let layer_type = spec.format.layer_media_type(spec.compression);
-    let layers = spec
-        .layers
-        .iter()
-        .map(|l| descriptor(layer_type, &l.record.digest, l.record.size))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut layers = Vec::new();
+    let mut layer_media_types = Vec::new();
+    for l in spec.base.iter().flat_map(|b| &b.layers) {
+        let media_type = base::layer_type_for(spec.format, &l.media_type)?;
+        layers.push(descriptor(&media_type, &l.digest, l.size)?);
+        layer_media_types.push(media_type);
+    }
+    for l in spec.layers {
+        layers.push(descriptor(layer_type, &l.record.digest, l.record.size)?);
+        layer_media_types.push(layer_type.to_string());
+    }
     let mut builder = ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::from(spec.format.manifest_media_type()))
@@ -198,6 +211,7 @@ pub fn assemble(spec: &ImageSpec) -> Result<ImageDocuments, ImageError> {
         config,
         config_digest,
         manifest_media_type: spec.format.manifest_media_type(),
+        layer_media_types,
     })
 }
 

@@ -24,7 +24,7 @@ pub use time::{Clock, TimePolicy};
 use crate::cache::Cache;
 
 use crate::digest::{Digest, Hasher};
-use crate::image::ContainerConfig;
+use crate::image::{BaseImage, ContainerConfig};
 use crate::layer::{Entry, EntryKind, LayerContents, LayerTree, LowerView, Meta};
 use crate::recipe::{ImageSettings, LayerItem, Location, Recipe};
 
@@ -41,6 +41,8 @@ pub struct Plan {
     pub config: ContainerConfig,
     /// The image's `created` time, seconds since the epoch.
     pub created: u64,
+    /// The manifest digest of the registry image below `layers`, if any.
+    pub base: Option<Digest>,
     pub layers: Vec<PlannedLayer>,
 }
 
@@ -134,19 +136,24 @@ impl PlanError {
     }
 }
 
+/// Plans the recipe's layers. `base` is the registry image the chain is built on (resolved by
+/// the caller, see [`Recipe::image_base`]): its config is inherited, and its manifest digest
+/// enters every layer key, so a new base never reuses layers planned over the old one.
 pub fn plan(
     recipe: &Recipe,
+    base: Option<&BaseImage>,
     time: &TimePolicy,
     cache: &Cache,
     lock_mode: LockMode,
 ) -> Result<Plan, PlanError> {
-    plan_with(recipe, time, cache, lock_mode, &mut |_, _| {})
+    plan_with(recipe, base, time, cache, lock_mode, &mut |_, _| {})
 }
 
 /// [`plan`], telling `ready` about each layer (with its index) as soon as it is planned, so a
 /// builder can write the base layer while the layers above are still being laid out.
 pub fn plan_with(
     recipe: &Recipe,
+    base: Option<&BaseImage>,
     time: &TimePolicy,
     cache: &Cache,
     lock_mode: LockMode,
@@ -157,11 +164,15 @@ pub fn plan_with(
         ready,
     };
     let compression = recipe.image.compression;
+    let key_tag = match base {
+        Some(b) => format!("{} base={}", compression.cache_tag(), b.manifest_digest),
+        None => compression.cache_tag(),
+    };
     let lock = packages::lock_for(recipe, cache, lock_mode)?;
     let stat = crate::cache::StatCache::load(cache.root());
     let mut lower_status = String::new();
     let mut lower = LowerView::new();
-    let mut config = ContainerConfig::default();
+    let mut config = base.map(|b| b.config.clone()).unwrap_or_default();
     let mut top_clock = None;
     let mut chain = setup::SetupChain::new(setup::merged_usr(recipe));
     if let Some(lock) = &lock {
@@ -194,7 +205,7 @@ pub fn plan_with(
         let declares_accounts = !r.users.is_empty() || !r.groups.is_empty();
         let parent_accounts = match &r.from {
             crate::recipe::Base::Recipe(p) => (p.users.clone(), p.groups.clone()),
-            crate::recipe::Base::Scratch => Default::default(),
+            crate::recipe::Base::Scratch | crate::recipe::Base::Image(_) => Default::default(),
         };
         let accounts_changed =
             declares_accounts && (r.users.clone(), r.groups.clone()) != parent_accounts;
@@ -230,7 +241,7 @@ pub fn plan_with(
                     &recipe_start,
                     r,
                     step,
-                    &compression.cache_tag(),
+                    &key_tag,
                     &layers,
                     &mut lower,
                     &mut lower_status,
@@ -257,7 +268,7 @@ pub fn plan_with(
                 recipe: r.path.clone(),
                 location,
                 sources: vec!["/etc/passwd and /etc/group from [[users]] and [[groups]]".into()],
-                key: layer_key(&contents, &compression.cache_tag()),
+                key: layer_key(&contents, &key_tag),
                 contents: Some(Arc::new(contents)),
                 status: None,
                 coverage: None,
@@ -295,7 +306,7 @@ pub fn plan_with(
                     &spec.location,
                     r,
                     step,
-                    &compression.cache_tag(),
+                    &key_tag,
                     &layers,
                     &mut lower,
                     &mut lower_status,
@@ -316,7 +327,7 @@ pub fn plan_with(
                         recipe: r.path.clone(),
                         location: spec.location.clone(),
                         sources: part.sources,
-                        key: layer_key(&part.contents, &compression.cache_tag()),
+                        key: layer_key(&part.contents, &key_tag),
                         contents: Some(Arc::new(part.contents)),
                         status: None,
                         coverage: None,
@@ -344,8 +355,11 @@ pub fn plan_with(
                     .unwrap_or(&spec.location);
                 PlanError::new(at, e.to_string())
             })?;
+            if base.is_some() {
+                refuse_merged_usr_links(&contents, &spec.location)?;
+            }
             lower.apply(&contents);
-            let key = layer_key(&contents, &compression.cache_tag());
+            let key = layer_key(&contents, &key_tag);
             layers.push(PlannedLayer {
                 name: spec.name.clone(),
                 recipe: r.path.clone(),
@@ -373,8 +387,17 @@ pub fn plan_with(
         .map(|t| expand_tag(t, clock.git.as_ref()).map_err(|m| PlanError::new(&at, m)))
         .collect::<Result<_, _>>()?;
     if let Some(git) = &clock.git {
+        // A label the recipes set wins; one inherited from a registry base describes the base's
+        // own source, so this build's git facts replace it.
+        let set_by_recipes: std::collections::BTreeSet<&String> = recipe
+            .chain()
+            .iter()
+            .flat_map(|r| r.config.labels.keys())
+            .collect();
         let mut add = |k: &str, v: String| {
-            config.labels.entry(k.to_string()).or_insert(v);
+            if !set_by_recipes.contains(&k.to_string()) {
+                config.labels.insert(k.to_string(), v);
+            }
         };
         add("org.opencontainers.image.revision", git.head.to_string());
         add(
@@ -393,6 +416,7 @@ pub fn plan_with(
         image,
         config,
         created,
+        base: base.map(|b| b.manifest_digest.clone()),
         layers: layers.layers,
     })
 }
@@ -468,6 +492,27 @@ fn setup_layer(
         coverage: Some(coverage),
         key,
     })
+}
+
+/// Over a registry base, whose tree is not read, a layer must not write below `/bin`, `/sbin`
+/// or `/lib*`: on merged-/usr bases those are symlinks, and a directory entry in our layer would
+/// replace the link and hide `/usr/bin` (with the tree known, the path would be followed).
+fn refuse_merged_usr_links(contents: &LayerContents, at: &Location) -> Result<(), PlanError> {
+    const LINKS: [&str; 6] = ["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
+    for (path, _) in &contents.entries {
+        let p = path.as_str().trim_start_matches('/');
+        let top = p.split('/').next().unwrap_or("");
+        if LINKS.contains(&top) {
+            return Err(PlanError::new(
+                at,
+                format!("/{p}: writing below /{top} over a registry base is not supported yet"),
+            )
+            .help(format!(
+                "write the /usr/{top}/… path: on merged-/usr bases /{top} is a symlink, and the base's tree is not read"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Fills `{git.sha}`, `{git.short}`, `{git.branch}` and `{git.tag}` in a tag, and checks the

@@ -39,7 +39,7 @@ fn load_chain(
             Some(d) => {
                 let mut d = d.clone();
                 d.message = msg;
-                d.help("`from` takes `scratch` or a path to a recipe file, relative to this recipe")
+                d.help("`from` takes `scratch`, a path to a recipe file relative to this recipe, or a registry image host[:port]/repository:tag")
             }
             None => Diagnostic::at_file(path, msg),
         }
@@ -72,6 +72,20 @@ fn load_chain(
     let base = match &file.from {
         None => Base::Scratch,
         Some(from) if from.get_ref() == "scratch" => Base::Scratch,
+        Some(from) if is_image_reference(path, from.get_ref()) => {
+            match from.get_ref().parse::<crate::registry::Reference>() {
+                Ok(reference) => Base::Image(ImageBase {
+                    reference,
+                    location: source.location(from.span().start),
+                }),
+                Err(e) => {
+                    return Err(source
+                        .diagnostic(from.span(), format!("`from` is not an image reference: {e}"))
+                        .help("write host[:port]/repository:tag, optionally @sha256:<digest>, e.g. \"registry.local:5000/base/debian:12\"")
+                        .into());
+                }
+            }
+        }
         Some(from) => {
             let parent_path = resolve_relative(path, from.get_ref());
             let at = source.diagnostic(from.span(), "");
@@ -122,6 +136,24 @@ fn load_chain(
     }
 }
 
+/// Whether a `from` value names a registry image rather than a recipe: a recipe is a `.toml`
+/// file or an existing path; an image starts with a registry host (`localhost`, or a name with
+/// a `.` or a `:port`) followed by a repository, as Docker tells hosts from repositories.
+fn is_image_reference(recipe: &Path, from: &str) -> bool {
+    if from.ends_with(".toml")
+        || from.starts_with(['.', '/'])
+        || resolve_relative(recipe, from).exists()
+    {
+        return false;
+    }
+    match from.split_once('/') {
+        Some((host, rest)) => {
+            !rest.is_empty() && (host == "localhost" || host.contains('.') || host.contains(':'))
+        }
+        None => false,
+    }
+}
+
 /// `from` paths are relative to the recipe that names them.
 fn resolve_relative(recipe: &Path, rel: &str) -> PathBuf {
     let rel = Path::new(rel);
@@ -153,9 +185,39 @@ impl Validator<'_> {
     fn recipe(&mut self, file: RecipeFile, from: Base) -> Recipe {
         let parent = match &from {
             Base::Recipe(p) => Some(p.as_ref()),
-            Base::Scratch => None,
+            Base::Scratch | Base::Image(_) => None,
         };
         let image = self.image(file.image, parent);
+        // Package layers and accounts change files the registry base already has (the dpkg
+        // status, /etc/passwd); until the base's tree is read, they would silently replace them.
+        let on_registry_image = match &from {
+            Base::Image(_) => true,
+            Base::Recipe(p) => p.image_base().is_some(),
+            Base::Scratch => false,
+        };
+        if on_registry_image {
+            for span in file
+                .users
+                .iter()
+                .map(|u| u.name.span())
+                .chain(file.groups.iter().map(|g| g.name.span()))
+            {
+                self.error(
+                    span,
+                    "[[users]] and [[groups]] over a registry base are not supported yet",
+                    "the base's /etc/passwd and /etc/group would be replaced; set `config.user` to an account the base already has",
+                );
+            }
+            for decl in &file.layers {
+                if decl.packages.is_some() || decl.minbase.is_some() {
+                    self.error(
+                        decl.name.span(),
+                        "package layers over a registry base are not supported yet",
+                        "build the packages into the base image, or base this recipe on the recipe that builds it",
+                    );
+                }
+            }
+        }
         let (users, groups) = self.accounts(&file.users, &file.groups, parent);
         let mut sources: Vec<AptSource> = file
             .sources
@@ -1211,5 +1273,28 @@ mod tests {
         assert_eq!(parse_duration_ns("5"), None);
         assert!(valid_signal("SIGRTMIN+3"));
         assert!(!valid_signal("TERM"));
+    }
+
+    #[test]
+    fn from_tells_images_from_recipes() {
+        let recipe = Path::new("/nonexistent/app.toml");
+        for image in [
+            "registry.local:5000/base/java:17",
+            "127.0.0.1:5000/base:1@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+            "localhost/base",
+            "ghcr.io/org/base",
+        ] {
+            assert!(is_image_reference(recipe, image), "{image}");
+        }
+        for path in [
+            "base.toml",
+            "../base.toml",
+            "./base",
+            "/abs/base",
+            "dir/base",
+            "base",
+        ] {
+            assert!(!is_image_reference(recipe, path), "{path}");
+        }
     }
 }

@@ -44,6 +44,16 @@ pub struct AptSource {
 pub enum Base {
     Scratch,
     Recipe(Box<Recipe>),
+    /// An image in a registry (`host[:port]/repo:tag[@sha256:…]`), resolved at build time.
+    Image(ImageBase),
+}
+
+/// A registry image as the bottom of a chain.
+#[derive(Clone, Debug)]
+pub struct ImageBase {
+    pub reference: crate::registry::Reference,
+    /// The `from` value, for errors that must name the recipe line.
+    pub location: Location,
 }
 
 impl Recipe {
@@ -57,6 +67,14 @@ impl Recipe {
         }
         out.reverse();
         out
+    }
+
+    /// The registry image the whole chain is built on, if its bottom recipe names one.
+    pub fn image_base(&self) -> Option<&ImageBase> {
+        match &self.chain()[0].from {
+            Base::Image(b) => Some(b),
+            _ => None,
+        }
     }
 }
 

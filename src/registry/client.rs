@@ -807,6 +807,19 @@ impl BlockingRegistry {
             .block_on(self.registry.fetch_blob(reference, digest, dest_dir))
     }
 
+    pub fn fetch_blob_to(
+        &self,
+        reference: &super::Reference,
+        digest: &crate::digest::Digest,
+        tmp_dir: &std::path::Path,
+        dest: &std::path::Path,
+    ) -> Result<()> {
+        self.rt.block_on(
+            self.registry
+                .fetch_blob_to(reference, digest, tmp_dir, dest),
+        )
+    }
+
     pub fn blob_exists(
         &self,
         reference: &super::Reference,

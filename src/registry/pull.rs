@@ -34,7 +34,7 @@ impl Platform {
 
     /// An index entry matches when os and architecture agree and, if we ask for a variant, the
     /// variant too (arm64's `v8` may be left out by either side).
-    fn matches(&self, other: &Platform) -> bool {
+    pub fn matches(&self, other: &Platform) -> bool {
         let norm = |p: &Platform| match (p.architecture.as_str(), p.variant.as_deref()) {
             ("arm64", Some("v8")) => None,
             (_, v) => v.map(str::to_owned),
@@ -244,6 +244,22 @@ impl Registry {
         if dest.is_file() {
             return Ok(dest);
         }
+        self.fetch_blob_to(reference, digest, dest_dir, &dest)
+            .await?;
+        Ok(dest)
+    }
+
+    /// Downloads a blob to `dest` through a temp file in `tmp_dir` (same file system), verified
+    /// before the rename, readable by all (stores hard-link blobs into OCI layouts). For stores
+    /// that keep temp files apart from named content, so a crash never leaves a trusted name.
+    pub async fn fetch_blob_to(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+        tmp_dir: &Path,
+        dest: &Path,
+    ) -> Result<()> {
+        let dest_dir = tmp_dir;
         let host = self.host(&reference.registry, reference.api_host()).await?;
         let repo = reference.repository.as_str();
         let scopes = [pull_scope(repo)];
@@ -297,10 +313,21 @@ impl Registry {
                     "downloaded bytes hash to {got}, not {digest}"
                 )));
             }
-            tmp.persist(&dest).map_err(|e| {
+            {
+                use std::os::unix::fs::PermissionsExt;
+                tmp.as_file()
+                    .set_permissions(std::fs::Permissions::from_mode(0o644))
+                    .map_err(|e| {
+                        RegistryError::io(
+                            format!("setting the mode of {}", tmp.path().display()),
+                            e,
+                        )
+                    })?;
+            }
+            tmp.persist(dest).map_err(|e| {
                 RegistryError::io(format!("renaming to {}", dest.display()), e.error)
             })?;
-            Ok(dest.clone())
+            Ok(())
         })
         .await
         .map_err(|e| refine(e, &host.name, repo, "pull"))

@@ -1,0 +1,334 @@
+//! A registry image as the base of a build (`from = "host/repo:tag"`).
+//!
+//! Resolution turns the reference into one image manifest — through an index to the recipe's
+//! platform — pinned by digest: the lockfile's when it has one for this `from`, else what the
+//! tag names now (one manifest HEAD). Manifests and the config are kept in the cache's blob store
+//! by digest and checked against it when read back, so a pinned rebuild with a warm cache talks
+//! to no registry at all. Base *layers* are never downloaded to build: they are only needed as
+//! bytes by local outputs and pushes to another registry ([`fetch_layers`]); a push to the
+//! base's own registry mounts them.
+
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
+
+use super::BuildError;
+use crate::apt::Lockfile;
+use crate::cache::Cache;
+use crate::digest::Digest;
+use crate::image::BaseImage;
+use crate::plan::{self, LockMode};
+use crate::recipe::{ImageBase, Recipe};
+use crate::registry::{self, BlockingRegistry, Reference, RegistryError, RegistryOptions};
+
+/// A base image resolved for one build.
+#[derive(Clone, Debug)]
+pub struct ResolvedBase {
+    /// The recipe's reference, pinned to the manifest digest (the tag kept for display). Base
+    /// blobs are fetched and mounted from its repository.
+    pub reference: Reference,
+    pub image: BaseImage,
+}
+
+/// A registry client made on first use: builds that need no registry never start one.
+pub(crate) struct LazyRegistry<'a> {
+    opts: &'a RegistryOptions,
+    cell: OnceLock<BlockingRegistry>,
+}
+
+impl<'a> LazyRegistry<'a> {
+    pub(crate) fn new(opts: &'a RegistryOptions) -> Self {
+        LazyRegistry {
+            opts,
+            cell: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn get(&self) -> Result<&BlockingRegistry, RegistryError> {
+        if let Some(r) = self.cell.get() {
+            return Ok(r);
+        }
+        let r = BlockingRegistry::new(self.opts.clone())?;
+        Ok(self.cell.get_or_init(|| r))
+    }
+}
+
+/// Wraps an error so it names the recipe line and the reference.
+fn at(base: &ImageBase, e: impl Into<BuildError>) -> BuildError {
+    BuildError::Base {
+        location: base.location.clone(),
+        reference: base.reference.to_string(),
+        error: Box::new(e.into()),
+    }
+}
+
+/// The digest the lockfile pins this `from` to, or why there is none. `Locked` refuses a lock
+/// without one; `Prefer` takes it when it is for this very reference; `Fresh` ignores it.
+fn pinned_by_lock(
+    recipe: &Recipe,
+    base: &ImageBase,
+    mode: LockMode,
+) -> Result<Option<Digest>, BuildError> {
+    if mode == LockMode::Fresh {
+        return Ok(None);
+    }
+    let path = plan::lockfile_path(&recipe.path);
+    let wanted = base.reference.to_string();
+    let run = format!("run `stevedore lock {}`", recipe.path.display());
+    let problem = match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let lock = Lockfile::from_toml(&text, &path.display().to_string())
+                .map_err(|e| BuildError::Unsupported(e.to_string()))?;
+            match lock.base {
+                Some(b) if b.reference == wanted => return Ok(Some(b.digest)),
+                Some(b) => format!(
+                    "{} pins the base `{}`, but the recipe is now built from `{wanted}`",
+                    path.display(),
+                    b.reference
+                ),
+                None => format!("{} has no pinned base image", path.display()),
+            }
+        }
+        Err(_) => format!("no lockfile {}", path.display()),
+    };
+    if mode == LockMode::Locked {
+        return Err(BuildError::Unsupported(format!(
+            "--locked: {problem}; {run} to pin the base image"
+        )));
+    }
+    tracing::debug!("{problem}; resolving {wanted}");
+    Ok(None)
+}
+
+/// Resolves the chain's registry base, if it has one.
+pub(crate) fn resolve(
+    recipe: &Recipe,
+    cache: &Cache,
+    mode: LockMode,
+    registry: &LazyRegistry,
+) -> Result<Option<ResolvedBase>, BuildError> {
+    let Some(base) = recipe.image_base() else {
+        return Ok(None);
+    };
+    let pinned = pinned_by_lock(recipe, base, mode).map_err(|e| at(base, e))?;
+    resolve_image(base, pinned, recipe, cache, registry)
+        .map(Some)
+        .map_err(|e| at(base, e))
+}
+
+fn resolve_image(
+    base: &ImageBase,
+    pinned: Option<Digest>,
+    recipe: &Recipe,
+    cache: &Cache,
+    registry: &LazyRegistry,
+) -> Result<ResolvedBase, BuildError> {
+    let reference = &base.reference;
+    let want = &recipe.image.platform;
+    let platform = registry::Platform::new(&want.os, &want.architecture, want.variant.as_deref());
+    // The top digest: the lock's, the reference's own, else what the tag names now.
+    let top = match pinned.or_else(|| reference.digest.clone()) {
+        Some(d) => d,
+        None => registry.get()?.manifest_digest(reference)?.ok_or_else(|| {
+            RegistryError::ManifestNotFound {
+                reference: reference.to_string(),
+            }
+        })?,
+    };
+    let (mut digest, mut bytes) = (
+        top.clone(),
+        manifest_bytes(reference, &top, cache, registry)?,
+    );
+    if let Some(child) = platform_child(&bytes, &platform, reference)? {
+        bytes = manifest_bytes(reference, &child, cache, registry)?;
+        digest = child;
+    }
+    let config_digest: Digest = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|m| m["config"]["digest"].as_str()?.parse().ok())
+        .ok_or_else(|| {
+            BuildError::Unsupported(format!("manifest {digest} names no config blob"))
+        })?;
+    let config = blob_bytes(reference, &config_digest, cache, registry)?;
+    let image = BaseImage::parse(digest.clone(), &bytes, &config)?;
+    let have = &image.platform;
+    if have.os != want.os || have.architecture != want.architecture {
+        return Err(BuildError::Unsupported(format!(
+            "the image is {}/{}, the recipe builds {want}; set [image] platform, or pick the base's {want} variant",
+            have.os, have.architecture
+        )));
+    }
+    Ok(ResolvedBase {
+        reference: reference.with_digest(digest),
+        image,
+    })
+}
+
+/// For an index: the digest of the manifest for `platform`. `None` for an image manifest.
+fn platform_child(
+    bytes: &[u8],
+    platform: &registry::Platform,
+    reference: &Reference,
+) -> Result<Option<Digest>, BuildError> {
+    #[derive(Deserialize)]
+    struct Index {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+        #[serde(default)]
+        manifests: Vec<Entry>,
+    }
+    #[derive(Deserialize)]
+    struct Entry {
+        digest: Digest,
+        platform: Option<registry::Platform>,
+    }
+    let index: Index = serde_json::from_slice(bytes)
+        .map_err(|e| BuildError::Unsupported(format!("unreadable manifest: {e}")))?;
+    let is_index = index
+        .media_type
+        .as_deref()
+        .is_some_and(registry::media_types::is_index)
+        || (index.media_type.is_none() && !index.manifests.is_empty());
+    if !is_index {
+        return Ok(None);
+    }
+    index
+        .manifests
+        .iter()
+        .find(|m| m.platform.as_ref().is_some_and(|p| platform.matches(p)))
+        .map(|m| Some(m.digest.clone()))
+        .ok_or_else(|| {
+            RegistryError::NoMatchingPlatform {
+                reference: reference.to_string(),
+                platform: platform.to_string(),
+                available: index
+                    .manifests
+                    .iter()
+                    .filter_map(|m| m.platform.as_ref().map(|p| p.to_string()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
+            .into()
+        })
+}
+
+/// A cached blob, if present and its bytes still hash to its name.
+fn cached(cache: &Cache, digest: &Digest) -> Option<Vec<u8>> {
+    cache
+        .read_blob(digest)
+        .ok()
+        .filter(|b| Digest::of(b) == *digest)
+}
+
+/// A manifest by digest: from the cache, else from the registry (verified, then cached).
+fn manifest_bytes(
+    reference: &Reference,
+    digest: &Digest,
+    cache: &Cache,
+    registry: &LazyRegistry,
+) -> Result<Vec<u8>, BuildError> {
+    if let Some(b) = cached(cache, digest) {
+        return Ok(b);
+    }
+    let (raw, got) = registry
+        .get()?
+        .pull_manifest(&reference.with_digest(digest.clone()), None)?;
+    if got != *digest {
+        return Err(RegistryError::DigestMismatch {
+            what: format!("manifest of {reference}"),
+            expected: digest.clone(),
+            actual: got.to_string(),
+        }
+        .into());
+    }
+    cache.put_bytes(&raw.bytes)?;
+    Ok(raw.bytes)
+}
+
+/// A small blob (the config) by digest: from the cache, else downloaded into it.
+fn blob_bytes(
+    reference: &Reference,
+    digest: &Digest,
+    cache: &Cache,
+    registry: &LazyRegistry,
+) -> Result<Vec<u8>, BuildError> {
+    if let Some(b) = cached(cache, digest) {
+        return Ok(b);
+    }
+    fetch_blob(reference, digest, cache, registry)?;
+    Ok(cache.read_blob(digest)?)
+}
+
+fn fetch_blob(
+    reference: &Reference,
+    digest: &Digest,
+    cache: &Cache,
+    registry: &LazyRegistry,
+) -> Result<(), BuildError> {
+    registry.get()?.fetch_blob_to(
+        reference,
+        digest,
+        &cache.tmp_dir(),
+        &cache.blob_path(digest),
+    )?;
+    Ok(())
+}
+
+/// What decompressing a base layer showed, kept so it is done once per layer.
+#[derive(Serialize, Deserialize)]
+struct LayerFacts {
+    diff_id: Digest,
+    diff_size: u64,
+}
+
+/// Puts every base layer's blob in the cache (downloaded, verified by sha256) for outputs that
+/// need the bytes, checks each against its diff_id, and returns the uncompressed sizes.
+pub(crate) fn fetch_layers(
+    base: &ResolvedBase,
+    cache: &Cache,
+    registry: &LazyRegistry,
+) -> Result<Vec<u64>, BuildError> {
+    let mut sizes = Vec::new();
+    for l in &base.image.layers {
+        if !cache.has_blob(&l.digest) {
+            tracing::info!(
+                "downloading base layer {} from {}",
+                l.digest,
+                base.reference
+            );
+            fetch_blob(&base.reference, &l.digest, cache, registry)?;
+        }
+        let name = l.digest.hex();
+        let known = cache
+            .read_named("base-layers", &name)
+            .and_then(|b| serde_json::from_slice::<LayerFacts>(&b).ok())
+            .filter(|f| f.diff_id == l.diff_id);
+        let facts = match known {
+            Some(f) => f,
+            None => {
+                let path = cache.blob_path(&l.digest);
+                let io = |source| crate::cache::CacheError {
+                    path: path.clone(),
+                    source,
+                };
+                let compression = crate::image::layer_compression(&l.media_type)
+                    .expect("base layer media types were checked when parsed");
+                let file = std::io::BufReader::new(std::fs::File::open(&path).map_err(io)?);
+                let reader = crate::layer::decompress(file, compression).map_err(io)?;
+                let (diff_id, diff_size) = crate::digest::digest_reader(reader).map_err(io)?;
+                if diff_id != l.diff_id {
+                    return Err(BuildError::Unsupported(format!(
+                        "base layer {} of {} decompresses to {diff_id}, its config says {}",
+                        l.digest, base.reference, l.diff_id
+                    )));
+                }
+                let facts = LayerFacts { diff_id, diff_size };
+                let json = serde_json::to_vec(&facts).expect("facts serialize");
+                cache.put_named("base-layers", &name, &json)?;
+                facts
+            }
+        };
+        sizes.push(facts.diff_size);
+    }
+    Ok(sizes)
+}
