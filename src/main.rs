@@ -276,7 +276,7 @@ fn limit_allocator_retention() {
     // SAFETY: mallopt only sets allocator parameters; called once before any thread starts.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1024 * 1024);
     }
 }
 

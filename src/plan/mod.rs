@@ -71,6 +71,7 @@ struct Ready<'a> {
 
 impl Ready<'_> {
     fn push(&mut self, layer: PlannedLayer) {
+        tracing::debug!("planned layer {}", layer.name);
         (self.ready)(self.layers.len(), &layer);
         self.layers.push(layer);
     }

@@ -178,6 +178,7 @@ fn resolve_chain(recipe: &Recipe, cache: &Cache, inputs: Digest) -> Result<Lockf
                 let at = r.sources.first().map_or(&l.location, |s| &s.location);
                 let loaded = apt::load_index(&sources, &fetcher, SystemTime::now())
                     .map_err(|e| PlanError::new(at, e.to_string()))?;
+                tracing::debug!("loaded the index of {} packages", loaded.index.len());
                 indexes.insert(key.clone(), loaded);
             }
             let index = &indexes[&key].index;

@@ -131,6 +131,7 @@ impl SetupChain {
             // The first miss: this layer, the replayed ones below and (keys chain upwards)
             // those above all need their packages.
             let expected = std::mem::take(&mut self.expected);
+            tracing::debug!("prefetching {} packages", expected.len());
             self.prefetch = Some(super::prefetch::Prefetch::start(expected, cache));
         }
         for p in std::mem::take(&mut self.pending) {

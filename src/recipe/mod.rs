@@ -445,7 +445,7 @@ impl Validator<'_> {
                 Compression::Gzip { .. } => self.error(
                     level.span(),
                     format!("gzip level {l} is out of range"),
-                    "gzip levels are 0-9 (default 6)",
+                    "gzip levels are 0-9 (default 5)",
                 ),
                 Compression::Zstd { .. } => self.error(
                     level.span(),
