@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -205,7 +205,7 @@ impl RegistryArgs {
             Some(c) => CredentialSource::from_user_pass(c)?,
             None => CredentialSource::Auto,
         };
-        let progress: std::sync::Arc<dyn PushProgress> = std::sync::Arc::new(PushLines { quiet });
+        let progress: std::sync::Arc<dyn PushProgress> = std::sync::Arc::new(PushLines::new(quiet));
         Ok(RegistryOptions {
             insecure: self.insecure,
             ca_file: self.ca_file.clone(),
@@ -220,30 +220,111 @@ impl RegistryArgs {
     }
 }
 
-/// One stderr line per blob: skipped, mounted or uploaded.
+/// Push progress on stderr: a bar per blob in flight (bytes, rate) on a terminal, and one line
+/// per blob when it is done — uploaded (size, time, rate), mounted or already there.
 struct PushLines {
     quiet: bool,
+    bars: Option<MultiProgress>,
+    /// Blobs in flight: when each started, and its bar on a terminal.
+    active: std::sync::Mutex<std::collections::HashMap<Digest, (Instant, Option<ProgressBar>)>>,
+}
+
+impl PushLines {
+    fn new(quiet: bool) -> PushLines {
+        PushLines {
+            quiet,
+            bars: (!quiet && std::io::stderr().is_terminal()).then(MultiProgress::new),
+            active: Default::default(),
+        }
+    }
+
+    fn line(&self, text: String) {
+        match &self.bars {
+            Some(b) => b.suspend(|| eprintln!("{text}")),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    /// Forgets a blob, clearing its bar; how long it was in flight.
+    fn finish(&self, digest: &Digest) -> Option<Duration> {
+        let (started, bar) = self
+            .active
+            .lock()
+            .expect("no panics hold this lock")
+            .remove(digest)?;
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        Some(started.elapsed())
+    }
 }
 
 impl PushProgress for PushLines {
+    fn blob_started(&self, digest: &Digest, size: u64) {
+        if self.quiet {
+            return;
+        }
+        let bar = self.bars.as_ref().map(|b| {
+            let bar = b.add(ProgressBar::new(size));
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "blob {msg} {bar:30} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec}",
+                )
+                .expect("valid template"),
+            );
+            bar.set_message(digest.short().to_string());
+            bar
+        });
+        self.active
+            .lock()
+            .expect("no panics hold this lock")
+            .insert(digest.clone(), (Instant::now(), bar));
+    }
+    fn blob_progress(&self, digest: &Digest, done: u64, _size: u64) {
+        if let Some((_, Some(bar))) = self
+            .active
+            .lock()
+            .expect("no panics hold this lock")
+            .get(digest)
+        {
+            bar.set_position(done);
+        }
+    }
     fn blob_uploaded(&self, digest: &Digest, size: u64) {
+        let took = self.finish(digest);
         if !self.quiet {
-            eprintln!("blob {} uploaded ({})", digest.short(), human(size));
+            let rate = took
+                .filter(|t| t.as_secs_f64() > 0.0)
+                .map(|t| {
+                    format!(
+                        " in {:.2}s, {}/s",
+                        t.as_secs_f64(),
+                        human((size as f64 / t.as_secs_f64()) as u64)
+                    )
+                })
+                .unwrap_or_default();
+            self.line(format!(
+                "blob {} uploaded ({}){rate}",
+                digest.short(),
+                human(size)
+            ));
         }
     }
     fn blob_skipped(&self, digest: &Digest, _size: u64) {
+        self.finish(digest);
         if !self.quiet {
-            eprintln!("blob {} already there", digest.short());
+            self.line(format!("blob {} already there", digest.short()));
         }
     }
     fn blob_mounted(&self, digest: &Digest, _size: u64, from: &str) {
+        self.finish(digest);
         if !self.quiet {
-            eprintln!("blob {} mounted from {from}", digest.short());
+            self.line(format!("blob {} mounted from {from}", digest.short()));
         }
     }
     fn blob_retrying(&self, digest: &Digest, reason: &str) {
         if !self.quiet {
-            eprintln!("blob {} retrying: {reason}", digest.short());
+            self.line(format!("blob {} retrying: {reason}", digest.short()));
         }
     }
 }

@@ -47,6 +47,17 @@ fn build_push_then_push_again_uploads_nothing_and_push_verb_copies_a_layout() {
         );
     }
     assert!(stderr(&out).contains("2 uploaded"), "{}", stderr(&out));
+    // Each uploaded blob is reported with its size, time and rate.
+    let blob_lines: Vec<_> = stderr(&out)
+        .lines()
+        .filter(|l| l.starts_with("blob ") && l.contains(" uploaded ("))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(blob_lines.len(), 2, "{}", stderr(&out));
+    assert!(
+        blob_lines.iter().all(|l| l.contains("s, ") && l.ends_with("/s")),
+        "{blob_lines:?}"
+    );
 
     let again = stevedore(&cache, &["build", path_str(&recipe), "--push", &target]);
     assert!(again.status.success(), "{}", stderr(&again));
