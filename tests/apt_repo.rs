@@ -271,16 +271,8 @@ fn packages_hash_mismatch_stores_nothing() {
 fn decompressed_index_must_match_the_signed_text_hash() {
     let mut spec = RepoSpec::new(sample_debs());
     spec.mismatched_text = true;
-    let repo = build_repo(&spec);
-    let server = Server::serve(repo.root());
-    let cache = tempfile::tempdir().unwrap();
-    let err = apt::load_index(
-        &[sources(&server, "test-keyring.gpg")],
-        &fetcher(&cache),
-        SystemTime::now(),
-    )
-    .unwrap_err()
-    .to_string();
+    let (_repo, _server, cache, result) = load(&spec, "test-keyring.gpg");
+    let err = result.unwrap_err().to_string();
     assert!(
         err.contains("main/binary-amd64/Packages.xz (decompressed)") && err.contains("mismatch"),
         "{err}"
@@ -289,19 +281,15 @@ fn decompressed_index_must_match_the_signed_text_hash() {
     assert_eq!(stored_files(&cache), 1);
 
     // A consistent repository stores the text once, and a second load reads it back.
-    let spec = RepoSpec::new(sample_debs());
-    let repo = build_repo(&spec);
-    let server = Server::serve(repo.root());
-    let cache = tempfile::tempdir().unwrap();
-    for _ in 0..2 {
-        let loaded = apt::load_index(
-            &[sources(&server, "test-keyring.gpg")],
-            &fetcher(&cache),
-            SystemTime::now(),
-        )
-        .unwrap();
-        assert!(loaded.index.candidate("libbar").is_some());
-    }
+    let (_repo, server, cache, first) = load(&RepoSpec::new(sample_debs()), "test-keyring.gpg");
+    assert!(first.unwrap().index.candidate("libbar").is_some());
+    let again = apt::load_index(
+        &[sources(&server, "test-keyring.gpg")],
+        &fetcher(&cache),
+        SystemTime::now(),
+    )
+    .unwrap();
+    assert!(again.index.candidate("libbar").is_some());
     assert_eq!(stored_files(&cache), 2, "Packages.xz and its text");
 }
 

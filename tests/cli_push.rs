@@ -55,7 +55,9 @@ fn build_push_then_push_again_uploads_nothing_and_push_verb_copies_a_layout() {
         .collect();
     assert_eq!(blob_lines.len(), 2, "{}", stderr(&out));
     assert!(
-        blob_lines.iter().all(|l| l.contains("s, ") && l.ends_with("/s")),
+        blob_lines
+            .iter()
+            .all(|l| l.contains("s, ") && l.ends_with("/s")),
         "{blob_lines:?}"
     );
 

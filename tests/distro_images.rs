@@ -3,21 +3,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::*;
-
-/// A copy of one of the repository's recipes in a scratch folder (so the lockfile the test
-/// writes stays out of the work tree), with the keyrings beside it as the recipe expects.
-fn recipe_copy(t: &Path, name: &str) -> PathBuf {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    std::fs::create_dir_all(t.join("recipes")).unwrap();
-    std::os::unix::fs::symlink(repo.join("keyrings"), t.join("keyrings")).unwrap();
-    let dest = t.join("recipes").join(name);
-    std::fs::copy(repo.join("recipes").join(name), &dest).unwrap();
-    dest
-}
 
 /// Runs a script in the image's root (common::chroot_command).
 fn chroot(rootfs: &Path, script: &str) -> std::process::Output {

@@ -340,16 +340,6 @@ impl Tree {
     }
 }
 
-/// A copy of the recipe in a scratch folder, with the keyrings beside it (as distro_images).
-fn recipe_copy(t: &Path, name: &str) -> std::path::PathBuf {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    std::fs::create_dir_all(t.join("recipes")).unwrap();
-    std::os::unix::fs::symlink(repo.join("keyrings"), t.join("keyrings")).unwrap();
-    let dest = t.join("recipes").join(name);
-    std::fs::copy(repo.join("recipes").join(name), &dest).unwrap();
-    dest
-}
-
 /// The locked packages: name → (version, sha256 hex).
 fn locked_packages(lock: &Path) -> BTreeMap<String, (String, String)> {
     let v: toml::Value = toml::from_str(&std::fs::read_to_string(lock).unwrap()).unwrap();

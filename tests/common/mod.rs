@@ -215,3 +215,14 @@ pub fn chroot_command(rootfs: &Path, userspec: Option<&str>, args: &[String]) ->
     );
     c
 }
+
+/// A copy of one of the repository's recipes in a scratch folder (so a lockfile the test writes
+/// stays out of the work tree), with the keyrings beside it as the recipe expects.
+pub fn recipe_copy(t: &Path, name: &str) -> PathBuf {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::create_dir_all(t.join("recipes")).unwrap();
+    std::os::unix::fs::symlink(repo.join("keyrings"), t.join("keyrings")).unwrap();
+    let dest = t.join("recipes").join(name);
+    std::fs::copy(repo.join("recipes").join(name), &dest).unwrap();
+    dest
+}
