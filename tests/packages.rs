@@ -440,3 +440,46 @@ fn strict_fails_on_an_uncovered_script_command() {
         assert!(!layout.exists(), "nothing is written on a strict failure");
     }
 }
+
+/// Without a lockfile every build resolves, but the resolution is kept under the signed
+/// Releases' digests: while the mirror publishes nothing new, a rebuild checks the InRelease
+/// and reuses it without loading the index; a new publication is resolved afresh.
+#[test]
+fn unlocked_builds_reuse_the_resolution_until_the_mirror_publishes() {
+    let repo = build_repo(&RepoSpec::new(repo_debs()));
+    let server = Server::serve(repo.root());
+    let t = tempdir();
+    let recipe = recipe(t.path(), &server.url(), LAYERS);
+    let cache = t.path().join("cache");
+    let plan = || {
+        let out = stevedore_env(
+            &cache,
+            &["plan", path_str(&recipe)],
+            &[("RUST_LOG", "stevedore=debug")],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        (stdout(&out), stderr(&out))
+    };
+    let (first, log) = plan();
+    assert!(log.contains("loaded the index"), "{log}");
+    assert!(first.contains("app=2.0"), "{first}");
+    let (again, log) = plan();
+    assert!(log.contains("published nothing new"), "{log}");
+    assert!(!log.contains("loaded the index"), "{log}");
+    assert_eq!(again, first);
+
+    // The mirror publishes app 2.1: the next plan resolves against the new index.
+    let mut debs = repo_debs();
+    debs.iter_mut().find(|d| d.name == "app").unwrap().version = "2.1".into();
+    let newer = build_repo(&RepoSpec::new(debs));
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", newer.root().display()))
+        .arg(repo.root())
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let (third, log) = plan();
+    assert!(log.contains("loaded the index"), "{log}");
+    assert!(third.contains("app=2.1"), "{third}");
+}

@@ -27,6 +27,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use crate::digest::Digest;
+
 pub use deb::{Deb, DebError};
 pub use fetch::{FetchError, Fetcher, NoProgress, Progress, Wanted};
 pub use index::{Index, IndexError, Package};
@@ -210,6 +212,8 @@ pub fn load_index(
 struct PendingSuite {
     url: String,
     release: Release,
+    /// SHA-256 of the verified Release text.
+    release_sha256: Digest,
     signers: Vec<String>,
     files: Vec<PendingFile>,
 }
@@ -232,6 +236,55 @@ pub async fn load_index_async(
     fetcher: &Fetcher,
     now: SystemTime,
 ) -> Result<LoadedIndex, AptError> {
+    let verified = verify_sources_async(sources, fetcher, now).await?;
+    load_verified_async(verified, fetcher).await
+}
+
+/// Sources whose InRelease files are fetched and verified, before any Packages file is.
+pub struct VerifiedSources {
+    architecture: String,
+    pending: Vec<PendingSuite>,
+    wanted: Vec<IndexDownload>,
+}
+
+impl VerifiedSources {
+    /// A digest of every signed Release text, in order. The Releases pin every Packages file by
+    /// hash, so equal digests mean equal indexes (and, the resolver being deterministic, equal
+    /// resolutions): a caller can key cached results on it without loading the index.
+    pub fn release_digest(&self) -> Digest {
+        let mut h = crate::digest::Hasher::new();
+        for suite in &self.pending {
+            h.update(suite.release_sha256.to_string().as_bytes());
+            h.update(b"\n");
+        }
+        h.finish().0
+    }
+}
+
+/// Step one of [`load_index`]: every suite's InRelease, fetched and verified (signature,
+/// dates, architecture), and which Packages files it vouches for.
+pub fn verify_sources(
+    sources: &[Sources],
+    fetcher: &Fetcher,
+    now: SystemTime,
+) -> Result<VerifiedSources, AptError> {
+    fetch::block_on(verify_sources_async(sources, fetcher, now))
+}
+
+/// Step two of [`load_index`]: the Packages files the verified Releases name, fetched (or found
+/// in the store) and scanned into one index.
+pub fn load_verified(
+    verified: VerifiedSources,
+    fetcher: &Fetcher,
+) -> Result<LoadedIndex, AptError> {
+    fetch::block_on(load_verified_async(verified, fetcher))
+}
+
+async fn verify_sources_async(
+    sources: &[Sources],
+    fetcher: &Fetcher,
+    now: SystemTime,
+) -> Result<VerifiedSources, AptError> {
     let Some(architecture) = sources.first().map(|s| s.architecture.clone()) else {
         return Err(AptError::BadSources {
             mirrors: Vec::new(),
@@ -252,6 +305,22 @@ pub async fn load_index_async(
     for entry in sources {
         verify_suites(entry, fetcher, now, &mut pending, &mut wanted).await?;
     }
+    Ok(VerifiedSources {
+        architecture,
+        pending,
+        wanted,
+    })
+}
+
+async fn load_verified_async(
+    verified: VerifiedSources,
+    fetcher: &Fetcher,
+) -> Result<LoadedIndex, AptError> {
+    let VerifiedSources {
+        architecture,
+        pending,
+        wanted,
+    } = verified;
     fetch_indexes(fetcher, &wanted).await?;
 
     let mut index = Index::new(&architecture);
@@ -337,6 +406,7 @@ async fn verify_suites(
                 None => return Err(AptError::NoKeyring { url }),
             };
             let release = Release::parse(&release_text, &url)?;
+            let release_sha256 = Digest::of(release_text.as_bytes());
             release.check_dates(now, &url)?;
             if !release.architectures.is_empty()
                 && !release.architectures.contains(&sources.architecture)
@@ -386,6 +456,7 @@ async fn verify_suites(
             pending.push(PendingSuite {
                 url,
                 release,
+                release_sha256,
                 signers,
                 files,
             });

@@ -138,6 +138,10 @@ pub fn lock_for(
 
 /// Resolves every package layer of the chain in order, each on top of what the layers below
 /// installed.
+///
+/// The result is kept in the cache under the recipe's inputs and the digests of the signed
+/// Releases: while the mirror publishes nothing new, an unlocked rebuild verifies the InRelease
+/// files (one small request per suite) and reuses the resolution instead of loading indexes.
 fn resolve_chain(recipe: &Recipe, cache: &Cache, inputs: Digest) -> Result<Lockfile, PlanError> {
     let fetcher = apt::Fetcher::new(&cache.apt_dir()).map_err(|e| {
         PlanError::new(
@@ -149,38 +153,75 @@ fn resolve_chain(recipe: &Recipe, cache: &Cache, inputs: Digest) -> Result<Lockf
             e.to_string(),
         )
     })?;
+    let arch = recipe.image.platform.architecture.clone();
+    // Every distinct set of sources in the chain, verified, in chain order.
+    let mut verified: Vec<(String, apt::VerifiedSources, Location)> = Vec::new();
+    for r in recipe.chain() {
+        for l in &r.layers {
+            if l.packages.is_none() {
+                continue;
+            }
+            let key: String = r.sources.iter().map(sources_desc).collect();
+            if verified.iter().any(|(k, _, _)| *k == key) {
+                continue;
+            }
+            let sources: Vec<apt::Sources> = r
+                .sources
+                .iter()
+                .map(|s| apt::Sources {
+                    mirrors: s.mirrors.clone(),
+                    suites: s.suites.clone(),
+                    components: s.components.clone(),
+                    architecture: arch.clone(),
+                    keyring: s.keyring.clone(),
+                    allow_unsigned: s.allow_unsigned,
+                })
+                .collect();
+            if sources.iter().any(|s| s.allow_unsigned) {
+                tracing::warn!(
+                    "allow-unsigned is set: package signatures are NOT checked (only for local test repositories)"
+                );
+            }
+            let at = r.sources.first().map_or(&l.location, |s| &s.location);
+            let v = apt::verify_sources(&sources, &fetcher, SystemTime::now())
+                .map_err(|e| PlanError::new(at, e.to_string()))?;
+            verified.push((key, v, at.clone()));
+        }
+    }
+    let mut h = Hasher::new();
+    h.update(format!("resolution 1\n{inputs}\n").as_bytes());
+    for (_, v, _) in &verified {
+        h.update(format!("{}\n", v.release_digest()).as_bytes());
+    }
+    let saved = cache
+        .root()
+        .join("resolutions")
+        .join(format!("{}.lock", h.finish().0.hex()));
+    if let Some(lock) = std::fs::read_to_string(&saved)
+        .ok()
+        .and_then(|text| Lockfile::from_toml(&text, &saved.display().to_string()).ok())
+        .filter(|lock| lock.inputs == inputs)
+    {
+        tracing::debug!(
+            "the mirror published nothing new: reusing {}",
+            saved.display()
+        );
+        return Ok(lock);
+    }
+
     let mut indexes: HashMap<String, apt::LoadedIndex> = HashMap::new();
+    for (key, v, at) in verified {
+        let loaded =
+            apt::load_verified(v, &fetcher).map_err(|e| PlanError::new(&at, e.to_string()))?;
+        tracing::debug!("loaded the index of {} packages", loaded.index.len());
+        indexes.insert(key, loaded);
+    }
     let mut installed: Vec<InstalledPackage> = Vec::new();
     let mut layers = Vec::new();
-    let arch = recipe.image.platform.architecture.clone();
     for r in recipe.chain() {
         for l in &r.layers {
             let Some(p) = &l.packages else { continue };
             let key: String = r.sources.iter().map(sources_desc).collect();
-            if !indexes.contains_key(&key) {
-                let sources: Vec<apt::Sources> = r
-                    .sources
-                    .iter()
-                    .map(|s| apt::Sources {
-                        mirrors: s.mirrors.clone(),
-                        suites: s.suites.clone(),
-                        components: s.components.clone(),
-                        architecture: arch.clone(),
-                        keyring: s.keyring.clone(),
-                        allow_unsigned: s.allow_unsigned,
-                    })
-                    .collect();
-                if sources.iter().any(|s| s.allow_unsigned) {
-                    tracing::warn!(
-                        "allow-unsigned is set: package signatures are NOT checked (only for local test repositories)"
-                    );
-                }
-                let at = r.sources.first().map_or(&l.location, |s| &s.location);
-                let loaded = apt::load_index(&sources, &fetcher, SystemTime::now())
-                    .map_err(|e| PlanError::new(at, e.to_string()))?;
-                tracing::debug!("loaded the index of {} packages", loaded.index.len());
-                indexes.insert(key.clone(), loaded);
-            }
             let index = &indexes[&key].index;
             let request = Request {
                 packages: p.names.clone(),
@@ -196,5 +237,19 @@ fn resolve_chain(recipe: &Recipe, cache: &Cache, inputs: Digest) -> Result<Lockf
             ));
         }
     }
-    Ok(Lockfile::new(inputs, layers))
+    let lock = Lockfile::new(inputs, layers);
+    if let Err(e) = save_resolution(&saved, &lock) {
+        tracing::warn!("could not keep the resolution in the cache: {e}");
+    }
+    Ok(lock)
+}
+
+/// Writes a resolution atomically (temp file + rename): a killed build leaves none half-written.
+fn save_resolution(path: &Path, lock: &Lockfile) -> std::io::Result<()> {
+    let dir = path.parent().expect("resolution paths have a parent");
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, lock.to_toml().as_bytes())?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
