@@ -36,11 +36,12 @@ pub struct Keep {
     pub debs: HashSet<Digest>,
 }
 
-const KINDS: [(&str, &str); 5] = [
+const KINDS: [(&str, &str); 6] = [
     ("blobs", "blobs/sha256"),
     ("layer records", "layers"),
     ("unpacked packages", "debs-unpacked"),
     ("downloads (apt)", "apt/sha256"),
+    ("resolutions (apt)", "resolutions"),
     ("temporary", "tmp"),
 ];
 
@@ -139,6 +140,12 @@ impl Cache {
                 if !kept && old(&md, max_age) {
                     remove(&path, &md, &mut report);
                 }
+            }
+        }
+        // Kept resolutions are cheap to redo (the indexes stay in apt/sha256): never "kept".
+        for (path, md) in walk(&self.root.join("resolutions")) {
+            if old(&md, max_age) {
+                remove(&path, &md, &mut report);
             }
         }
         for (path, md) in walk(&self.root.join("tmp")) {
