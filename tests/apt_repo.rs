@@ -291,6 +291,16 @@ fn decompressed_index_must_match_the_signed_text_hash() {
     .unwrap();
     assert!(again.index.candidate("libbar").is_some());
     assert_eq!(stored_files(&cache), 2, "Packages.xz and its text");
+
+    // A Release that lists only Packages.xz: its text has no signed hash to be stored under,
+    // so each load decompresses into an unnamed temporary file, and the store keeps the xz.
+    let mut spec = RepoSpec::new(sample_debs());
+    spec.unlisted_text = true;
+    let (_repo, _server, cache, loaded) = load(&spec, "test-keyring.gpg");
+    let loaded = loaded.unwrap();
+    let bar = loaded.index.candidate("libbar").unwrap();
+    assert_eq!(loaded.index.package(bar).name, "libbar");
+    assert_eq!(stored_files(&cache), 1, "only Packages.xz");
 }
 
 fn stored_files(cache: &tempfile::TempDir) -> usize {

@@ -231,10 +231,14 @@ impl Index {
         file: &str,
         mirror: &str,
     ) -> Result<(), IndexError> {
-        let reader = text.try_clone().map_err(|e| IndexError::Read {
-            file: file.to_owned(),
-            source: e,
-        })?;
+        // From the start, whatever the handle's position (a just-written temp file is at its end).
+        let reader = text
+            .try_clone()
+            .and_then(|mut r| std::io::Seek::rewind(&mut r).map(|()| r))
+            .map_err(|e| IndexError::Read {
+                file: file.to_owned(),
+                source: e,
+            })?;
         let id = self.push_text(TextContent::File(text), file, mirror);
         self.scan(std::io::BufReader::with_capacity(256 * 1024, reader), id)
     }

@@ -229,6 +229,8 @@ pub struct RepoSpec {
     pub release_fields: Vec<(String, String)>,
     /// Compress a different text than the one the Release's `Packages` entry hashes.
     pub mismatched_text: bool,
+    /// Leave the plain `Packages` out of the Release (only `Packages.xz` is listed).
+    pub unlisted_text: bool,
 }
 
 impl RepoSpec {
@@ -240,6 +242,7 @@ impl RepoSpec {
             signing: Signing::test_key(),
             release_fields: Vec::new(),
             mismatched_text: false,
+            unlisted_text: false,
         }
     }
 }
@@ -329,10 +332,18 @@ pub fn build_repo(spec: &RepoSpec) -> Repo {
         release.push_str(&format!("{k}: {v}\n"));
     }
     release.push_str(&format!(
-        "Architectures: amd64\nComponents: {}\nSHA256:\n {} {} {comp_dir}/Packages\n {} {} {comp_dir}/Packages.xz\n",
-        spec.component,
-        Digest::of(packages.as_bytes()).hex(),
-        packages.len(),
+        "Architectures: amd64\nComponents: {}\nSHA256:\n",
+        spec.component
+    ));
+    if !spec.unlisted_text {
+        release.push_str(&format!(
+            " {} {} {comp_dir}/Packages\n",
+            Digest::of(packages.as_bytes()).hex(),
+            packages.len()
+        ));
+    }
+    release.push_str(&format!(
+        " {} {} {comp_dir}/Packages.xz\n",
         Digest::of(&packages_xz).hex(),
         packages_xz.len(),
     ));

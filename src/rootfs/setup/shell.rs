@@ -1119,9 +1119,6 @@ fn strip_redirects(words: Vec<RawWord>) -> (Vec<RawWord>, Vec<String>) {
     (out, targets)
 }
 
-/// Splits one logical line into simple-command segments on `;`, `&&`, `||`, `|`, `(`, `)`
-/// outside quotes; command substitutions `$(…)` and backticks become their own segments,
-/// listed with the segment that contains them (their text stays as an unresolvable `$(`).
 /// Index of the `)` matching the `(` at `open` (or the end).
 fn matching_paren(chars: &[char], open: usize) -> usize {
     let mut depth = 0;
@@ -1142,6 +1139,9 @@ fn matching_paren(chars: &[char], open: usize) -> usize {
     chars.len()
 }
 
+/// Splits one logical line into simple-command segments on `;`, `&&`, `||`, `|`, `(`, `)`
+/// outside quotes; command substitutions `$(…)` and backticks become their own segments,
+/// listed with the segment that contains them (their text stays as an unresolvable `$(`).
 fn split_segments(line: &str) -> Vec<(String, Vec<String>, String)> {
     let mut out = Vec::new();
     let mut cur = String::new();
@@ -1191,22 +1191,7 @@ fn split_segments(line: &str) -> Vec<(String, Vec<String>, String)> {
                 i = j;
             }
             '$' if !sq && chars.get(i + 1) == Some(&'(') && chars.get(i + 2) != Some(&'(') => {
-                // find the matching parenthesis
-                let mut depth = 0;
-                let mut j = i + 1;
-                while j < chars.len() {
-                    match chars[j] {
-                        '(' => depth += 1,
-                        ')' => {
-                            depth -= 1;
-                            if depth == 0 {
-                                break;
-                            }
-                        }
-                        _ => {}
-                    }
-                    j += 1;
-                }
+                let j = matching_paren(&chars, i + 1);
                 let inner: String = chars[i + 2..j.min(chars.len())].iter().collect();
                 for (seg, inner_subs, _) in split_segments(&inner) {
                     subs.extend(inner_subs);
