@@ -1,7 +1,7 @@
 //! Times from git: fresh clones build the same bytes as old checkouts, a commit changes only the
 //! layers whose files it touched, and labels and tags come from HEAD.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::Read;

@@ -1,6 +1,6 @@
 //! `stevedore verify`: a clean rebuild verifies; a tampered cached blob or source file is named.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

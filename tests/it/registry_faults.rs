@@ -3,7 +3,7 @@
 //! either succeeds with the right digest and every blob complete, or fails with a clear error;
 //! a tag never points at an incomplete image.
 
-mod registry_support;
+use crate::registry_support;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

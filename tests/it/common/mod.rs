@@ -1,6 +1,5 @@
 //! Shared helpers for the integration tests: running the real binary, requiring real tools,
 //! and walking unpacked trees.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

@@ -1,7 +1,7 @@
 //! Failures must teach: wrong password, missing credentials, unknown repository, bad names, TLS
 //! mismatch, unreachable host. No password may appear in an error or in any log line.
 
-mod registry_support;
+use crate::registry_support;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};

@@ -1,7 +1,7 @@
 //! The same recipe gives byte-identical layers and manifests wherever and however its sources
 //! were checked out: other folder, other file mtimes, owners, umask and creation order.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! Every kind of bad input gets an error that names the file, line and column, says how to fix
 //! it, exits with code 3, and writes nothing.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -34,7 +34,7 @@
 //! of this package set made can only come from stevedore's own setup, which exists to do what
 //! the scripts do. (There are none today.)
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;

@@ -1,7 +1,7 @@
 //! Pushes to real `docker-registry` processes (plain HTTP, htpasswd, TLS, bearer token), checked with
 //! skopeo; plus skip-on-repush, cross-repo mounts, chunked uploads, an index, and pulls.
 
-mod registry_support;
+use crate::registry_support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,7 +1,7 @@
 //! The command-line contract: stdout carries only the digest, `plan` tells what would be
 //! rebuilt, a warm rebuild reuses every layer, a change rebuilds only its layer.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

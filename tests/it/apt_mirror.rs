@@ -2,7 +2,7 @@
 //! committed keyrings, and the proof that the resolver picks exactly what `apt-get install -s`
 //! picks from the same downloaded index.
 
-mod apt_support;
+use crate::apt_support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,8 +1,8 @@
 //! Package layers end to end against a small signed apt repository served on loopback: lock,
 //! build from the lock, merged /usr, the dpkg database, conflicts and stale locks.
 
-mod apt_support;
-mod common;
+use crate::apt_support;
+use crate::common;
 
 use std::io::Read;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! A cache you can trust: shared by concurrent builds, never poisoned by a killed build, and
 //! collected without losing what kept recipes use.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

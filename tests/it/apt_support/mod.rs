@@ -1,6 +1,5 @@
 //! Shared by the apt tests: tiny .debs built in Rust, a signed apt repository in a temp dir, and
 //! a loopback HTTP server with fault injection.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};

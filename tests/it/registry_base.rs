@@ -3,8 +3,8 @@
 //!
 //! The base is itself built and pushed by stevedore (files only), so every digest is known.
 
-mod common;
-mod registry_support;
+use crate::common;
+use crate::registry_support;
 
 use std::path::Path;
 

@@ -3,7 +3,7 @@
 //! maintainer scripts are reproduced and checked against what the scripts would have made,
 //! with keytool and openssl as the judges of the Java keystore and the hash links.
 
-mod apt_support;
+use crate::apt_support;
 
 use std::collections::BTreeMap;
 use std::io::Read;

@@ -1,6 +1,6 @@
 //! Untrusted bytes (a damaged .deb, a bogus keyring or InRelease) give errors, never panics.
 
-mod apt_support;
+use crate::apt_support;
 
 use std::io::Read;
 

@@ -1,7 +1,7 @@
 //! Real Debian and Ubuntu base images from the real mirrors: locked, built, unpacked by umoci
 //! and run in a chroot, where dpkg and apt must find a consistent system.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! `build --push` and `push` through the CLI against a real registry, checked with skopeo.
 
-mod common;
-mod registry_support;
+use crate::common;
+use crate::registry_support;
 
 use common::*;
 use registry_support::{Auth, TestRegistry};

@@ -1,6 +1,5 @@
 //! Test harness: real `docker-registry` processes on loopback ports (plain, htpasswd, TLS, bearer
 //! token), test images written by hand as OCI layouts, and skopeo as the independent checker.
-#![allow(dead_code)] // each test binary uses a different part
 
 pub mod fault_proxy;
 pub mod token_server;

@@ -1,7 +1,7 @@
 //! Round trips through the independent judges: skopeo reads, copies and converts what stevedore
 //! writes, and `umoci unpack` reproduces exactly the tree the recipes declare.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

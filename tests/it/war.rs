@@ -2,7 +2,7 @@
 //! classes) with the WAR's files, and a WAR that differs only in a class changes only the
 //! classes layer, while a WAR rebuilt with other zip times and compression changes nothing.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

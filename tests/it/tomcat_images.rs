@@ -4,7 +4,7 @@
 //! servlets as its unprivileged user, Java must see the CA certificates, and dpkg and apt must
 //! work inside the image. Needs root, umoci and the mirrors (`.ci/run` installs the tools).
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

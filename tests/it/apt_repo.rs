@@ -1,7 +1,7 @@
 //! End to end against a generated, signed repository on loopback: load, resolve, fetch, read,
 //! and every bad input the issue lists.
 
-mod apt_support;
+use crate::apt_support;
 
 use std::io::Read;
 use std::path::PathBuf;
