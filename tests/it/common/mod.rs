@@ -182,10 +182,6 @@ pub fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-pub fn join(p: &Path, s: &str) -> PathBuf {
-    p.join(s)
-}
-
 const CHROOT_SCRIPT: &str = r#"R=$1; shift
 mount -t proc proc "$R/proc" || exit 1
 mount -t tmpfs -o mode=1777 tmpfs "$R/tmp"

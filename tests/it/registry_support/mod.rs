@@ -350,10 +350,8 @@ fn base_diff_ids(base: &[BlobRef]) -> Vec<String> {
 
 /// A test image written as an OCI layout (so skopeo can copy it too).
 pub struct TestImage {
-    pub layout: PathBuf,
     pub image: ImageToPush,
     pub manifest_digest: Digest,
-    pub config: BlobRef,
     pub layers: Vec<BlobRef>,
 }
 
@@ -424,10 +422,9 @@ pub fn make_image(
     let bytes = serde_json::to_vec_pretty(&manifest).unwrap();
     let mblob = write_blob(layout, &bytes, media_types::OCI_MANIFEST);
     write_layout_index(layout, &mblob, None);
-    let mut blobs = vec![config.clone()];
+    let mut blobs = vec![config];
     blobs.extend(layers.iter().cloned());
     TestImage {
-        layout: layout.to_owned(),
         image: ImageToPush::new(
             RawManifest {
                 bytes,
@@ -436,7 +433,6 @@ pub fn make_image(
             blobs,
         ),
         manifest_digest: mblob.digest,
-        config,
         layers,
     }
 }
@@ -457,14 +453,4 @@ pub fn write_layout_index(layout: &Path, top: &BlobRef, platform: Option<serde_j
         r#"{"imageLayoutVersion":"1.0.0"}"#,
     )
     .unwrap();
-}
-
-/// Appends a line to a shared log (used to check no secret reaches any log line).
-pub fn append(path: &Path, s: &str) {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    writeln!(f, "{s}").unwrap();
 }
