@@ -6,6 +6,8 @@
 //! - [`plan`] turns a recipe chain into layer inputs and cache keys, reading sources but writing nothing;
 //! - [`layer`] writes each layer as one deterministic tar stream, hashed and compressed in one pass;
 //! - [`cache`] is the content-addressed blob store the layers land in;
+//! - [`oci`] is the OCI model: media types, platforms, descriptors, manifests, indexes and
+//!   configs, and the one validating `parse` every reader of outside documents uses;
 //! - [`image`] builds the OCI config, manifest and index from the layers;
 //! - [`output`] writes an OCI image layout or a `docker load` archive, and reads them back.
 //!
@@ -18,6 +20,7 @@ pub mod digest;
 pub mod image;
 pub mod image_path;
 pub mod layer;
+pub mod oci;
 pub mod output;
 pub mod plan;
 pub mod recipe;
