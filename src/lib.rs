@@ -11,12 +11,14 @@
 //! - [`image`] builds the OCI config, manifest and index from the layers;
 //! - [`output`] writes an OCI image layout or a `docker load` archive, and reads them back.
 //!
-//! [`build`] strings the stages together; the CLI only parses arguments and calls it.
+//! [`build`] strings the stages together; the CLI only parses arguments and calls it, and maps
+//! every error's [`ErrorClass`] to its exit code.
 
 pub mod apt;
 pub mod build;
 pub mod cache;
 pub mod digest;
+pub mod error;
 pub mod image;
 pub mod image_path;
 pub mod layer;
@@ -27,3 +29,5 @@ pub mod recipe;
 pub mod registry;
 pub mod rootfs;
 pub mod tls;
+
+pub use error::{Classify, ErrorClass};

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use stevedore::ErrorClass;
 use stevedore::build::{self, BuildError, BuildOptions, LayerStatus, Progress};
 use stevedore::cache::LayerRecord;
 use stevedore::digest::Digest;
@@ -31,11 +32,6 @@ macro_rules! out {
     }};
 }
 
-const EXIT_FAILURE: u8 = 1;
-const EXIT_INPUT: u8 = 3;
-const EXIT_REGISTRY: u8 = 4;
-const EXIT_DIFFERENT: u8 = 5;
-
 const AFTER_HELP: &str = "\
 Examples:
   stevedore build recipes/webapp.toml --output oci:out/webapp
@@ -47,11 +43,14 @@ Examples:
 
 Exit codes:
   0  success
-  1  the build failed (I/O, cache, output)
+  1  the build failed on this machine: I/O, cache, output, writing the lockfile
   2  invalid command line
-  3  invalid input: recipe, sources, SOURCE_DATE_EPOCH
-  4  the registry refused or could not be reached (nothing is tagged on failure)
+  3  invalid input: recipe, sources, lockfile, keyring, packages, SOURCE_DATE_EPOCH
+  4  an outside service failed: a registry refused (auth, denied) or could not be
+     reached (nothing is tagged on failure), or an apt mirror could not be reached,
+     answered 5xx or served files that do not match their signed digests
   5  verify: the rebuild differs from the reference image
+`cache gc` waits until running builds, locks, verifies and pushes are done.
 
 The cache lives in --cache-dir, else $STEVEDORE_CACHE, else $XDG_CACHE_HOME/stevedore
 (~/.cache/stevedore).";
@@ -401,7 +400,7 @@ fn main() -> ExitCode {
             locked,
         } => match run_verify(&recipe, &cache_dir, against.as_deref(), locked) {
             Ok(true) => Ok(()),
-            Ok(false) => return ExitCode::from(EXIT_DIFFERENT),
+            Ok(false) => return ExitCode::from(ErrorClass::Different.exit_code()),
             Err(e) => Err(e),
         },
         Command::Push {
@@ -420,22 +419,24 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            let build_error = e.downcast_ref::<BuildError>();
-            let registry = e
-                .downcast_ref::<stevedore::registry::RegistryError>()
-                .is_some()
-                || build_error.is_some_and(BuildError::is_registry_error);
-            let input = build_error.is_some_and(BuildError::is_input_error);
-            ExitCode::from(if registry {
-                EXIT_REGISTRY
-            } else if input {
-                EXIT_INPUT
-            } else {
-                EXIT_FAILURE
-            })
+            eprintln!("error: {}", render(&e));
+            ExitCode::from(build::classify(&*e).exit_code())
         }
     }
+}
+
+/// The error and its causes on one line, each said once: most messages already hold the text
+/// of the error they wrap (so that they read well alone), which `{:#}` would repeat.
+fn render(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+    }
+    out
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
@@ -496,7 +497,7 @@ fn run_build(
         let built = result
             .layers
             .iter()
-            .filter(|(_, s, _)| *s == LayerStatus::Built)
+            .filter(|l| l.status == LayerStatus::Built)
             .count();
         if built == 0 {
             eprintln!(

@@ -74,11 +74,10 @@ fn pinned_by_lock(
     }
     let path = plan::lockfile_path(&recipe.path);
     let wanted = base.reference.to_string();
-    let run = format!("run `stevedore lock {}`", recipe.path.display());
     let problem = match std::fs::read_to_string(&path) {
         Ok(text) => {
             let lock = Lockfile::from_toml(&text, &path.display().to_string())
-                .map_err(|e| BuildError::Unsupported(e.to_string()))?;
+                .map_err(|source| BuildError::BaseLockfile { source })?;
             match lock.base {
                 Some(b) if b.reference == wanted => return Ok(Some(b.digest)),
                 Some(b) => format!(
@@ -92,9 +91,10 @@ fn pinned_by_lock(
         Err(_) => format!("no lockfile {}", path.display()),
     };
     if mode == LockMode::Locked {
-        return Err(BuildError::Unsupported(format!(
-            "--locked: {problem}; {run} to pin the base image"
-        )));
+        return Err(BuildError::BaseNotPinned {
+            problem,
+            recipe: recipe.path.clone(),
+        });
     }
     tracing::debug!("{problem}; resolving {wanted}");
     Ok(None)
@@ -146,17 +146,17 @@ fn resolve_image(
     let config_digest: Digest = serde_json::from_slice::<serde_json::Value>(&bytes)
         .ok()
         .and_then(|m| m["config"]["digest"].as_str()?.parse().ok())
-        .ok_or_else(|| {
-            BuildError::Unsupported(format!("manifest {digest} names no config blob"))
+        .ok_or_else(|| BuildError::BaseNoConfig {
+            digest: digest.clone(),
         })?;
     let config = blob_bytes(reference, &config_digest, cache, registry)?;
     let image = BaseImage::parse(digest.clone(), &bytes, &config)?;
     let have = &image.platform;
     if have.os != want.os || have.architecture != want.architecture {
-        return Err(BuildError::Unsupported(format!(
-            "the image is {}/{}, the recipe builds {want}; set [image] platform, or pick the base's {want} variant",
-            have.os, have.architecture
-        )));
+        return Err(BuildError::BasePlatform {
+            have: format!("{}/{}", have.os, have.architecture),
+            want: want.to_string(),
+        });
     }
     Ok(ResolvedBase {
         reference: reference.with_digest(digest),
@@ -182,8 +182,8 @@ fn platform_child(
         digest: Digest,
         platform: Option<registry::Platform>,
     }
-    let index: Index = serde_json::from_slice(bytes)
-        .map_err(|e| BuildError::Unsupported(format!("unreadable manifest: {e}")))?;
+    let index: Index =
+        serde_json::from_slice(bytes).map_err(|source| BuildError::BaseManifest { source })?;
     let is_index = index
         .media_type
         .as_deref()
@@ -317,10 +317,12 @@ pub(crate) fn fetch_layers(
                 let reader = crate::layer::decompress(file, compression).map_err(io)?;
                 let (diff_id, diff_size) = crate::digest::digest_reader(reader).map_err(io)?;
                 if diff_id != l.diff_id {
-                    return Err(BuildError::Unsupported(format!(
-                        "base layer {} of {} decompresses to {diff_id}, its config says {}",
-                        l.digest, base.reference, l.diff_id
-                    )));
+                    return Err(BuildError::BaseLayerDiffId {
+                        digest: l.digest.clone(),
+                        reference: base.reference.to_string(),
+                        actual: diff_id,
+                        expected: l.diff_id.clone(),
+                    });
                 }
                 let facts = LayerFacts { diff_id, diff_size };
                 let json = serde_json::to_vec(&facts).expect("facts serialize");

@@ -10,6 +10,7 @@ use super::{Cache, CacheError, err};
 use crate::digest::Digest;
 
 /// Held for the duration of a build (shared) or a collection (exclusive).
+#[derive(Debug)]
 pub struct CacheLock {
     _file: fs::File,
 }

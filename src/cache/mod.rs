@@ -156,14 +156,22 @@ impl Cache {
     /// Side files of a layer key (`list`: its entries for stacking, `status`: the dpkg status it
     /// carries). Written before the record, so a record implies its side files.
     pub fn put_layer_file(&self, key: &Digest, kind: &str, bytes: &[u8]) -> Result<(), CacheError> {
-        let mut tmp = self.temp_file()?;
-        tmp.write_all(bytes).map_err(err(tmp.path()))?;
         let dest = self
             .root
             .join("layers")
             .join(format!("{}.{kind}", key.hex()));
-        tmp.persist(&dest).map_err(|e| CacheError {
-            path: dest,
+        self.put_file(&dest, bytes)
+    }
+
+    /// Writes a small file atomically and durably: a temp file, synced, renamed into place.
+    /// Without the sync a crash (power loss) can leave the new name pointing at empty content,
+    /// which a later build would trust.
+    fn put_file(&self, dest: &Path, bytes: &[u8]) -> Result<(), CacheError> {
+        let mut tmp = self.temp_file()?;
+        tmp.write_all(bytes).map_err(err(tmp.path()))?;
+        tmp.as_file().sync_data().map_err(err(tmp.path()))?;
+        tmp.persist(dest).map_err(|e| CacheError {
+            path: dest.to_path_buf(),
             source: e.error,
         })?;
         Ok(())
@@ -182,14 +190,7 @@ impl Cache {
     pub fn put_named(&self, dir: &str, name: &str, bytes: &[u8]) -> Result<(), CacheError> {
         let d = self.root.join(dir);
         fs::create_dir_all(&d).map_err(err(&d))?;
-        let mut tmp = self.temp_file()?;
-        tmp.write_all(bytes).map_err(err(tmp.path()))?;
-        let dest = d.join(format!("{name}.json"));
-        tmp.persist(&dest).map_err(|e| CacheError {
-            path: dest,
-            source: e.error,
-        })?;
-        Ok(())
+        self.put_file(&d.join(format!("{name}.json")), bytes)
     }
 
     pub fn read_named(&self, dir: &str, name: &str) -> Option<Vec<u8>> {
@@ -209,16 +210,34 @@ impl Cache {
     }
 
     pub fn put_layer_record(&self, key: &Digest, record: &LayerRecord) -> Result<(), CacheError> {
-        let mut tmp = self.temp_file()?;
-        serde_json::to_writer(&mut tmp, record).map_err(|e| CacheError {
-            path: tmp.path().to_path_buf(),
-            source: e.into(),
-        })?;
-        let dest = self.record_path(key);
-        tmp.persist(&dest).map_err(|e| CacheError {
-            path: dest,
-            source: e.error,
-        })?;
-        Ok(())
+        let json = serde_json::to_vec(record).expect("layer records serialize");
+        self.put_file(&self.record_path(key), &json)
+    }
+
+    /// Whether the unpacked data.tar of a package is complete: its length is the one recorded
+    /// when it was unpacked ([`Cache::mark_unpacked_deb`]). A spool that is empty, short (a
+    /// crash, a full disk, a hand edit) or from before the record existed is not trusted: it
+    /// is unpacked again.
+    pub fn unpacked_deb_complete(&self, deb_sha256: &Digest) -> bool {
+        let path = self.unpacked_deb_path(deb_sha256);
+        let recorded = fs::read_to_string(Self::unpacked_size_path(&path))
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok());
+        let actual = fs::metadata(&path)
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.len());
+        recorded.is_some() && recorded == actual
+    }
+
+    /// Records the length of a package's unpacked data.tar, once it is in place (synced).
+    pub fn mark_unpacked_deb(&self, deb_sha256: &Digest, len: u64) -> Result<(), CacheError> {
+        let path = self.unpacked_deb_path(deb_sha256);
+        self.put_file(&Self::unpacked_size_path(&path), len.to_string().as_bytes())
+    }
+
+    /// `<sha256>.size` next to `<sha256>.tar` (same stem, so `cache gc --keep` keeps both).
+    fn unpacked_size_path(spool: &Path) -> PathBuf {
+        spool.with_extension("size")
     }
 }

@@ -6,6 +6,7 @@
 //! not the host path of the recipe, not the source files' own mtimes or owners.
 
 mod accounts;
+mod error;
 pub mod git;
 pub mod packages;
 mod prefetch;
@@ -14,19 +15,22 @@ mod sources;
 pub mod time;
 mod war;
 
-use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use error::PlanError;
 pub use packages::{LockMode, lockfile_path};
+pub use setup::StepError;
 pub use time::{Clock, TimePolicy};
 
 use crate::cache::Cache;
 
+use crate::apt::LockedPackage;
 use crate::digest::{Digest, Hasher};
 use crate::image::{BaseImage, ContainerConfig};
 use crate::layer::{Entry, EntryKind, LayerContents, LayerTree, LowerView, Meta};
-use crate::recipe::{ImageSettings, LayerItem, Location, Recipe};
+use crate::recipe::{ImageSettings, LayerItem, LayerSpec, Location, Recipe, WarItem};
+use crate::rootfs::setup::accounts::ExtraUser;
 
 /// Bumped whenever the tar writer's output for the same entries changes.
 pub const LAYER_FORMAT_VERSION: &str = "stevedore-layer-v1";
@@ -102,38 +106,44 @@ pub struct PlannedLayer {
     pub key: Digest,
 }
 
-/// A problem found while reading a recipe's sources, pointing at the recipe line.
-#[derive(Debug)]
-pub struct PlanError {
-    pub location: Location,
-    pub message: String,
-    pub help: Option<String>,
+/// What names a planned layer and where it comes from.
+struct LayerOrigin {
+    name: String,
+    recipe: PathBuf,
+    location: Location,
+    /// What the layer is made of, for `plan` to show.
+    sources: Vec<String>,
 }
 
-impl fmt::Display for PlanError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.location, self.message)?;
-        if let Some(h) = &self.help {
-            write!(f, "\n  help: {h}")?;
-        }
-        Ok(())
-    }
+/// What a package layer carries besides its entries.
+struct PackageState {
+    status: String,
+    coverage: crate::rootfs::setup::coverage::Coverage,
 }
 
-impl std::error::Error for PlanError {}
-
-impl PlanError {
-    pub(crate) fn new(location: &Location, message: impl Into<String>) -> Self {
-        PlanError {
-            location: location.clone(),
-            message: message.into(),
-            help: None,
+impl PlannedLayer {
+    /// The one constructor: every kind of layer is an origin, a key and (unless a cached
+    /// package layer) its contents; package layers add their dpkg status and script coverage.
+    fn new(
+        origin: LayerOrigin,
+        key: Digest,
+        contents: Option<Arc<LayerContents>>,
+        package: Option<PackageState>,
+    ) -> PlannedLayer {
+        let (status, coverage) = match package {
+            Some(p) => (Some(p.status), Some(p.coverage)),
+            None => (None, None),
+        };
+        PlannedLayer {
+            name: origin.name,
+            recipe: origin.recipe,
+            location: origin.location,
+            sources: origin.sources,
+            contents,
+            status,
+            coverage,
+            key,
         }
-    }
-
-    pub(crate) fn help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
-        self
     }
 }
 
@@ -160,339 +170,437 @@ pub fn plan_with(
     lock_mode: LockMode,
     ready: &mut dyn FnMut(usize, &PlannedLayer),
 ) -> Result<Plan, PlanError> {
-    let mut layers = Ready {
-        layers: Vec::new(),
-        ready,
-    };
-    let compression = recipe.image.compression;
-    let key_tag = match base {
-        Some(b) => format!("{} base={}", compression.cache_tag(), b.manifest_digest),
-        None => compression.cache_tag(),
-    };
     let lock = packages::lock_for(recipe, cache, lock_mode)?;
-    let stat = crate::cache::StatCache::load(cache.root());
-    let mut lower_status = String::new();
-    let mut lower = LowerView::new();
+    let mut planner = Planner::new(recipe, base, cache, lock, ready);
     let mut config = base.map(|b| b.config.clone()).unwrap_or_default();
     let mut top_clock = None;
-    let mut chain = setup::SetupChain::new(setup::merged_usr(recipe));
-    if let Some(lock) = &lock {
-        let mut seen = std::collections::HashSet::new();
-        chain.expect(
-            lock.layers
-                .iter()
-                .flat_map(|l| &l.packages)
-                .filter(|p| seen.insert(p.sha256.clone()))
-                .cloned()
-                .collect(),
-        );
-    }
-    let mut chain_users: Vec<crate::rootfs::setup::accounts::ExtraUser> = Vec::new();
     for r in recipe.chain() {
-        let recipe_start = Location {
-            file: r.path.clone(),
+        let at = RecipeAt::new(r, time)?;
+        config.merge(&r.config);
+        planner.accounts(&at)?;
+        for spec in &r.layers {
+            planner.layer(&at, spec)?;
+        }
+        top_clock = Some(at.clock);
+    }
+    let clock = top_clock.expect("a chain has at least one recipe");
+    let mut plan = planner.finish(recipe, config, &clock)?;
+    plan.base = base.map(|b| b.manifest_digest.clone());
+    Ok(plan)
+}
+
+/// One recipe of the chain as the planner sees it: its clock, and the metadata of the folders
+/// its layers imply.
+struct RecipeAt<'r> {
+    recipe: &'r Recipe,
+    clock: Clock,
+    implied_dir: Meta,
+    /// The recipe's first line, for what concerns the recipe as a whole.
+    start: Location,
+}
+
+impl<'r> RecipeAt<'r> {
+    fn new(recipe: &'r Recipe, time: &TimePolicy) -> Result<Self, PlanError> {
+        let start = Location {
+            file: recipe.path.clone(),
             line: 1,
             column: 1,
         };
-        let clock = Clock::for_dir(time, &r.dir)
-            .map_err(|e| PlanError::new(&recipe_start, e.to_string()))?;
+        let clock = Clock::for_dir(time, &recipe.dir).map_err(|source| PlanError::Git {
+            location: start.clone(),
+            source,
+        })?;
         let implied_dir = Meta {
             mode: 0o755,
             uid: 0,
             gid: 0,
             mtime: clock.generated_time(),
         };
-        config.merge(&r.config);
+        Ok(RecipeAt {
+            recipe,
+            clock,
+            implied_dir,
+            start,
+        })
+    }
+
+    fn origin(&self, name: &str, location: &Location, sources: Vec<String>) -> LayerOrigin {
+        LayerOrigin {
+            name: name.to_owned(),
+            recipe: self.recipe.path.clone(),
+            location: location.clone(),
+            sources,
+        }
+    }
+
+    /// A setup step of this recipe: its packages, the accounts so far, its sources list.
+    fn step(&self, packages: Vec<LockedPackage>, users: &[ExtraUser]) -> setup::Step {
+        setup::Step {
+            packages,
+            users: users.to_vec(),
+            generated: self.clock.generated_time(),
+            apt_sources: setup::sources_list(&self.recipe.sources),
+        }
+    }
+}
+
+/// The state of planning a chain, layer by layer: what lies below, setup's running state, and
+/// the layers planned so far. One method per kind of layer.
+struct Planner<'a> {
+    over_registry_base: bool,
+    cache: &'a Cache,
+    /// The compression (and base image) every layer key includes.
+    key_tag: String,
+    lock: Option<crate::apt::Lockfile>,
+    stat: crate::cache::StatCache,
+    /// The layers below, as far as mapping paths needs.
+    lower: LowerView,
+    /// The cumulative dpkg status of the package layers below.
+    lower_status: String,
+    chain: setup::SetupChain,
+    /// The users the recipes declare so far, for setup (on a package base).
+    chain_users: Vec<ExtraUser>,
+    layers: Ready<'a>,
+}
+
+impl<'a> Planner<'a> {
+    fn new(
+        recipe: &Recipe,
+        base: Option<&BaseImage>,
+        cache: &'a Cache,
+        lock: Option<crate::apt::Lockfile>,
+        ready: &'a mut dyn FnMut(usize, &PlannedLayer),
+    ) -> Self {
+        let compression = recipe.image.compression;
+        let key_tag = match base {
+            Some(b) => format!("{} base={}", compression.cache_tag(), b.manifest_digest),
+            None => compression.cache_tag(),
+        };
+        let mut chain = setup::SetupChain::new(setup::merged_usr(recipe));
+        if let Some(lock) = &lock {
+            let mut seen = std::collections::HashSet::new();
+            chain.expect(
+                lock.layers
+                    .iter()
+                    .flat_map(|l| &l.packages)
+                    .filter(|p| seen.insert(p.sha256.clone()))
+                    .cloned()
+                    .collect(),
+            );
+        }
+        Planner {
+            over_registry_base: base.is_some(),
+            cache,
+            key_tag,
+            lock,
+            stat: crate::cache::StatCache::load(cache.root()),
+            lower: LowerView::new(),
+            lower_status: String::new(),
+            chain,
+            chain_users: Vec::new(),
+            layers: Ready {
+                layers: Vec::new(),
+                ready,
+            },
+        }
+    }
+
+    /// One `[[layers]]` entry of a recipe.
+    fn layer(&mut self, at: &RecipeAt, spec: &LayerSpec) -> Result<(), PlanError> {
+        if spec.packages.is_some() {
+            return self.packages(at, spec);
+        }
+        if let Some(war) = &spec.war {
+            return self.war(at, spec, war);
+        }
+        self.files(at, spec)
+    }
+
+    /// The accounts a recipe declares, when they differ from its parent's: through setup on a
+    /// package base (added to base-passwd's and the packages' accounts, in the recipe's own
+    /// package layers or a layer of their own), else as a small layer of `/etc/passwd` and
+    /// `/etc/group`.
+    fn accounts(&mut self, at: &RecipeAt) -> Result<(), PlanError> {
+        let r = at.recipe;
         let declares_accounts = !r.users.is_empty() || !r.groups.is_empty();
         let parent_accounts = match &r.from {
             crate::recipe::Base::Recipe(p) => (p.users.clone(), p.groups.clone()),
             crate::recipe::Base::Scratch | crate::recipe::Base::Image(_) => Default::default(),
         };
-        let accounts_changed =
-            declares_accounts && (r.users.clone(), r.groups.clone()) != parent_accounts;
-        if accounts_changed && lock.is_some() {
-            // On a package base, accounts go through setup: added to base-passwd's and the
-            // packages' accounts, in the recipe's own package layers or a layer of their own.
-            for u in &r.users {
-                let group = r
-                    .groups
-                    .iter()
-                    .find(|g| g.gid == u.gid)
-                    .map_or_else(|| u.name.clone(), |g| g.name.clone());
-                chain_users.retain(|x| x.name != u.name);
-                chain_users.push(crate::rootfs::setup::accounts::ExtraUser {
-                    name: u.name.clone(),
-                    uid: Some(u.uid),
-                    group: Some(group),
-                    gecos: String::new(),
-                    home: u.home.clone(),
-                    shell: u.shell.clone(),
-                });
-            }
-            if !r.layers.iter().any(|l| l.packages.is_some()) {
-                let step = setup::Step {
-                    packages: Vec::new(),
-                    users: chain_users.clone(),
-                    generated: clock.generated_time(),
-                    apt_sources: setup::sources_list(&r.sources),
-                };
-                let layer = setup_layer(
-                    "accounts",
-                    vec!["/etc/passwd, /etc/group and shadow files with [[users]] added".into()],
-                    &recipe_start,
-                    r,
-                    step,
-                    &key_tag,
-                    &layers,
-                    &mut lower,
-                    &mut lower_status,
-                    &mut chain,
-                    cache,
-                )?;
-                layers.push(layer);
-            }
-        } else if accounts_changed {
-            let mut tree = LayerTree::new(&lower, implied_dir);
-            let location = recipe_start.clone();
-            for (path, entry) in
-                accounts::account_files(&r.users, &r.groups, clock.generated_time())
-            {
-                tree.insert(&path, entry)
-                    .map_err(|e| PlanError::new(&location, e.to_string()))?;
-            }
-            let contents = tree
-                .finish()
-                .map_err(|e| PlanError::new(&location, e.to_string()))?;
-            lower.apply(&contents);
-            layers.push(PlannedLayer {
-                name: "accounts".into(),
-                recipe: r.path.clone(),
-                location,
-                sources: vec!["/etc/passwd and /etc/group from [[users]] and [[groups]]".into()],
-                key: layer_key(&contents, &key_tag),
-                contents: Some(Arc::new(contents)),
-                status: None,
-                coverage: None,
-            });
+        let changed = declares_accounts && (r.users.clone(), r.groups.clone()) != parent_accounts;
+        match (changed, self.lock.is_some()) {
+            (false, _) => Ok(()),
+            (true, true) => self.setup_accounts(at),
+            (true, false) => self.account_files(at),
         }
-        for spec in &r.layers {
-            if spec.packages.is_some() {
-                let locked = lock
-                    .as_ref()
-                    .and_then(|l| {
-                        let name = packages::lock_layer_name(r, &spec.name);
-                        l.layers.iter().find(|x| x.name == name)
-                    })
-                    .ok_or_else(|| {
-                        PlanError::new(&spec.location, "the lockfile has no entry for this layer")
-                            .help("run `stevedore lock` for this recipe")
-                    })?;
-                let mut sorted = locked.packages.clone();
-                sorted.sort();
-                // One line per package, with why it is in (as the lock recorded it).
-                let mut shown = vec![format!("{} packages", sorted.len())];
-                shown.extend(sorted.iter().map(|p| {
-                    let why = if p.why.is_empty() { "locked" } else { &p.why };
-                    format!("{}={} ({why})", p.name, p.version)
-                }));
-                let step = setup::Step {
-                    packages: sorted,
-                    users: chain_users.clone(),
-                    generated: clock.generated_time(),
-                    apt_sources: setup::sources_list(&r.sources),
-                };
-                let layer = setup_layer(
-                    &spec.name,
-                    shown,
-                    &spec.location,
-                    r,
-                    step,
-                    &key_tag,
-                    &layers,
-                    &mut lower,
-                    &mut lower_status,
-                    &mut chain,
-                    cache,
-                )?;
-                layers.push(layer);
-                continue;
-            }
-            if let Some(war) = &spec.war {
-                let ctx = sources::SourceContext {
-                    clock: &clock,
-                    stat: &stat,
-                };
-                for part in war::layers(war, &spec.name, &mut lower, implied_dir, &ctx)? {
-                    layers.push(PlannedLayer {
-                        name: part.name,
-                        recipe: r.path.clone(),
-                        location: spec.location.clone(),
-                        sources: part.sources,
-                        key: layer_key(&part.contents, &key_tag),
-                        contents: Some(Arc::new(part.contents)),
-                        status: None,
-                        coverage: None,
-                    });
-                }
-                continue;
-            }
-            let mut tree = LayerTree::new(&lower, implied_dir);
-            let mut shown = Vec::new();
-            for item in &spec.items {
-                let ctx = sources::SourceContext {
-                    clock: &clock,
-                    stat: &stat,
-                };
-                shown.push(sources::add_item(&mut tree, item, &ctx)?);
-            }
-            let contents = tree.finish().map_err(|e| {
-                let at = spec
-                    .items
-                    .iter()
-                    .find_map(|i| match i {
-                        LayerItem::Hardlink { location, .. } => Some(location),
-                        _ => None,
-                    })
-                    .unwrap_or(&spec.location);
-                PlanError::new(at, e.to_string())
-            })?;
-            if base.is_some() {
-                refuse_merged_usr_links(&contents, &spec.location)?;
-            }
-            lower.apply(&contents);
-            let key = layer_key(&contents, &key_tag);
-            layers.push(PlannedLayer {
-                name: spec.name.clone(),
-                recipe: r.path.clone(),
-                location: spec.location.clone(),
-                sources: shown,
-                contents: Some(Arc::new(contents)),
-                status: None,
-                coverage: None,
-                key,
-            });
-        }
-        top_clock = Some(clock);
     }
-    let clock = top_clock.expect("a chain has at least one recipe");
-    let created = clock.default_time();
-    let mut image = recipe.image.clone();
-    let at = Location {
-        file: recipe.path.clone(),
-        line: 1,
-        column: 1,
-    };
-    image.tags = image
-        .tags
-        .iter()
-        .map(|t| expand_tag(t, clock.git.as_ref()).map_err(|m| PlanError::new(&at, m)))
-        .collect::<Result<_, _>>()?;
-    if let Some(git) = &clock.git {
-        // A label the recipes set wins; one inherited from a registry base describes the base's
-        // own source, so this build's git facts replace it.
-        let set_by_recipes: std::collections::BTreeSet<&String> = recipe
-            .chain()
-            .iter()
-            .flat_map(|r| r.config.labels.keys())
-            .collect();
-        let mut add = |k: &str, v: String| {
-            if !set_by_recipes.contains(&k.to_string()) {
-                config.labels.insert(k.to_string(), v);
+
+    fn setup_accounts(&mut self, at: &RecipeAt) -> Result<(), PlanError> {
+        let r = at.recipe;
+        for u in &r.users {
+            let group = r
+                .groups
+                .iter()
+                .find(|g| g.gid == u.gid)
+                .map_or_else(|| u.name.clone(), |g| g.name.clone());
+            self.chain_users.retain(|x| x.name != u.name);
+            self.chain_users.push(ExtraUser {
+                name: u.name.clone(),
+                uid: Some(u.uid),
+                group: Some(group),
+                gecos: String::new(),
+                home: u.home.clone(),
+                shell: u.shell.clone(),
+            });
+        }
+        if r.layers.iter().any(|l| l.packages.is_some()) {
+            return Ok(()); // setup adds them in the recipe's own package layers
+        }
+        let origin = at.origin(
+            "accounts",
+            &at.start,
+            vec!["/etc/passwd, /etc/group and shadow files with [[users]] added".into()],
+        );
+        let step = at.step(Vec::new(), &self.chain_users);
+        let layer = self.setup_layer(origin, step)?;
+        self.layers.push(layer);
+        Ok(())
+    }
+
+    fn account_files(&mut self, at: &RecipeAt) -> Result<(), PlanError> {
+        let r = at.recipe;
+        let tree_err = |source| PlanError::Tree {
+            location: at.start.clone(),
+            source,
+        };
+        let mut tree = LayerTree::new(&self.lower, at.implied_dir);
+        for (path, entry) in accounts::account_files(&r.users, &r.groups, at.clock.generated_time())
+        {
+            tree.insert(&path, entry).map_err(tree_err)?;
+        }
+        let contents = tree.finish().map_err(tree_err)?;
+        self.lower.apply(&contents);
+        let origin = at.origin(
+            "accounts",
+            &at.start,
+            vec!["/etc/passwd and /etc/group from [[users]] and [[groups]]".into()],
+        );
+        self.push_files(origin, contents);
+        Ok(())
+    }
+
+    /// A package layer: the lockfile's packages for it, laid out and set up.
+    fn packages(&mut self, at: &RecipeAt, spec: &LayerSpec) -> Result<(), PlanError> {
+        let name = packages::lock_layer_name(at.recipe, &spec.name);
+        let locked = self
+            .lock
+            .as_ref()
+            .and_then(|l| l.layers.iter().find(|x| x.name == name))
+            .ok_or_else(|| PlanError::NotLocked {
+                location: spec.location.clone(),
+            })?;
+        let mut sorted = locked.packages.clone();
+        sorted.sort();
+        // One line per package, with why it is in (as the lock recorded it).
+        let mut shown = vec![format!("{} packages", sorted.len())];
+        shown.extend(sorted.iter().map(|p| {
+            let why = if p.why.is_empty() { "locked" } else { &p.why };
+            format!("{}={} ({why})", p.name, p.version)
+        }));
+        let step = at.step(sorted, &self.chain_users);
+        let layer = self.setup_layer(at.origin(&spec.name, &spec.location, shown), step)?;
+        self.layers.push(layer);
+        Ok(())
+    }
+
+    /// The layers of an exploded WAR (each applied to `lower` as it is planned).
+    fn war(&mut self, at: &RecipeAt, spec: &LayerSpec, war: &WarItem) -> Result<(), PlanError> {
+        let ctx = sources::SourceContext {
+            clock: &at.clock,
+            stat: &self.stat,
+        };
+        for part in war::layers(war, &spec.name, &mut self.lower, at.implied_dir, &ctx)? {
+            let origin = at.origin(&part.name, &spec.location, part.sources);
+            self.push_files(origin, part.contents);
+        }
+        Ok(())
+    }
+
+    /// A layer of the files, folders and links the recipe lists.
+    fn files(&mut self, at: &RecipeAt, spec: &LayerSpec) -> Result<(), PlanError> {
+        let ctx = sources::SourceContext {
+            clock: &at.clock,
+            stat: &self.stat,
+        };
+        let mut tree = LayerTree::new(&self.lower, at.implied_dir);
+        let mut shown = Vec::new();
+        for item in &spec.items {
+            shown.push(sources::add_item(&mut tree, item, &ctx)?);
+        }
+        let contents = tree.finish().map_err(|source| {
+            // A hard link's target is what can be missing: name its line.
+            let location = spec
+                .items
+                .iter()
+                .find_map(|i| match i {
+                    LayerItem::Hardlink { location, .. } => Some(location),
+                    _ => None,
+                })
+                .unwrap_or(&spec.location)
+                .clone();
+            PlanError::Tree { location, source }
+        })?;
+        if self.over_registry_base {
+            refuse_merged_usr_links(&contents, &spec.location)?;
+        }
+        self.lower.apply(&contents);
+        self.push_files(at.origin(&spec.name, &spec.location, shown), contents);
+        Ok(())
+    }
+
+    /// A layer of files (already applied to `lower`): its key from its entries.
+    fn push_files(&mut self, origin: LayerOrigin, contents: LayerContents) {
+        let key = layer_key(&contents, &self.key_tag);
+        let layer = PlannedLayer::new(origin, key, Some(Arc::new(contents)), None);
+        self.layers.push(layer);
+    }
+
+    /// A package layer (or a setup-only accounts layer) of a package chain: its key from what
+    /// decides its bytes, its contents from the cache's listing on a hit, else built with setup.
+    fn setup_layer(
+        &mut self,
+        origin: LayerOrigin,
+        step: setup::Step,
+    ) -> Result<PlannedLayer, PlanError> {
+        let key = self.setup_key(&step);
+        let cached = self.cache.layer_record(&key).and_then(|_| {
+            let coverage = serde_json::from_str(&self.cache.layer_file(&key, "coverage")?).ok()?;
+            Some((
+                self.cache.layer_file(&key, "list")?,
+                self.cache.layer_file(&key, "status")?,
+                coverage,
+            ))
+        });
+        let (contents, state) = match cached {
+            Some((listing, status, coverage)) => {
+                self.lower
+                    .apply_listing(&listing)
+                    .map_err(|detail| PlanError::CachedListing {
+                        location: origin.location.clone(),
+                        detail,
+                    })?;
+                self.chain.defer(step);
+                (None, PackageState { status, coverage })
+            }
+            None => {
+                let built = self
+                    .chain
+                    .build(&step, &self.lower, &self.lower_status, self.cache)
+                    .map_err(|source| PlanError::Packages {
+                        location: origin.location.clone(),
+                        source,
+                    })?;
+                self.lower.apply(&built.contents);
+                let state = PackageState {
+                    status: built.status,
+                    coverage: built.coverage,
+                };
+                (Some(Arc::new(built.contents)), state)
             }
         };
-        add("org.opencontainers.image.revision", git.head.to_string());
-        add(
-            "org.opencontainers.image.created",
-            crate::image::rfc3339(created),
+        self.lower_status = state.status.clone();
+        Ok(PlannedLayer::new(origin, key, contents, Some(state)))
+    }
+
+    /// The cache key of a setup step: the rules, times and layout, every layer below (mapped
+    /// paths, parents, the cumulative status and setup's input depend on them), the packages,
+    /// the accounts and the sources list.
+    fn setup_key(&self, step: &setup::Step) -> Digest {
+        let mut h = Hasher::new();
+        h.update(
+            format!(
+                "{LAYER_FORMAT_VERSION}\n{}\n{}\n{}\nmerged-usr={}\n",
+                packages::SETUP_RULES_VERSION,
+                self.key_tag,
+                step.generated,
+                self.chain.merged()
+            )
+            .as_bytes(),
         );
-        if let Some(url) = &git.remote_url {
-            add("org.opencontainers.image.source", url.clone());
+        for b in self.layers.iter() {
+            h.update(b.key.to_string().as_bytes());
         }
+        for p in &step.packages {
+            h.update(format!("{} {} {}\n", p.name, p.version, p.sha256).as_bytes());
+        }
+        h.update(format!("{:?}\n", step.users).as_bytes());
+        h.update(step.apt_sources.as_bytes());
+        h.finish().0
     }
-    if let Err(e) = stat.save() {
-        tracing::warn!("could not save the stat cache: {e}");
+
+    /// The plan once every recipe is planned: the top recipe's image settings with its tags
+    /// filled in, and the config with the build's git facts.
+    fn finish(
+        self,
+        recipe: &Recipe,
+        mut config: ContainerConfig,
+        clock: &Clock,
+    ) -> Result<Plan, PlanError> {
+        let created = clock.default_time();
+        let mut image = recipe.image.clone();
+        let at = Location {
+            file: recipe.path.clone(),
+            line: 1,
+            column: 1,
+        };
+        image.tags = image
+            .tags
+            .iter()
+            .map(|t| {
+                expand_tag(t, clock.git.as_ref()).map_err(|message| PlanError::Tag {
+                    location: at.clone(),
+                    message,
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        if let Some(git) = &clock.git {
+            add_git_labels(recipe, &mut config, git, created);
+        }
+        if let Err(e) = self.stat.save() {
+            tracing::warn!("could not save the stat cache: {e}");
+        }
+        Ok(Plan {
+            lock: self.lock,
+            image,
+            config,
+            created,
+            base: None,
+            layers: self.layers.layers,
+        })
     }
-    Ok(Plan {
-        lock,
-        image,
-        config,
-        created,
-        base: base.map(|b| b.manifest_digest.clone()),
-        layers: layers.layers,
-    })
 }
 
-/// A package layer (or a setup-only accounts layer) of a package chain: its key from what
-/// decides its bytes, its contents from the cache's listing on a hit, else built with setup.
-#[allow(clippy::too_many_arguments)]
-fn setup_layer(
-    name: &str,
-    shown: Vec<String>,
-    location: &Location,
-    recipe: &Recipe,
-    step: setup::Step,
-    compression_tag: &str,
-    below: &[PlannedLayer],
-    lower: &mut LowerView,
-    lower_status: &mut String,
-    chain: &mut setup::SetupChain,
-    cache: &Cache,
-) -> Result<PlannedLayer, PlanError> {
-    let mut h = Hasher::new();
-    h.update(
-        format!(
-            "{LAYER_FORMAT_VERSION}\n{}\n{compression_tag}\n{}\nmerged-usr={}\n",
-            packages::SETUP_RULES_VERSION,
-            step.generated,
-            chain.merged()
-        )
-        .as_bytes(),
-    );
-    // What lies below decides mapped paths, parents, the cumulative status and setup's input.
-    for b in below.iter() {
-        h.update(b.key.to_string().as_bytes());
-    }
-    for p in &step.packages {
-        h.update(format!("{} {} {}\n", p.name, p.version, p.sha256).as_bytes());
-    }
-    h.update(format!("{:?}\n", step.users).as_bytes());
-    h.update(step.apt_sources.as_bytes());
-    let key = h.finish().0;
-    let cached = cache.layer_record(&key).and_then(|_| {
-        let coverage = serde_json::from_str(&cache.layer_file(&key, "coverage")?).ok()?;
-        Some((
-            cache.layer_file(&key, "list")?,
-            cache.layer_file(&key, "status")?,
-            coverage,
-        ))
-    });
-    let (contents, status, coverage) = match cached {
-        Some((listing, status, coverage)) => {
-            lower
-                .apply_listing(&listing)
-                .map_err(|e| PlanError::new(location, format!("cache: {e}")))?;
-            chain.defer(step);
-            (None, status, coverage)
-        }
-        None => {
-            let built = chain
-                .build(&step, lower, lower_status, cache)
-                .map_err(|e| PlanError::new(location, e))?;
-            lower.apply(&built.contents);
-            (Some(Arc::new(built.contents)), built.status, built.coverage)
+/// The OCI labels of the build's git facts. A label the recipes set wins; one inherited from a
+/// registry base describes the base's own source, so this build's git facts replace it.
+fn add_git_labels(recipe: &Recipe, config: &mut ContainerConfig, git: &git::GitInfo, created: u64) {
+    let set_by_recipes: std::collections::BTreeSet<&String> = recipe
+        .chain()
+        .iter()
+        .flat_map(|r| r.config.labels.keys())
+        .collect();
+    let mut add = |k: &str, v: String| {
+        if !set_by_recipes.contains(&k.to_string()) {
+            config.labels.insert(k.to_string(), v);
         }
     };
-    *lower_status = status.clone();
-    Ok(PlannedLayer {
-        name: name.to_owned(),
-        recipe: recipe.path.clone(),
-        location: location.clone(),
-        sources: shown,
-        contents,
-        status: Some(status),
-        coverage: Some(coverage),
-        key,
-    })
+    add("org.opencontainers.image.revision", git.head.to_string());
+    add(
+        "org.opencontainers.image.created",
+        crate::image::rfc3339(created),
+    );
+    if let Some(url) = &git.remote_url {
+        add("org.opencontainers.image.source", url.clone());
+    }
 }
 
 /// Over a registry base, whose tree is not read, a layer must not write below `/bin`, `/sbin`
@@ -504,13 +612,11 @@ fn refuse_merged_usr_links(contents: &LayerContents, at: &Location) -> Result<()
         let p = path.as_str().trim_start_matches('/');
         let top = p.split('/').next().unwrap_or("");
         if LINKS.contains(&top) {
-            return Err(PlanError::new(
-                at,
-                format!("/{p}: writing below /{top} over a registry base is not supported yet"),
-            )
-            .help(format!(
-                "write the /usr/{top}/… path: on merged-/usr bases /{top} is a symlink, and the base's tree is not read"
-            )));
+            return Err(PlanError::MergedUsrLink {
+                location: at.clone(),
+                path: p.to_string(),
+                top: top.to_string(),
+            });
         }
     }
     Ok(())

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::PlanError;
-use crate::apt::{self, InstalledPackage, LockedLayer, Lockfile, Request};
+use crate::apt::{self, AptError, InstalledPackage, LockedLayer, Lockfile, Request};
 use crate::cache::Cache;
 use crate::digest::{Digest, Hasher};
 use crate::recipe::{AptSource, Location, Recipe};
@@ -68,8 +68,10 @@ pub fn inputs_hash(recipe: &Recipe) -> Result<Digest, PlanError> {
             for s in &r.sources {
                 h.update(sources_desc(s).as_bytes());
                 if let Some(k) = &s.keyring {
-                    let bytes = std::fs::read(k).map_err(|e| {
-                        PlanError::new(&s.location, format!("reading keyring {}: {e}", k.display()))
+                    let bytes = std::fs::read(k).map_err(|source| PlanError::Keyring {
+                        location: s.location.clone(),
+                        path: k.clone(),
+                        source,
                     })?;
                     h.update(&Digest::of(&bytes).to_string().into_bytes());
                 }
@@ -105,17 +107,22 @@ pub fn lock_for(
     if mode != LockMode::Fresh {
         match std::fs::read_to_string(&path) {
             Ok(text) => {
-                let lock = Lockfile::from_toml(&text, &path.display().to_string())
-                    .map_err(|e| PlanError::new(&at, e.to_string()))?;
+                let lock =
+                    Lockfile::from_toml(&text, &path.display().to_string()).map_err(|source| {
+                        PlanError::Lockfile {
+                            location: at.clone(),
+                            source,
+                        }
+                    })?;
                 if lock.inputs == inputs {
                     return Ok(Some(lock));
                 }
                 if mode == LockMode::Locked {
-                    return Err(PlanError::new(
-                        &at,
-                        format!("{} is out of date: the recipe's sources or packages changed since it was made", path.display()),
-                    )
-                    .help(format!("run `stevedore lock {}`", recipe.path.display())));
+                    return Err(PlanError::StaleLockfile {
+                        location: at,
+                        path,
+                        recipe: recipe.path.clone(),
+                    });
                 }
                 tracing::warn!(
                     "{} is out of date; resolving from the indexes",
@@ -123,12 +130,11 @@ pub fn lock_for(
                 );
             }
             Err(_) if mode == LockMode::Locked => {
-                return Err(
-                    PlanError::new(&at, format!("no lockfile {}", path.display())).help(format!(
-                        "run `stevedore lock {}` first",
-                        recipe.path.display()
-                    )),
-                );
+                return Err(PlanError::NoLockfile {
+                    location: at,
+                    path,
+                    recipe: recipe.path.clone(),
+                });
             }
             Err(_) => {}
         }
@@ -143,15 +149,13 @@ pub fn lock_for(
 /// Releases: while the mirror publishes nothing new, an unlocked rebuild verifies the InRelease
 /// files (one small request per suite) and reuses the resolution instead of loading indexes.
 fn resolve_chain(recipe: &Recipe, cache: &Cache, inputs: Digest) -> Result<Lockfile, PlanError> {
-    let fetcher = apt::Fetcher::new(&cache.apt_dir()).map_err(|e| {
-        PlanError::new(
-            &Location {
-                file: recipe.path.clone(),
-                line: 1,
-                column: 1,
-            },
-            e.to_string(),
-        )
+    let fetcher = apt::Fetcher::new(&cache.apt_dir()).map_err(|e| PlanError::Apt {
+        location: Location {
+            file: recipe.path.clone(),
+            line: 1,
+            column: 1,
+        },
+        source: e.into(),
     })?;
     let arch = recipe.image.platform.architecture.clone();
     // Every distinct set of sources in the chain, verified, in chain order.
@@ -183,8 +187,13 @@ fn resolve_chain(recipe: &Recipe, cache: &Cache, inputs: Digest) -> Result<Lockf
                 );
             }
             let at = r.sources.first().map_or(&l.location, |s| &s.location);
-            let v = apt::verify_sources(&sources, &fetcher, SystemTime::now())
-                .map_err(|e| PlanError::new(at, e.to_string()))?;
+            let v =
+                apt::verify_sources(&sources, &fetcher, SystemTime::now()).map_err(|source| {
+                    PlanError::Apt {
+                        location: at.clone(),
+                        source,
+                    }
+                })?;
             verified.push((key, v, at.clone()));
         }
     }
@@ -211,8 +220,10 @@ fn resolve_chain(recipe: &Recipe, cache: &Cache, inputs: Digest) -> Result<Lockf
 
     let mut indexes: HashMap<String, apt::LoadedIndex> = HashMap::new();
     for (key, v, at) in verified {
-        let loaded =
-            apt::load_verified(v, &fetcher).map_err(|e| PlanError::new(&at, e.to_string()))?;
+        let loaded = apt::load_verified(v, &fetcher).map_err(|source| PlanError::Apt {
+            location: at.clone(),
+            source,
+        })?;
         tracing::debug!("loaded the index of {} packages", loaded.index.len());
         indexes.insert(key, loaded);
     }
@@ -228,8 +239,11 @@ fn resolve_chain(recipe: &Recipe, cache: &Cache, inputs: Digest) -> Result<Lockf
                 minbase: p.minbase,
                 recommends: p.recommends,
             };
-            let resolution = apt::resolve(index, &request, &installed)
-                .map_err(|e| PlanError::new(&l.location, e.to_string()))?;
+            let resolution =
+                apt::resolve(index, &request, &installed).map_err(|e| PlanError::Apt {
+                    location: l.location.clone(),
+                    source: AptError::Resolve(Box::new(e)),
+                })?;
             installed = resolution.installed_after(&installed);
             layers.push(LockedLayer::from_resolution(
                 &lock_layer_name(r, &l.name),
@@ -250,6 +264,7 @@ fn save_resolution(path: &Path, lock: &Lockfile) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     std::io::Write::write_all(&mut tmp, lock.to_toml().as_bytes())?;
+    tmp.as_file().sync_data()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }

@@ -12,11 +12,38 @@
 
 use std::collections::BTreeSet;
 
-use crate::apt::LockedPackage;
+use crate::apt::{FetchError, LockedPackage};
 use crate::cache::Cache;
-use crate::layer::{LayerContents, LowerView};
+use crate::error::{Classify, ErrorClass};
+use crate::layer::{LayerContents, LowerView, TreeError};
 use crate::rootfs::setup::{self, Effect, PackageScripts, accounts::ExtraUser, coverage::Coverage};
-use crate::rootfs::{PackageFile, TreeRoot};
+use crate::rootfs::{ApplyError, InstallError, PackageFile, TreeRoot};
+
+/// Why a package layer could not be laid out; each cause keeps its error.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error(transparent)]
+    Install(#[from] InstallError),
+    #[error(transparent)]
+    Setup(#[from] setup::SetupError),
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error(transparent)]
+    Tree(#[from] TreeError),
+}
+
+impl Classify for StepError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            StepError::Fetch(e) => e.class(),
+            StepError::Install(e) => e.class(),
+            // What the packages' own files and scripts make impossible to set up.
+            StepError::Setup(_) | StepError::Apply(_) | StepError::Tree(_) => ErrorClass::Input,
+        }
+    }
+}
 
 /// One package layer (or a recipe's accounts) as setup sees it.
 #[derive(Clone, Debug)]
@@ -126,7 +153,7 @@ impl SetupChain {
         lower: &LowerView,
         lower_status: &str,
         cache: &Cache,
-    ) -> Result<Built, String> {
+    ) -> Result<Built, StepError> {
         if self.prefetch.is_none() && !self.expected.is_empty() {
             // The first miss: this layer, the replayed ones below and (keys chain upwards)
             // those above all need their packages.
@@ -155,7 +182,7 @@ impl SetupChain {
         lower: &LowerView,
         lower_status: &str,
         cache: &Cache,
-    ) -> Result<Built, String> {
+    ) -> Result<Built, StepError> {
         let files = fetch(&step.packages, cache)?;
         let installed = crate::rootfs::install(
             &files,
@@ -164,8 +191,7 @@ impl SetupChain {
             self.merged_usr,
             step.generated,
             cache,
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         let mut tree = installed.tree;
         self.view.add_entries(tree.all_entries());
         let mine: BTreeSet<String> = installed
@@ -178,8 +204,7 @@ impl SetupChain {
             extra_users: step.users.clone(),
             epoch: step.generated,
         };
-        let mut result =
-            setup::setup(&self.view, &self.scripts, &options).map_err(|e| e.to_string())?;
+        let mut result = setup::setup(&self.view, &self.scripts, &options)?;
         result.effects.push(Effect::WriteFile {
             path: "/etc/apt/sources.list".into(),
             bytes: step.apt_sources.clone().into_bytes(),
@@ -213,16 +238,14 @@ impl SetupChain {
             .explicit_entries()
             .map(|(p, _)| format!("/{}", p.as_str()))
             .collect();
-        crate::rootfs::apply_effects(&mut tree, &self.view, &new, &|_| true, step.generated)
-            .map_err(|e| e.to_string())?;
+        crate::rootfs::apply_effects(&mut tree, &self.view, &new, &|_| true, step.generated)?;
         crate::rootfs::apply_effects(
             &mut tree,
             &self.view,
             &unchanged,
             &|p| here.contains(p),
             step.generated,
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         for e in &new {
             self.view.apply(e);
         }
@@ -230,7 +253,7 @@ impl SetupChain {
         let mut coverage = result.coverage;
         coverage.commands.retain(|c| mine.contains(&c.package));
         Ok(Built {
-            contents: tree.finish().map_err(|e| e.to_string())?,
+            contents: tree.finish()?,
             status: installed.status,
             coverage,
         })
@@ -238,15 +261,13 @@ impl SetupChain {
 }
 
 /// Fetches (or finds in the cache) the locked `.deb`s.
-fn fetch(packages: &[LockedPackage], cache: &Cache) -> Result<Vec<PackageFile>, String> {
+fn fetch(packages: &[LockedPackage], cache: &Cache) -> Result<Vec<PackageFile>, FetchError> {
     if packages.is_empty() {
         return Ok(Vec::new());
     }
-    let fetcher = crate::apt::Fetcher::new(&cache.apt_dir()).map_err(|e| e.to_string())?;
+    let fetcher = crate::apt::Fetcher::new(&cache.apt_dir())?;
     let wanted: Vec<_> = packages.iter().map(|p| p.wanted()).collect();
-    let paths = fetcher
-        .fetch_all_blocking(&wanted)
-        .map_err(|e| e.to_string())?;
+    let paths = fetcher.fetch_all_blocking(&wanted)?;
     Ok(packages
         .iter()
         .zip(paths)

@@ -350,7 +350,7 @@ pub fn spool_deb(
     cache: &Cache,
 ) -> Result<Arc<PathBuf>, InstallError> {
     let path = cache.unpacked_deb_path(sha256);
-    if path.is_file() {
+    if cache.unpacked_deb_complete(sha256) {
         return Ok(Arc::new(path));
     }
     let deb = Deb::open(deb).map_err(|e| InstallError::Package {
@@ -370,7 +370,7 @@ pub fn spool_deb(
 
 fn spool(p: &PackageFile, deb: &Deb, cache: &Cache) -> Result<Arc<PathBuf>, InstallError> {
     let path = cache.unpacked_deb_path(&p.sha256);
-    if path.is_file() {
+    if cache.unpacked_deb_complete(&p.sha256) {
         return Ok(Arc::new(path));
     }
     let dir = path.parent().expect("spool paths have a parent");
@@ -388,8 +388,15 @@ fn spool(p: &PackageFile, deb: &Deb, cache: &Cache) -> Result<Arc<PathBuf>, Inst
         .map_err(|e| fail(format!("{}: {e}", lock_path.display())))?;
     lock.lock()
         .map_err(|e| fail(format!("{}: {e}", lock_path.display())))?;
-    if path.is_file() {
+    if cache.unpacked_deb_complete(&p.sha256) {
         return Ok(Arc::new(path)); // done by another thread or build while we waited
+    }
+    if path.exists() {
+        tracing::warn!(
+            "{}: the unpacked package {} is incomplete; unpacking it again",
+            p.name,
+            path.display()
+        );
     }
     let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| fail(e.to_string()))?;
     {
@@ -398,7 +405,16 @@ fn spool(p: &PackageFile, deb: &Deb, cache: &Cache) -> Result<Arc<PathBuf>, Inst
             .map_err(|e| fail(e.to_string()))?;
         std::io::Write::flush(&mut out).map_err(|e| fail(e.to_string()))?;
     }
+    // Synced before the rename, and its length recorded after: a spool is trusted only when
+    // both agree (see `Cache::unpacked_deb_complete`).
+    tmp.as_file().sync_data().map_err(|e| fail(e.to_string()))?;
+    let len = tmp
+        .as_file()
+        .metadata()
+        .map_err(|e| fail(e.to_string()))?
+        .len();
     tmp.persist(&path).map_err(|e| fail(e.error.to_string()))?;
+    cache.mark_unpacked_deb(&p.sha256, len)?;
     // Waiters hold the old inode and re-check the spool once they get it.
     let _ = std::fs::remove_file(&lock_path);
     Ok(Arc::new(path))

@@ -124,3 +124,145 @@ fn du_and_gc_keep_what_recipes_use() {
         stderr(&rebuilt)
     );
 }
+
+/// Whether a process holds a shared flock on `lock_file` (from `/proc/locks`, whose entries
+/// name the file by `major:minor:inode`).
+fn shared_flock_held(lock_file: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(md) = std::fs::metadata(lock_file) else {
+        return false;
+    };
+    let inode = format!(":{} ", md.ino());
+    std::fs::read_to_string("/proc/locks")
+        .unwrap()
+        .lines()
+        .any(|l| l.contains("FLOCK") && l.contains("READ") && l.contains(&inode))
+}
+
+/// The contract: `cache gc` takes the cache lock exclusively, so it waits for a running build
+/// (which holds it shared from start to end) and only then collects. The build succeeds with
+/// the right digest; the collection then removes what nothing keeps.
+#[test]
+fn gc_waits_for_a_running_build() {
+    let t = tempdir();
+    project(t.path());
+    let recipe = t.path().join("big.toml");
+    let reference = build_ok(&t.path().join("ref-cache"), &[path_str(&recipe)]);
+    let cache = t.path().join("cache");
+    let mut build = Command::new(BIN)
+        .arg("--cache-dir")
+        .arg(&cache)
+        .args(["-q", "build", path_str(&recipe)])
+        .env_remove("SOURCE_DATE_EPOCH")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !shared_flock_held(&cache.join("lock")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the build never took the cache lock"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let mut gc = Command::new(BIN)
+        .arg("--cache-dir")
+        .arg(&cache)
+        .args(["cache", "gc", "--older-than", "0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        build.try_wait().unwrap().is_none(),
+        "the build ended before gc started: the race was not tried"
+    );
+    // Which ends first: the build must.
+    let mut order = Vec::new();
+    while order.len() < 2 {
+        if !order.contains(&"build") && build.try_wait().unwrap().is_some() {
+            order.push("build");
+        }
+        if !order.contains(&"gc") && gc.try_wait().unwrap().is_some() {
+            order.push("gc");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(order, ["build", "gc"], "gc finished while the build ran");
+    let built = build.wait_with_output().unwrap();
+    assert!(built.status.success(), "{}", stderr(&built));
+    assert_eq!(String::from_utf8_lossy(&built.stdout).trim(), reference);
+    let collected = gc.wait_with_output().unwrap();
+    assert!(collected.status.success(), "{}", stderr(&collected));
+    assert!(
+        !stdout(&collected).contains("removed 0 files"),
+        "gc ran after the build and collected its layers: {}",
+        stdout(&collected)
+    );
+    let again = stevedore(&cache, &["build", path_str(&recipe)]);
+    assert!(
+        stderr(&again).contains("built 2 of 2"),
+        "{}",
+        stderr(&again)
+    );
+}
+
+/// An unpacked package (the decompressed data.tar kept in the cache) that was cut short is
+/// detected and unpacked again: the rebuilt layer is the same, not a corrupt one.
+#[test]
+fn a_short_or_empty_unpacked_package_is_redone() {
+    use crate::apt_support::{self, Item, RepoSpec, Server, TestDeb, build_repo, fixtures};
+    apt_support::require_tool("gpg", "gnupg");
+    let mut big = TestDeb::new("big", "1.0");
+    big.items.push(Item::File(
+        "./usr/share/big/data",
+        (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect(),
+        0o644,
+    ));
+    let repo = build_repo(&RepoSpec::new(vec![big, TestDeb::new("small", "1.0")]));
+    let server = Server::serve(repo.root());
+    let t = tempdir();
+    let recipe = t.path().join("image.toml");
+    write(
+        &recipe,
+        format!(
+            "[[sources]]\nmirrors = [\"{}\"]\nsuites = [\"stable\"]\ncomponents = [\"main\"]\nkeyring = \"{}\"\n\n[[layers]]\nname = \"pkgs\"\npackages = [\"big\", \"small\"]\n",
+            server.url(),
+            fixtures().join("test-keyring.gpg").display()
+        ),
+    );
+    let cache = t.path().join("cache");
+    let reference = build_ok(&cache, &[path_str(&recipe)]);
+
+    let mut spools: Vec<_> = std::fs::read_dir(cache.join("debs-unpacked"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "tar"))
+        .collect();
+    spools.sort_by_key(|p| std::fs::metadata(p).unwrap().len());
+    assert_eq!(spools.len(), 2, "{spools:?}");
+    let full: Vec<u64> = spools
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .collect();
+    // The large one cut in the middle of its data, the small one emptied.
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&spools[1])
+        .unwrap();
+    f.set_len(full[1] / 2).unwrap();
+    std::fs::write(&spools[0], b"").unwrap();
+    // Forget the layer (not the packages), so the next build lays it out again.
+    std::fs::remove_dir_all(cache.join("layers")).unwrap();
+
+    let out = stevedore(&cache, &["build", path_str(&recipe)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), reference, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("incomplete; unpacking it again"),
+        "{}",
+        stderr(&out)
+    );
+    for (p, len) in spools.iter().zip(&full) {
+        assert_eq!(std::fs::metadata(p).unwrap().len(), *len, "{p:?} redone");
+    }
+}

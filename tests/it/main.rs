@@ -20,6 +20,7 @@ mod cli;
 mod cli_push;
 mod determinism;
 mod distro_images;
+mod exit_codes;
 mod git_times;
 mod mmdebstrap_compare;
 mod packages;

@@ -1,0 +1,91 @@
+//! `build --push`: a built image, from the cache to a registry.
+
+use super::{BuildError, ResolvedBase, push_target};
+use crate::cache::{Cache, CacheError};
+use crate::image;
+use crate::output::StoredImage;
+use crate::registry::{BlobRef, BlockingRegistry, ImageToPush, PushReport, RawManifest, Reference};
+
+/// Pushes a built image from the cache. Blobs go up first; the manifest and tags only after
+/// every blob is confirmed (the registry client guarantees the order). Holds the cache's
+/// shared lock, so `cache gc` waits until the push is done.
+///
+/// Base layers the cache does not hold stay remote when the target is on the base's registry
+/// (the push finds them there or mounts them from the base's repository); for another registry
+/// they are downloaded into the cache first, since they must be uploaded.
+pub fn push_built(
+    image: &StoredImage,
+    base: Option<&ResolvedBase>,
+    cache: &Cache,
+    target: &Reference,
+    registry: &BlockingRegistry,
+) -> Result<PushReport, BuildError> {
+    let _lock = cache.lock_shared()?;
+    let mut blobs = layer_blobs(image, base, cache, target, registry)?;
+    let config_path = cache.blob_path(&image.config_digest);
+    let config_size = std::fs::metadata(&config_path)
+        .map_err(|source| CacheError {
+            path: config_path.clone(),
+            source,
+        })?
+        .len();
+    let manifest = cache.read_blob(&image.manifest_digest)?;
+    let config_type = serde_json::from_slice::<serde_json::Value>(&manifest)
+        .ok()
+        .and_then(|m| m["config"]["mediaType"].as_str().map(str::to_string))
+        .unwrap_or_else(|| image::OCI_CONFIG.to_string());
+    blobs.push(BlobRef {
+        digest: image.config_digest.clone(),
+        size: config_size,
+        media_type: config_type,
+        path: config_path,
+    });
+    let target = push_target(target, &image.tags);
+    let mut to_push = ImageToPush::new(
+        RawManifest {
+            bytes: manifest,
+            media_type: image.manifest_media_type.clone(),
+        },
+        blobs,
+    );
+    to_push.tags = target.extra_tags;
+    to_push.mount_sources = base.iter().map(|b| b.reference.clone()).collect();
+    Ok(registry.push_image(&target.reference, &to_push)?)
+}
+
+/// The layer blobs to upload: all of the image's, but base layers that stay on the target's
+/// registry (downloading those that must go to another one).
+fn layer_blobs(
+    image: &StoredImage,
+    base: Option<&ResolvedBase>,
+    cache: &Cache,
+    target: &Reference,
+    registry: &BlockingRegistry,
+) -> Result<Vec<BlobRef>, BuildError> {
+    let same_registry = base.is_some_and(|b| b.reference.registry == target.registry);
+    let mut blobs = Vec::new();
+    for l in &image.layers {
+        let from_base = base.filter(|b| b.image.layers.iter().any(|x| x.digest == l.digest));
+        if let Some(b) = from_base
+            && !cache.has_blob(&l.digest)
+        {
+            if same_registry {
+                continue;
+            }
+            tracing::info!("downloading base layer {} from {}", l.digest, b.reference);
+            registry.fetch_blob_to(
+                &b.reference,
+                &l.digest,
+                &cache.tmp_dir(),
+                &cache.blob_path(&l.digest),
+            )?;
+        }
+        blobs.push(BlobRef {
+            digest: l.digest.clone(),
+            size: l.size,
+            media_type: l.media_type.clone(),
+            path: cache.blob_path(&l.digest),
+        });
+    }
+    Ok(blobs)
+}
