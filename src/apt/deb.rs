@@ -31,9 +31,18 @@ pub enum DebError {
     },
 }
 
-/// Largest control-tarball file read into memory (real ones are a few KB; md5sums of big
-/// packages reach a few MB).
-const MAX_CONTROL_FILE: u64 = 64 << 20;
+/// Most bytes of control-tarball files read into memory, all files together (real ones are a
+/// few KB; md5sums of big packages reach a few MB). A compressed tarball can declare any size,
+/// so the bound is on what is read, not on the .deb's size.
+const MAX_CONTROL_BYTES: u64 = 64 << 20;
+
+/// Most entries in a control tarball (real ones hold fewer than 20): zero-size entries cost
+/// nothing to compress and would otherwise fill memory one map node at a time.
+const MAX_CONTROL_ENTRIES: usize = 4096;
+
+/// Memory the xz decoder may use (its dictionary): `xz -9` needs 65 MiB. A hostile header
+/// could otherwise ask for gigabytes.
+const XZ_MEMLIMIT: u64 = 256 << 20;
 
 /// How a tar member of the .deb is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +74,7 @@ impl Compression {
                 // Every .deb and index is SHA-256-verified before it is decompressed, so xz's
                 // own CRC64 adds nothing but ~10% of decoding time.
                 let stream = liblzma::stream::Stream::new_stream_decoder(
-                    u64::MAX,
+                    XZ_MEMLIMIT,
                     liblzma::stream::IGNORE_CHECK,
                 )
                 .map_err(io::Error::other)?;
@@ -252,9 +261,16 @@ fn read_control(
     compression: Compression,
     member: &mut impl Read,
 ) -> io::Result<BTreeMap<String, Vec<u8>>> {
+    let invalid = |detail: String| io::Error::new(io::ErrorKind::InvalidData, detail);
     let mut files = BTreeMap::new();
+    let mut total = 0u64;
     let mut tar = tar::Archive::new(compression.decoder(member)?);
-    for entry in tar.entries()? {
+    for (count, entry) in tar.entries()?.enumerate() {
+        if count >= MAX_CONTROL_ENTRIES {
+            return Err(invalid(format!(
+                "more than {MAX_CONTROL_ENTRIES} entries in the control tarball"
+            )));
+        }
         let mut entry = entry?;
         if entry.header().entry_type() != tar::EntryType::Regular {
             continue;
@@ -262,16 +278,15 @@ fn read_control(
         let path = entry.path()?.to_string_lossy().into_owned();
         let name = path.trim_start_matches("./").to_owned();
         // Control files are small; a huge size is damage or malice, not something to buffer.
-        if entry.size() > MAX_CONTROL_FILE {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "{name} claims {} bytes (limit {MAX_CONTROL_FILE})",
-                    entry.size()
-                ),
-            ));
+        total = total.saturating_add(entry.size());
+        if total > MAX_CONTROL_BYTES {
+            return Err(invalid(format!(
+                "{name} claims {} bytes, past the limit of {MAX_CONTROL_BYTES} for all control files",
+                entry.size()
+            )));
         }
-        let mut bytes = Vec::with_capacity(entry.size() as usize);
+        // Allocate for what arrives, not for what the header declares.
+        let mut bytes = Vec::with_capacity(entry.size().min(64 << 10) as usize);
         entry.read_to_end(&mut bytes)?;
         files.insert(name, bytes);
     }
@@ -316,6 +331,17 @@ fn check_ar_framing(path: &Path, file_len: u64) -> Result<(), DebError> {
             });
         }
         let name = String::from_utf8_lossy(&header[..16]).trim_end().to_owned();
+        // GNU (`/N`, `//`, `/`) and BSD (`#1/N`) special names index into tables whose bounds
+        // the ar crate does not check (a `/99` without a name table panics). dpkg reads plain
+        // names only, so a .deb never needs them.
+        if name.starts_with('/') || name.starts_with("#1/") {
+            return Err(DebError::Invalid {
+                path: shown,
+                detail: format!(
+                    "ar member {name:?} at byte {offset}: .deb members have plain names (no GNU or BSD extended names)"
+                ),
+            });
+        }
         let size: u64 = std::str::from_utf8(&header[48..58])
             .ok()
             .and_then(|s| s.trim().parse().ok())

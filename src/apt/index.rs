@@ -253,19 +253,36 @@ impl Index {
     }
 
     /// Splits a text into paragraphs line by line (blank lines separate them), keeping one
-    /// paragraph in memory at a time.
+    /// paragraph in memory at a time, at most [`MAX_PARAGRAPH`] bytes of it.
     fn scan(&mut self, mut reader: impl std::io::BufRead, text: u32) -> Result<(), IndexError> {
+        use std::io::{BufRead, Read};
         let file = self.texts[text as usize].file.clone();
-        let read_error = |source| IndexError::Read { file, source };
+        let too_long = |line: u32| IndexError::Syntax {
+            file: file.clone(),
+            source: deb822::Deb822Error {
+                line: line as usize,
+                message: "paragraph longer than 16 MiB",
+            },
+        };
         let mut paragraph: Vec<u8> = Vec::with_capacity(8 * 1024);
         let (mut offset, mut start, mut start_line, mut line) = (0u64, 0u64, 1u32, 0u32);
         let mut line_buf = Vec::with_capacity(256);
         loop {
             line_buf.clear();
-            let n = match reader.read_until(b'\n', &mut line_buf) {
+            // Never more than the paragraph may still take (at least 1, so 0 means the end).
+            let room = (MAX_PARAGRAPH + 1 - paragraph.len()) as u64;
+            let n = match (&mut reader).take(room).read_until(b'\n', &mut line_buf) {
                 Ok(n) => n,
-                Err(e) => return Err(read_error(e)),
+                Err(source) => {
+                    return Err(IndexError::Read {
+                        file: file.clone(),
+                        source,
+                    });
+                }
             };
+            if paragraph.len() + n > MAX_PARAGRAPH {
+                return Err(too_long(start_line));
+            }
             let blank = line_buf.iter().all(u8::is_ascii_whitespace);
             if n == 0 || blank {
                 if !paragraph.is_empty() {
@@ -278,12 +295,12 @@ impl Index {
             } else {
                 if paragraph.is_empty() {
                     start = offset;
-                    start_line = line + 1;
+                    start_line = line.saturating_add(1);
                 }
                 paragraph.extend_from_slice(&line_buf);
             }
             offset += n as u64;
-            line += 1;
+            line = line.saturating_add(1);
         }
     }
 
@@ -504,6 +521,10 @@ impl Index {
     }
 }
 
+/// Largest Packages paragraph read (real ones are a few KB; the longest, with hundreds of
+/// `Provides`, a few hundred KB): a signed but hostile index cannot fill memory with one.
+const MAX_PARAGRAPH: usize = 16 << 20;
+
 /// The Packages fields the index keeps, in the slots [`field_slots`] fills.
 const FIELDS: [&str; 21] = [
     "Package",
@@ -710,6 +731,9 @@ fn parse_dep(s: &str) -> Result<Dep, String> {
         Some((n, "native")) => (n, ArchQualifier::Native),
         Some((n, a)) => (n, ArchQualifier::Named(a.to_owned())),
     };
+    if name.is_empty() {
+        return Err(format!("bad package name in {s:?}"));
+    }
     Ok(Dep {
         name: name.to_owned(),
         arch,
@@ -747,6 +771,8 @@ mod tests {
         assert_eq!(format_alternatives(&groups[1]), "perl:any | awk");
         assert!(parse_dependency_field("foo (>= )").is_err());
         assert!(parse_dependency_field("foo (~ 1)").is_err());
+        // Found by fuzzing: an architecture qualifier with no name before it.
+        assert!(parse_dependency_field("a, :any (>= 1)").is_err());
     }
 
     const PACKAGES: &str = "Package: a\nVersion: 1.0\nArchitecture: amd64\nPriority: required\nDepends: b (>= 2) | c\nProvides: v (= 3)\nFilename: pool/a_1.0.deb\nSize: 10\nSHA256: 0000000000000000000000000000000000000000000000000000000000000000\n\nPackage: a\nVersion: 1.1\nArchitecture: amd64\nFilename: pool/a_1.1.deb\nSize: 10\nSHA256: 0000000000000000000000000000000000000000000000000000000000000001\n\nPackage: z\nVersion: 1\nArchitecture: arm64\nFilename: pool/z.deb\nSize: 1\nSHA256: 0000000000000000000000000000000000000000000000000000000000000002\n";
@@ -818,6 +844,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains(&format!("line {}", line + 2)), "{err}");
+    }
+
+    #[test]
+    fn a_paragraph_past_the_limit_is_refused_without_reading_it_all() {
+        let huge = format!(
+            "Package: ok\nVersion: 1\nArchitecture: all\nFilename: f\nSize: 1\nSHA256: {}\n\nPackage: big\nDescription: {}\n",
+            "0".repeat(64),
+            "x".repeat(MAX_PARAGRAPH)
+        );
+        let err = Index::new("amd64")
+            .add_packages(&huge, "http://m/P", "m")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("http://m/P") && err.contains("line 8"),
+            "{err}"
+        );
+        assert!(err.contains("longer than 16 MiB"), "{err}");
     }
 
     #[test]

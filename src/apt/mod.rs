@@ -100,15 +100,53 @@ pub enum AptError {
     },
 }
 
+/// The userinfo (`user:password@`) of a URL's authority, if it has one.
+fn userinfo(url: &str) -> Option<&str> {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    authority.rsplit_once('@').map(|(info, _)| info)
+}
+
+/// Whether a mirror URL carries credentials (`http://user:pass@host/debian`).
+pub fn has_credentials(url: &str) -> bool {
+    userinfo(url).is_some()
+}
+
+/// The URL with its userinfo replaced by `***`, safe to print.
+pub fn redact_credentials(url: &str) -> String {
+    match userinfo(url) {
+        Some(info) => url.replacen(&format!("{info}@"), "***@", 1),
+        None => url.to_owned(),
+    }
+}
+
+/// The advice given when a mirror URL carries credentials.
+///
+/// Such URLs are refused rather than stripped and kept aside. A mirror URL is copied into the
+/// image's `/etc/apt/sources.list`, the lockfile (every package URL), the cache keys and every
+/// message that names a file of the archive; stripping it in each place is a promise every
+/// future line of code would have to keep, and one slip publishes a CI secret in an image or a
+/// log. Refusing keeps the secret out by construction. apt itself keeps mirror credentials
+/// out of sources.list too (in /etc/apt/auth.conf); stevedore has no such store yet.
+pub const CREDENTIALS_ADVICE: &str = "remove `user:password@` from the URL: stevedore refuses credentials in mirror URLs, which would be written into the image's sources.list, the lockfile and logs. Serve the archive to the build without credentials (e.g. through an authenticating proxy such as apt-cacher-ng on the CI network)";
+
 impl Sources {
-    /// Refuses entries that could only fail later with a confusing message.
+    /// Refuses entries that could only fail later with a confusing message, and mirror URLs
+    /// with credentials (see [`CREDENTIALS_ADVICE`]; messages show them redacted).
     pub fn validate(&self) -> Result<(), AptError> {
+        let mirrors: Vec<String> = self.mirrors.iter().map(|m| redact_credentials(m)).collect();
         let bad = |detail: &str| {
             Err(AptError::BadSources {
-                mirrors: self.mirrors.clone(),
+                mirrors: mirrors.clone(),
                 detail: detail.to_owned(),
             })
         };
+        if let Some(m) = self.mirrors.iter().find(|m| has_credentials(m)) {
+            return bad(&format!(
+                "mirror {} holds credentials: {CREDENTIALS_ADVICE}",
+                redact_credentials(m)
+            ));
+        }
         if self.mirrors.is_empty() {
             return bad("no mirror URL");
         }
@@ -195,7 +233,8 @@ impl Resolved {
 /// Loads one package index from several source entries (e.g. `bookworm` and
 /// `bookworm-updates` from the Debian mirror, `bookworm-security` from the security mirror):
 /// verified InRelease per suite, Packages per component, cached by sha256 in `fetcher`'s store
-/// (an unchanged Packages file is downloaded once). `now` decides whether a Release expired.
+/// (an unchanged Packages file is downloaded once). `now` decides whether a Release, a signing
+/// key or a signature expired.
 /// All entries get apt's default priority, so the highest version of each package wins.
 ///
 /// Synchronous: it runs its own tokio runtime, so call it from plain threads only (async code
@@ -397,7 +436,7 @@ async fn verify_suites(
                 String::from_utf8(bytes).map_err(|_| AptError::NotText { url: url.clone() })?;
             let (release_text, signers) = match &keyring {
                 Some(keyring) => {
-                    let verified = signature::verify_inrelease(keyring, &text, &url)?;
+                    let verified = signature::verify_inrelease_at(keyring, &text, &url, now)?;
                     (verified.text, verified.signers)
                 }
                 None if sources.allow_unsigned => {
@@ -407,6 +446,7 @@ async fn verify_suites(
             };
             let release = Release::parse(&release_text, &url)?;
             let release_sha256 = Digest::of(release_text.as_bytes());
+            release.check_suite(suite, &url)?;
             release.check_dates(now, &url)?;
             if !release.architectures.is_empty()
                 && !release.architectures.contains(&sources.architecture)

@@ -29,6 +29,16 @@ pub enum ReleaseError {
         "{url}: the signed Release lists no SHA256 for {path}; is the component or architecture right?"
     )]
     NotListed { url: String, path: String },
+    #[error(
+        "{url}: asked for suite {requested}, but the signed Release is for Suite {suite}, Codename {codename}: the mirror serves another (or an old) release under that name. Check the suite in the recipe, or use another mirror"
+    )]
+    WrongSuite {
+        url: String,
+        requested: String,
+        /// As the Release says, or `(none)`.
+        suite: String,
+        codename: String,
+    },
 }
 
 /// An index file the Release vouches for.
@@ -142,6 +152,33 @@ impl Release {
         Ok(())
     }
 
+    /// Refuses a Release that is not the one asked for: its `Suite` or `Codename` must equal
+    /// the requested suite (apt's `metaIndex::CheckDist`). A signature only says the archive
+    /// published this text once; without this check a mirror could serve, validly signed, the
+    /// InRelease of another release (`bullseye` for `bookworm`, `-proposed` for `-updates`) or
+    /// of the same release under another name. apt itself only warns ("Conflicting
+    /// distribution", "might become fatal one day") and relies on its stored lists to notice a
+    /// changed Codename; stevedore keeps no such state and nobody reads warnings on a CI
+    /// worker, so a mismatch is an error. As apt does, a suite written with a slash (the old
+    /// `stretch/updates`) is compared by its part before the last slash. A Release naming
+    /// neither field is refused too: it would pass for any suite.
+    pub fn check_suite(&self, requested: &str, url: &str) -> Result<(), ReleaseError> {
+        let expected = requested
+            .rsplit_once('/')
+            .map_or(requested, |(head, _)| head);
+        let matches = |field: &Option<String>| field.as_deref() == Some(expected);
+        if matches(&self.suite) || matches(&self.codename) {
+            return Ok(());
+        }
+        let shown = |field: &Option<String>| field.clone().unwrap_or_else(|| "(none)".into());
+        Err(ReleaseError::WrongSuite {
+            url: url.to_owned(),
+            requested: requested.to_owned(),
+            suite: shown(&self.suite),
+            codename: shown(&self.codename),
+        })
+    }
+
     /// The hash the Release promises for `path` (relative to the suite directory).
     pub fn file(&self, path: &str, url: &str) -> Result<&FileHash, ReleaseError> {
         self.sha256
@@ -202,13 +239,15 @@ pub fn parse_rfc2822(s: &str) -> Option<u64> {
         None | Some("UTC") | Some("GMT") | Some("Z") => 0,
         Some(z) if z.len() == 5 && (z.starts_with('+') || z.starts_with('-')) => {
             let sign = if z.starts_with('-') { -1 } else { 1 };
-            let hh: i64 = z[1..3].parse().ok()?;
-            let mm: i64 = z[3..5].parse().ok()?;
+            // `get`: the text is untrusted, and a multi-byte character would make slicing panic.
+            let hh: i64 = z.get(1..3)?.parse().ok()?;
+            let mm: i64 = z.get(3..5)?.parse().ok()?;
             sign * (hh * 3600 + mm * 60)
         }
         _ => return None,
     };
-    if !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+    // Years beyond 4 digits would overflow the day arithmetic; no Release is dated there.
+    if !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 || !(1..=9999).contains(&year) {
         return None;
     }
     let days = days_from_civil(year, month, day as i64);
@@ -287,6 +326,69 @@ mod tests {
     }
 
     #[test]
+    fn suite_or_codename_must_match_the_request() {
+        let r = Release::parse(RELEASE, "u").unwrap();
+        r.check_suite("bookworm", "u").unwrap();
+        r.check_suite("stable", "u").unwrap();
+        r.check_suite("stable/updates", "u").unwrap();
+        let err = r
+            .check_suite("trixie", "http://m/dists/trixie/InRelease")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("http://m/dists/trixie/InRelease"), "{err}");
+        assert!(err.contains("asked for suite trixie"), "{err}");
+        assert!(err.contains("Suite stable, Codename bookworm"), "{err}");
+        // Case matters, as in apt: `Bookworm` is another name.
+        assert!(r.check_suite("Bookworm", "u").is_err());
+        let anonymous = Release::parse(
+            &RELEASE
+                .replace("Suite: stable\n", "")
+                .replace("Codename: bookworm\n", ""),
+            "u",
+        )
+        .unwrap();
+        let err = anonymous
+            .check_suite("bookworm", "u")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("Suite (none), Codename (none)"), "{err}");
+    }
+
+    #[test]
+    fn real_archive_suite_names_pass() {
+        // (requested, Suite, Codename) as deb.debian.org and archive.ubuntu.com publish them.
+        let real = [
+            ("bookworm", "oldstable", "bookworm"),
+            ("bookworm-updates", "oldstable-updates", "bookworm-updates"),
+            (
+                "bookworm-security",
+                "oldstable-security",
+                "bookworm-security",
+            ),
+            ("xenial", "xenial", "xenial"),
+            ("xenial-updates", "xenial-updates", "xenial"),
+            ("xenial-security", "xenial-security", "xenial"),
+            ("noble", "noble", "noble"),
+            ("noble-updates", "noble-updates", "noble"),
+            ("noble-security", "noble-security", "noble"),
+        ];
+        for (requested, suite, codename) in real {
+            let text = RELEASE
+                .replace("Suite: stable", &format!("Suite: {suite}"))
+                .replace("Codename: bookworm", &format!("Codename: {codename}"));
+            let r = Release::parse(&text, "u").unwrap();
+            r.check_suite(requested, "u")
+                .unwrap_or_else(|e| panic!("{requested}: {e}"));
+        }
+        // The swaps a hostile mirror could make among them are refused.
+        let noble_proposed = RELEASE
+            .replace("Suite: stable", "Suite: noble-proposed")
+            .replace("Codename: bookworm", "Codename: noble");
+        let r = Release::parse(&noble_proposed, "u").unwrap();
+        assert!(r.check_suite("noble-updates", "u").is_err());
+    }
+
+    #[test]
     fn rfc2822_variants() {
         assert_eq!(parse_rfc2822("Thu, 01 Jan 1970 00:00:00 UTC"), Some(0));
         assert_eq!(parse_rfc2822("1 Jan 1970 01:00:00 +0100"), Some(0));
@@ -295,6 +397,17 @@ mod tests {
             Some(1709208000)
         );
         assert_eq!(parse_rfc2822("yesterday"), None);
+        // Found by fuzzing: slicing the zone panicked on a multi-byte character, and a huge
+        // year overflowed the day count.
+        assert_eq!(parse_rfc2822("1 Jan 2026 10:00:00 +0é0"), None);
+        assert_eq!(
+            parse_rfc2822("1 Jan 9223372036854775807 10:00:00 UTC"),
+            None
+        );
+        assert_eq!(
+            parse_rfc2822("31 Dec 9999 23:59:59 UTC"),
+            Some(253402300799)
+        );
         assert_eq!(format_utc(1709208000), "2024-02-29 12:00:00 UTC");
     }
 

@@ -7,7 +7,10 @@
 //! - Ubuntu's keyring is a GnuPG 1.x pubring with Trust packets that derail rPGP's key parser. We
 //!   drop `Packet::Trust` before assembling keys.
 //! - Revocation and expiry are not checked by rPGP. We reject a signature made by a revoked key or
-//!   subkey, or by one that had expired when the signature was made.
+//!   subkey, by one that had expired when the signature was made, by one that has expired by the
+//!   time of checking (gpgv's EXPKEYSIG, which apt refuses: an old InRelease signed before the
+//!   key's end could otherwise be replayed for ever), and a signature past its own expiration
+//!   time (EXPSIG).
 //! - Data signatures over SHA-1 (or weaker) are rejected, as apt does since 2.x. Old key binding
 //!   signatures over SHA-1 are accepted: they only tie the key to its own uid.
 
@@ -299,14 +302,28 @@ fn signing_keys(key: &SignedPublicKey) -> Vec<SigningKey> {
     out
 }
 
-/// Verifies a cleartext-signed InRelease against `keyring`: at least one signature must be good,
-/// from a key in the keyring that was neither revoked nor expired when it signed, over a hash
-/// stronger than SHA-1. Returns the signed text.
+/// [`verify_inrelease_at`] now.
 pub fn verify_inrelease(
     keyring: &Keyring,
     text: &str,
     url: &str,
 ) -> Result<Verified, SignatureError> {
+    verify_inrelease_at(keyring, text, url, std::time::SystemTime::now())
+}
+
+/// Verifies a cleartext-signed InRelease against `keyring`: at least one signature must be good,
+/// from a key in the keyring that is not revoked, was not expired when it signed and is not
+/// expired at `now`, over a hash stronger than SHA-1, and not past its own expiration time.
+/// Returns the signed text.
+pub fn verify_inrelease_at(
+    keyring: &Keyring,
+    text: &str,
+    url: &str,
+    now: std::time::SystemTime,
+) -> Result<Verified, SignatureError> {
+    let now = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let (message, _headers) =
         CleartextSignedMessage::from_string(text).map_err(|e| SignatureError::NotSigned {
             url: url.to_owned(),
@@ -361,7 +378,6 @@ pub fn verify_inrelease(
             }
             _ => {}
         }
-        let signed_at = sig.created().map(|t| u64::from(t.as_secs())).unwrap_or(0);
         for key in candidates {
             let result = match &key.key {
                 KeyVariant::Primary(k) => sig.verify(k, signed_text.as_bytes()),
@@ -374,30 +390,8 @@ pub fn verify_inrelease(
                 ));
                 continue;
             }
-            if key.revoked {
-                reasons.push(format!(
-                    "signature by {} ({}), but that key is revoked",
-                    key.fingerprint, key.owner
-                ));
-                continue;
-            }
-            if let Some(expires) = key.expires
-                && signed_at > expires
-            {
-                reasons.push(format!(
-                    "signature by {} ({}) made {}, after the key expired on {}",
-                    key.fingerprint,
-                    key.owner,
-                    super::release::format_utc(signed_at),
-                    super::release::format_utc(expires)
-                ));
-                continue;
-            }
-            if signed_at < u64::from(key.created) {
-                reasons.push(format!(
-                    "signature by {} predates the key itself",
-                    key.fingerprint
-                ));
+            if let Some(reason) = key_policy_refusal(key, sig, now) {
+                reasons.push(reason);
                 continue;
             }
             signers.push(format!("{} ({})", key.fingerprint, key.owner));
@@ -414,4 +408,52 @@ pub fn verify_inrelease(
         text: signed_text.replace("\r\n", "\n"),
         signers,
     })
+}
+
+/// Why a cryptographically good signature by `key` is still refused, if it is: the key is
+/// revoked, or expired (when it signed, or by `now`, seconds since the epoch), or the signature
+/// predates the key or is past its own expiration time.
+fn key_policy_refusal(key: &SigningKey, sig: &Signature, now: u64) -> Option<String> {
+    use super::release::format_utc;
+    let signed_at = sig.created().map_or(0, |t| u64::from(t.as_secs()));
+    let who = format!("{} ({})", key.fingerprint, key.owner);
+    if key.revoked {
+        return Some(format!("signature by {who}, but that key is revoked"));
+    }
+    if let Some(expires) = key.expires {
+        if signed_at > expires {
+            return Some(format!(
+                "signature by {who} made {}, after the key expired on {}",
+                format_utc(signed_at),
+                format_utc(expires)
+            ));
+        }
+        if now > expires {
+            return Some(format!(
+                "signature by {who} made {}, but the key expired on {} (refused, as apt does); update the keyring, or use a mirror signed with a current key",
+                format_utc(signed_at),
+                format_utc(expires)
+            ));
+        }
+    }
+    if signed_at < u64::from(key.created) {
+        return Some(format!(
+            "signature by {} predates the key itself",
+            key.fingerprint
+        ));
+    }
+    let sig_expires = sig
+        .signature_expiration_time()
+        .filter(|d| d.as_secs() != 0)
+        .map(|d| signed_at + u64::from(d.as_secs()));
+    if let Some(expires) = sig_expires
+        && now > expires
+    {
+        return Some(format!(
+            "signature by {who} made {} expired on {} (refused, as apt does)",
+            format_utc(signed_at),
+            format_utc(expires)
+        ));
+    }
+    None
 }

@@ -290,6 +290,26 @@ impl Validator<'_> {
     }
 
     fn apt_source(&mut self, s: &SourcesDecl) -> Option<AptSource> {
+        // Credentials in a mirror URL are refused (why: crate::apt::CREDENTIALS_ADVICE), with
+        // no snippet: the recipe line would print the secret.
+        if let Some(m) = s
+            .mirrors
+            .get_ref()
+            .iter()
+            .find(|m| crate::apt::has_credentials(m))
+        {
+            let mut d = Diagnostic::at_file(
+                &self.source.path,
+                format!(
+                    "mirror `{}` holds credentials",
+                    crate::apt::redact_credentials(m)
+                ),
+            )
+            .help(crate::apt::CREDENTIALS_ADVICE);
+            d.location = self.location(s.mirrors.span());
+            self.diagnostics.push(d);
+            return None;
+        }
         let mut ok = true;
         for m in s.mirrors.get_ref() {
             if !(m.starts_with("http://") || m.starts_with("https://") || m.starts_with("file:/")) {

@@ -10,6 +10,7 @@ mod apt_support;
 mod common;
 mod registry_support;
 
+mod apt_hostile;
 mod apt_mirror;
 mod apt_repo;
 mod apt_resolver;

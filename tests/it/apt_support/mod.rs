@@ -573,3 +573,98 @@ fn handle_conn(
         conn.write_all(slice)?;
     }
 }
+
+// ---------------------------------------------------------------- generated keys
+
+/// A signing key made by gpg for one test, at a faked creation time: its armored secret key
+/// (an absolute path, usable as [`Signing::Key`]'s `secret`) and its public keyring.
+pub struct GeneratedKey {
+    /// Holds the files; removed on drop.
+    _dir: tempfile::TempDir,
+    /// Upper-case fingerprint of the key that signs (the subkey when there is one).
+    pub signing_fingerprint: String,
+    pub secret: &'static str,
+    pub keyring: PathBuf,
+}
+
+/// Makes an ed25519 key at gpg time `created` (`20200101T000000`) whose signing key expires
+/// after `expire` (gpg's `2d`, `never`). With `signing_subkey`, the primary only certifies and
+/// a signing subkey carries the expiry.
+pub fn generate_key(uid: &str, created: &str, expire: &str, signing_subkey: bool) -> GeneratedKey {
+    require_tool("gpg", "gpg");
+    require_tool("gpg-agent", "gpg-agent");
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("gnupg");
+    std::fs::create_dir(&home).unwrap();
+    std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let gpg = |args: &[&str]| -> Vec<u8> {
+        let out = Command::new("gpg")
+            .env("GNUPGHOME", &home)
+            .args(["--batch", "--yes", "--quiet", "--pinentry-mode", "loopback"])
+            .args(["--passphrase", "", "--faked-system-time", created])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run gpg");
+        assert!(
+            out.status.success(),
+            "gpg {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let (usage, primary_expire) = if signing_subkey {
+        ("cert", "never")
+    } else {
+        ("sign", expire)
+    };
+    gpg(&["--quick-gen-key", uid, "ed25519", usage, primary_expire]);
+    let fingerprints = |listing: &[u8]| -> Vec<String> {
+        String::from_utf8_lossy(listing)
+            .lines()
+            .filter_map(|l| l.strip_prefix("fpr:"))
+            .filter_map(|rest| rest.split(':').find(|f| !f.is_empty()).map(str::to_owned))
+            .collect()
+    };
+    let primary = fingerprints(&gpg(&["--with-colons", "--list-keys", uid]))[0].clone();
+    if signing_subkey {
+        gpg(&["--quick-add-key", &primary, "ed25519", "sign", expire]);
+    }
+    let signing_fingerprint = fingerprints(&gpg(&["--with-colons", "--list-keys", uid]))
+        .pop()
+        .unwrap();
+    let secret = dir.path().join("key.sec.asc");
+    std::fs::write(&secret, gpg(&["--armor", "--export-secret-keys", uid])).unwrap();
+    let keyring = dir.path().join("keyring.gpg");
+    std::fs::write(&keyring, gpg(&["--export", uid])).unwrap();
+    GeneratedKey {
+        signing_fingerprint,
+        secret: Box::leak(secret.to_str().unwrap().to_owned().into_boxed_str()),
+        keyring,
+        _dir: dir,
+    }
+}
+
+impl GeneratedKey {
+    /// Signing with this key at gpg time `at` (`fixtures().join(secret)` keeps the absolute path).
+    pub fn signing_at(&self, at: &'static str) -> Signing {
+        Signing::Key {
+            secret: self.secret,
+            faked_time: Some(at),
+            digest: None,
+        }
+    }
+}
+
+/// Serves the suite directory `from` of a built repository as `to` as well (a mirror that
+/// answers a request for one suite with another suite's signed files).
+pub fn serve_suite_as(repo: &Repo, from: &str, to: &str) {
+    let dists = repo.root().join("dists");
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(dists.join(from))
+        .arg(dists.join(to))
+        .status()
+        .expect("run cp");
+    assert!(status.success());
+}
