@@ -10,17 +10,39 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::adduser::{self, Home, ScriptAccountAt};
-use super::{Effect, RootView};
+use super::adduser::{self, ScriptAccountAt};
+use super::coverage::Status;
+use super::rule::Rule;
+use super::tree::RootView;
+use super::userdb::{Accounts, Group, User};
 
 pub const PASSWD_MASTER: &str = "/usr/share/base-passwd/passwd.master";
 pub const GROUP_MASTER: &str = "/usr/share/base-passwd/group.master";
 pub const SYSUSERS_DIRS: &[&str] = &["/usr/lib/sysusers.d", "/etc/sysusers.d"];
-/// `shadow` group of base-passwd: owner group of the shadow files.
-pub const SHADOW_GID: u32 = 42;
 /// systemd-sysusers' default dynamic range (SYS_UID_MAX down to SYS_UID_MIN).
 const DYNAMIC_MAX: u32 = 999;
 const DYNAMIC_MIN: u32 = 100;
+
+/// The commands whose effect is the account database this file builds.
+pub const RULES: &[Rule] = &[
+    Rule::named(&["update-passwd"]).judge(|_, ctx| {
+        (!ctx.accounts.users.is_empty()).then(|| {
+            Status::Reproduced("accounts (passwd/group from base-passwd's masters)".into())
+        })
+    }),
+    // passwd's `shadowconfig on` (pwconv/grpconv): the accounts mechanism writes
+    // /etc/shadow and /etc/gshadow.
+    Rule::named(&["shadowconfig"]).judge(|call, ctx| {
+        (call.args() == ["on"]
+            && ctx.produced.contains_key("/etc/shadow")
+            && ctx.produced.contains_key("/etc/gshadow"))
+        .then(|| Status::Reproduced("accounts (/etc/shadow and /etc/gshadow)".into()))
+    }),
+    Rule::named(&["systemd-sysusers"]).judge(|_, ctx| {
+        ctx.has_sysusers
+            .then(|| Status::Reproduced("accounts (sysusers.d)".into()))
+    }),
+];
 
 /// A user to add besides the packages' (declared in the recipe).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,117 +55,6 @@ pub struct ExtraUser {
     pub gecos: String,
     pub home: String,
     pub shell: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
-    pub name: String,
-    pub uid: u32,
-    pub gid: u32,
-    pub gecos: String,
-    pub home: String,
-    pub shell: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Group {
-    pub name: String,
-    pub gid: u32,
-    pub members: Vec<String>,
-}
-
-/// The account database after setup.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Accounts {
-    /// In file order: masters first, then additions in allocation order.
-    pub users: Vec<User>,
-    pub groups: Vec<Group>,
-    /// Lines of sysusers.d files that were not understood (`file:line: text`).
-    pub unsupported: Vec<String>,
-    /// Where each added user/group came from (`name` → `file:line`).
-    pub sources: BTreeMap<String, String>,
-    /// Home directories the account tools of the scripts create (with missing parents).
-    pub homes: Vec<Home>,
-}
-
-impl Accounts {
-    pub fn uid(&self, name: &str) -> Option<u32> {
-        self.users.iter().find(|u| u.name == name).map(|u| u.uid)
-    }
-    pub fn gid(&self, name: &str) -> Option<u32> {
-        self.groups.iter().find(|g| g.name == name).map(|g| g.gid)
-    }
-    /// `user`/`group` given by name or number.
-    pub fn resolve_uid(&self, s: &str) -> Option<u32> {
-        s.parse()
-            .ok()
-            .or_else(|| self.uid(s))
-            .or((s == "root").then_some(0))
-    }
-    pub fn resolve_gid(&self, s: &str) -> Option<u32> {
-        s.parse()
-            .ok()
-            .or_else(|| self.gid(s))
-            .or((s == "root").then_some(0))
-    }
-
-    pub fn passwd(&self) -> String {
-        self.users
-            .iter()
-            .map(|u| {
-                format!(
-                    "{}:x:{}:{}:{}:{}:{}\n",
-                    u.name, u.uid, u.gid, u.gecos, u.home, u.shell
-                )
-            })
-            .collect()
-    }
-    pub fn group(&self) -> String {
-        self.groups
-            .iter()
-            .map(|g| format!("{}:x:{}:{}\n", g.name, g.gid, g.members.join(",")))
-            .collect()
-    }
-    /// Locked passwords (`*`), no aging dates: the day count would depend on the clock.
-    pub fn shadow(&self) -> String {
-        self.users
-            .iter()
-            .map(|u| format!("{}:*::0:99999:7:::\n", u.name))
-            .collect()
-    }
-    pub fn gshadow(&self) -> String {
-        self.groups
-            .iter()
-            .map(|g| format!("{}:*::{}\n", g.name, g.members.join(",")))
-            .collect()
-    }
-
-    /// The four files: passwd/group 0644 root:root, shadow/gshadow 0640 root:shadow.
-    pub fn effects(&self) -> Vec<Effect> {
-        let shadow_gid = self.gid("shadow").unwrap_or(SHADOW_GID);
-        let mut out = vec![
-            Effect::file("/etc/passwd", self.passwd().into_bytes(), 0o644),
-            Effect::file("/etc/group", self.group().into_bytes(), 0o644),
-        ];
-        for (path, text) in [
-            ("/etc/shadow", self.shadow()),
-            ("/etc/gshadow", self.gshadow()),
-        ] {
-            out.push(Effect::WriteFile {
-                path: path.to_owned(),
-                bytes: text.into_bytes(),
-                mode: 0o640,
-                uid: 0,
-                gid: shadow_gid,
-            });
-        }
-        out.extend(
-            self.homes
-                .iter()
-                .map(|h| Effect::dir(&h.path, h.mode, h.uid, h.gid)),
-        );
-        out
-    }
 }
 
 /// One understood sysusers.d line.
@@ -359,10 +270,64 @@ pub fn with_scripts(
 }
 
 fn declared(root: &dyn RootView, extra: &[ExtraUser]) -> Accounts {
+    let mut acc = from_files(root);
+    let lines = sysusers_lines(root, extra, &mut acc.unsupported);
+    // systemd-sysusers creates groups first (so `u name -` gets a group of the same id when
+    // free), then users, then memberships; fixed ids are placed before dynamic ones.
+    let mut taken = Taken {
+        uids: acc.users.iter().map(|u| u.uid).collect(),
+        gids: acc.groups.iter().map(|g| g.gid).collect(),
+    };
+    // Explicit groups with fixed ids, then dynamic groups.
+    for fixed in [true, false] {
+        for (at, l) in &lines {
+            if let SysLine::Group { name, gid } = l
+                && gid.is_some() == fixed
+                && acc.gid(name).is_none()
+            {
+                let gid = match gid {
+                    Some(g) if !taken.gids.contains(g) => *g,
+                    _ => taken.free_gid().unwrap_or(65534),
+                };
+                taken.gids.insert(gid);
+                acc.groups.push(Group {
+                    name: name.clone(),
+                    gid,
+                    members: Vec::new(),
+                });
+                acc.sources.insert(format!("group {name}"), at.clone());
+            }
+        }
+    }
+    for fixed in [true, false] {
+        for (at, l) in &lines {
+            if let SysLine::User { name, uid, .. } = l
+                && uid.is_some() == fixed
+                && acc.uid(name).is_none()
+            {
+                add_sysuser(&mut acc, &mut taken, at, l);
+            }
+        }
+    }
+    for (at, l) in &lines {
+        if let SysLine::Member { user, group } = l {
+            match acc.groups.iter_mut().find(|g| &g.name == group) {
+                Some(g) if !g.members.contains(user) => g.members.push(user.clone()),
+                Some(_) => {}
+                None => acc
+                    .unsupported
+                    .push(format!("{at}: m {user} {group}: no such group")),
+            }
+        }
+    }
+    acc
+}
+
+/// The accounts already in the tree: an /etc/passwd there (a lower layer's setup) comes
+/// first, so users keep their ids when a later layer adds sysusers.d files; master entries it
+/// lacks are added after it, as update-passwd does.
+fn from_files(root: &dyn RootView) -> Accounts {
     let read = |p: &str| root.read(p).and_then(|b| String::from_utf8(b).ok());
-    // An /etc/passwd already in the tree (a lower layer's setup) comes first, so users keep
-    // their ids when a later layer adds sysusers.d files; master entries it lacks are added
-    // after it, as update-passwd does.
     let mut users: Vec<User> = read("/etc/passwd")
         .map(|t| parse_passwd(&t))
         .unwrap_or_default();
@@ -385,11 +350,20 @@ fn declared(root: &dyn RootView, extra: &[ExtraUser]) -> Accounts {
             groups.push(g);
         }
     }
-    let mut acc = Accounts {
+    Accounts {
         users,
         groups,
         ..Accounts::default()
-    };
+    }
+}
+
+/// The understood lines of the sysusers.d files (`file:line`, line), then the recipe's users;
+/// the lines not understood go to `unsupported`.
+fn sysusers_lines(
+    root: &dyn RootView,
+    extra: &[ExtraUser],
+    unsupported: &mut Vec<String>,
+) -> Vec<(String, SysLine)> {
     let mut lines = Vec::new();
     for (path, text) in sysusers_files(root) {
         for (i, line) in text.lines().enumerate() {
@@ -397,7 +371,7 @@ fn declared(root: &dyn RootView, extra: &[ExtraUser]) -> Accounts {
             match parse_sysusers_line(line) {
                 Ok(Some(l)) => lines.push((at, l)),
                 Ok(None) => {}
-                Err(()) => acc.unsupported.push(format!("{at}: {}", line.trim())),
+                Err(()) => unsupported.push(format!("{at}: {}", line.trim())),
             }
         }
     }
@@ -414,119 +388,97 @@ fn declared(root: &dyn RootView, extra: &[ExtraUser]) -> Accounts {
             },
         ));
     }
-    // systemd-sysusers creates groups first (so `u name -` gets a group of the same id when
-    // free), then users, then memberships; fixed ids are placed before dynamic ones.
-    let mut taken_uids: BTreeSet<u32> = acc.users.iter().map(|u| u.uid).collect();
-    let mut taken_gids: BTreeSet<u32> = acc.groups.iter().map(|g| g.gid).collect();
-    let next_free = |taken_u: &BTreeSet<u32>, taken_g: &BTreeSet<u32>, both: bool| {
+    lines
+}
+
+/// The ids in use while sysusers' lines are applied.
+struct Taken {
+    uids: BTreeSet<u32>,
+    gids: BTreeSet<u32>,
+}
+
+impl Taken {
+    /// The highest id of the dynamic range free as a uid, and as a gid too when `both`.
+    fn free_uid(&self, both: bool) -> Option<u32> {
         (DYNAMIC_MIN..=DYNAMIC_MAX)
             .rev()
-            .find(|id| !taken_u.contains(id) && (!both || !taken_g.contains(id)))
+            .find(|id| !self.uids.contains(id) && (!both || !self.gids.contains(id)))
+    }
+    /// The highest id of the dynamic range free as a gid.
+    fn free_gid(&self) -> Option<u32> {
+        (DYNAMIC_MIN..=DYNAMIC_MAX)
+            .rev()
+            .find(|id| !self.gids.contains(id))
+    }
+}
+
+/// Adds the user of a `u` line (and its group when missing), as systemd-sysusers does.
+fn add_sysuser(acc: &mut Accounts, taken: &mut Taken, at: &str, line: &SysLine) {
+    let SysLine::User {
+        name,
+        uid,
+        gid,
+        gecos,
+        home,
+        shell,
+    } = line
+    else {
+        return;
     };
-    // Explicit groups with fixed ids, then dynamic groups.
-    for fixed in [true, false] {
-        for (at, l) in &lines {
-            if let SysLine::Group { name, gid } = l
-                && gid.is_some() == fixed
-                && acc.gid(name).is_none()
-            {
-                let gid = match gid {
-                    Some(g) if !taken_gids.contains(g) => *g,
-                    _ => next_free(&BTreeSet::new(), &taken_gids, true).unwrap_or(65534),
-                };
-                taken_gids.insert(gid);
-                acc.groups.push(Group {
-                    name: name.clone(),
-                    gid,
-                    members: Vec::new(),
-                });
-                acc.sources.insert(format!("group {name}"), at.clone());
-            }
-        }
-    }
-    for fixed in [true, false] {
-        for (at, l) in &lines {
-            let SysLine::User {
-                name,
-                uid,
-                gid,
-                gecos,
-                home,
-                shell,
-            } = l
-            else {
-                continue;
+    let uid = match uid {
+        Some(u) if !taken.uids.contains(u) => *u,
+        // Same id for the user and its group when both are free, like sysusers.
+        _ => taken
+            .free_uid(acc.gid(name).is_none())
+            .or_else(|| taken.free_uid(false))
+            .unwrap_or(65534),
+    };
+    taken.uids.insert(uid);
+    let gid = match gid {
+        Some(IdRef::Num(g)) => *g,
+        Some(IdRef::Name(g)) if acc.gid(g).is_some() => acc.gid(g).unwrap_or(0),
+        other => {
+            let group = match other {
+                Some(IdRef::Name(g)) => g.clone(),
+                _ => name.clone(),
             };
-            if uid.is_some() != fixed || acc.uid(name).is_some() {
-                continue;
-            }
-            let uid = match uid {
-                Some(u) if !taken_uids.contains(u) => *u,
-                // Same id for the user and its group when both are free, like sysusers.
-                _ => next_free(&taken_uids, &taken_gids, acc.gid(name).is_none())
-                    .or_else(|| next_free(&taken_uids, &taken_gids, false))
-                    .unwrap_or(65534),
-            };
-            taken_uids.insert(uid);
-            let gid = match gid {
-                Some(IdRef::Num(g)) => *g,
-                Some(IdRef::Name(g)) if acc.gid(g).is_some() => acc.gid(g).unwrap_or(0),
-                other => {
-                    let group = match other {
-                        Some(IdRef::Name(g)) => g.clone(),
-                        _ => name.clone(),
+            match acc.gid(&group) {
+                Some(g) => g,
+                None => {
+                    let g = if taken.gids.contains(&uid) {
+                        taken.free_gid().unwrap_or(65534)
+                    } else {
+                        uid
                     };
-                    match acc.gid(&group) {
-                        Some(g) => g,
-                        None => {
-                            let g = if taken_gids.contains(&uid) {
-                                next_free(&BTreeSet::new(), &taken_gids, true).unwrap_or(65534)
-                            } else {
-                                uid
-                            };
-                            taken_gids.insert(g);
-                            acc.groups.push(Group {
-                                name: group.clone(),
-                                gid: g,
-                                members: Vec::new(),
-                            });
-                            acc.sources.insert(format!("group {group}"), at.clone());
-                            g
-                        }
-                    }
+                    taken.gids.insert(g);
+                    acc.groups.push(Group {
+                        name: group.clone(),
+                        gid: g,
+                        members: Vec::new(),
+                    });
+                    acc.sources.insert(format!("group {group}"), at.to_owned());
+                    g
                 }
-            };
-            acc.users.push(User {
-                name: name.clone(),
-                uid,
-                gid,
-                gecos: gecos.clone(),
-                home: home.clone().unwrap_or_else(|| "/".to_owned()),
-                shell: shell
-                    .clone()
-                    .unwrap_or_else(|| "/usr/sbin/nologin".to_owned()),
-            });
-            acc.sources.insert(format!("user {name}"), at.clone());
-        }
-    }
-    for (at, l) in &lines {
-        if let SysLine::Member { user, group } = l {
-            match acc.groups.iter_mut().find(|g| &g.name == group) {
-                Some(g) if !g.members.contains(user) => g.members.push(user.clone()),
-                Some(_) => {}
-                None => acc
-                    .unsupported
-                    .push(format!("{at}: m {user} {group}: no such group")),
             }
         }
-    }
-    acc
+    };
+    acc.users.push(User {
+        name: name.clone(),
+        uid,
+        gid,
+        gecos: gecos.clone(),
+        home: home.clone().unwrap_or_else(|| "/".to_owned()),
+        shell: shell
+            .clone()
+            .unwrap_or_else(|| "/usr/sbin/nologin".to_owned()),
+    });
+    acc.sources.insert(format!("user {name}"), at.to_owned());
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rootfs::setup::MemRoot;
+    use crate::rootfs::setup::tree::{Effect, MemRoot};
 
     fn root() -> MemRoot {
         let mut r = MemRoot::new();

@@ -11,13 +11,91 @@
 
 use std::collections::BTreeSet;
 
-use super::RootView;
-use super::accounts::{Accounts, Group, User};
+use super::coverage::Status;
+use super::rule::{Call, Context, Pass, Rule, Script, Verdict};
+use super::tree::{RootView, normalize};
+use super::userdb::{Accounts, Group, Home, User};
 
 /// The programs whose commands [`parse`] understands.
 pub const PROGRAMS: &[&str] = &[
     "adduser", "addgroup", "useradd", "groupadd", "usermod", "gpasswd",
 ];
+
+/// The account commands: made before any other script command (see [`from_scripts`]), so
+/// their run only gives the verdict.
+pub const RULES: &[Rule] = &[
+    Rule::named(PROGRAMS).run(run),
+    Rule::named(&["usermod", "gpasswd"])
+        .judge(|_, _| Some(Status::NotCovered("changes an account".into()))),
+    Rule::named(&["adduser", "addgroup", "useradd", "groupadd"]).judge(declared),
+];
+
+/// The account commands of the scripts that run on a fresh install, in the order they run.
+/// They are applied before any other script command, so a `chown tomcat7 …` in the same
+/// postinst sees the user; branches that do not run on a fresh install, and commands whose
+/// arguments are only known at run time, are left out.
+pub fn from_scripts(scripts: &[Script<'_>]) -> Vec<ScriptAccountAt> {
+    scripts
+        .iter()
+        .flat_map(Script::runs_on_install)
+        .filter(|c| !c.cmd.unresolved && PROGRAMS.contains(&c.program()))
+        .filter_map(|c| {
+            Some(ScriptAccountAt {
+                at: c.at(),
+                account: parse(&c.cmd.words).ok()?,
+            })
+        })
+        .collect()
+}
+
+/// The verdict on an account command [`from_scripts`] applied: reproduced, or what the tool
+/// would have refused. A command [`parse`] does not understand is judged later, with why.
+fn run(pass: &mut Pass<'_>, call: &Call<'_>) -> Verdict {
+    if call.cmd.unresolved {
+        return Verdict::Later(None);
+    }
+    let account = match parse(&call.cmd.words) {
+        Ok(account) => account,
+        Err(why) => return Verdict::Later(Some(why)),
+    };
+    let at = format!("{}: ", call.at());
+    let failed = pass
+        .accounts
+        .unsupported
+        .iter()
+        .find_map(|u| u.strip_prefix(&at));
+    let skel = matches!(
+        account,
+        ScriptAccount::User {
+            create_home: true,
+            alloc: Alloc::ShadowSystem | Alloc::ShadowNormal,
+            ..
+        }
+    );
+    Verdict::Now(match failed {
+        Some(why) => Status::NotCovered(why.to_owned()),
+        None if skel => {
+            Status::NotCovered("useradd -m: the home is made, but /etc/skel is not copied".into())
+        }
+        None => Status::Reproduced(format!("accounts ({})", call.program())),
+    })
+}
+
+/// An account command whose arguments are only known at run time: covered when its account
+/// is declared (by a sysusers.d file, the recipe, or a lower layer).
+fn declared(call: &Call<'_>, ctx: &Context<'_>) -> Option<Status> {
+    let operands = call.operands();
+    let name = operands.last().copied().unwrap_or("");
+    Some(
+        if ctx.accounts.uid(name).is_some() || ctx.accounts.gid(name).is_some() {
+            Status::Reproduced(format!("accounts ({name} is declared)"))
+        } else {
+            Status::NotCovered(format!(
+                "account {name} is not declared; add it to the recipe"
+            ))
+        },
+    )
+}
 
 /// Which tool's rule picks a free id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -554,16 +632,6 @@ fn free_id(taken: &BTreeSet<u32>, (lo, hi): (u32, u32), alloc: Alloc) -> Option<
     }
 }
 
-/// A home directory a tool creates (`adduser --system` without `--no-create-home`,
-/// `useradd -m`), with the parents `mkdir -p` would make.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Home {
-    pub path: String,
-    pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
-}
-
 /// Applies one command to `acc`. A command whose account exists already is a no-op (what
 /// the `getent`/`id` guards around it, or adduser's own check, make of it). `Err` when the
 /// tool would fail (a missing group, an id in use, the range exhausted).
@@ -573,14 +641,12 @@ pub fn apply(
     defaults: &Defaults,
     account: &ScriptAccount,
 ) -> Result<(), String> {
-    let taken_uids: BTreeSet<u32> = acc.users.iter().map(|u| u.uid).collect();
-    let mut taken_gids: BTreeSet<u32> = acc.groups.iter().map(|g| g.gid).collect();
-    let exhausted = |what: &str, name: &str| format!("no free {what} for {name}");
     match account {
         ScriptAccount::Group { name, gid, alloc } => {
             if acc.gid(name).is_some() {
                 return Ok(());
             }
+            let taken_gids: BTreeSet<u32> = acc.groups.iter().map(|g| g.gid).collect();
             let gid = match gid {
                 Some(g) if taken_gids.contains(g) => {
                     return Err(format!("gid {g} for group {name} is already used"));
@@ -595,121 +661,11 @@ pub fn apply(
                 members: Vec::new(),
             });
         }
-        ScriptAccount::User {
-            name,
-            uid,
-            group,
-            groups,
-            home,
-            create_home,
-            shell,
-            gecos,
-            alloc,
-        } => {
+        ScriptAccount::User { name, .. } => {
             if acc.uid(name).is_some() {
                 return Ok(());
             }
-            if let Some(g) = groups.iter().find(|g| acc.gid(g).is_none()) {
-                return Err(format!("group {g} does not exist"));
-            }
-            let uid = match uid {
-                Some(u) if taken_uids.contains(u) => {
-                    return Err(format!("uid {u} for user {name} is already used"));
-                }
-                Some(u) => *u,
-                None => free_id(&taken_uids, defaults.range(*alloc, true), *alloc)
-                    .ok_or_else(|| exhausted("uid", name))?,
-            };
-            let gid = match group {
-                PrimaryGroup::Nogroup => acc.gid("nogroup").unwrap_or(65534),
-                PrimaryGroup::Gid(g) => *g,
-                PrimaryGroup::Name(g) => acc
-                    .gid(g)
-                    .ok_or_else(|| format!("group {g} does not exist"))?,
-                PrimaryGroup::Own => match acc.gid(name) {
-                    Some(g) => g,
-                    None => {
-                        // adduser picks the gid on its own; useradd prefers the uid.
-                        let range = defaults.range(*alloc, false);
-                        let g = if !alloc.adduser() && !taken_gids.contains(&uid) {
-                            uid
-                        } else {
-                            free_id(&taken_gids, range, *alloc)
-                                .ok_or_else(|| exhausted("gid", name))?
-                        };
-                        taken_gids.insert(g);
-                        acc.groups.push(Group {
-                            name: name.clone(),
-                            gid: g,
-                            members: Vec::new(),
-                        });
-                        g
-                    }
-                },
-            };
-            let home = match (home, alloc.adduser(), &defaults.adduser_home) {
-                (Some(h), _, _) => h.clone(),
-                (None, true, Some(h)) => h.clone(),
-                (None, true, None) => format!("{}/{name}", defaults.adduser_dhome),
-                (None, false, _) => format!("{}/{name}", defaults.useradd_home),
-            };
-            let shell = shell.clone().unwrap_or_else(|| {
-                if alloc.adduser() {
-                    defaults.adduser_shell.clone()
-                } else {
-                    defaults.useradd_shell.clone()
-                }
-            });
-            for g in groups {
-                add_member(acc, name, g);
-            }
-            // adduser 3.122+ never creates /nonexistent; older ones would, but every caller
-            // passes --no-create-home with it.
-            let home_path = super::normalize(&home);
-            if *create_home
-                && home_path != "/nonexistent"
-                && !root.exists(&home_path)
-                && !acc.homes.iter().any(|h| h.path == home_path)
-            {
-                let mut parents = Vec::new();
-                let mut p = home_path.as_str();
-                while let Some((parent, _)) = p.rsplit_once('/') {
-                    if parent.is_empty()
-                        || root.exists(parent)
-                        || acc.homes.iter().any(|h| h.path == parent)
-                    {
-                        break;
-                    }
-                    parents.push(parent.to_owned());
-                    p = parent;
-                }
-                for parent in parents.into_iter().rev() {
-                    acc.homes.push(Home {
-                        path: parent,
-                        mode: 0o755,
-                        uid: 0,
-                        gid: 0,
-                    });
-                }
-                acc.homes.push(Home {
-                    path: home_path,
-                    mode: if alloc.adduser() {
-                        defaults.adduser_dir_mode
-                    } else {
-                        0o755
-                    },
-                    uid,
-                    gid,
-                });
-            }
-            acc.users.push(User {
-                name: name.clone(),
-                uid,
-                gid,
-                gecos: gecos.clone(),
-                home,
-                shell,
-            });
+            apply_user(acc, root, defaults, account)?;
         }
         ScriptAccount::Member { user, groups } => {
             if acc.uid(user).is_none() {
@@ -724,6 +680,153 @@ pub fn apply(
         }
     }
     Ok(())
+}
+
+fn exhausted(what: &str, name: &str) -> String {
+    format!("no free {what} for {name}")
+}
+
+/// A new user: its ids, its primary group (created when it is its own), the tool's default
+/// home and shell, its supplementary groups and the home it creates.
+fn apply_user(
+    acc: &mut Accounts,
+    root: &dyn RootView,
+    defaults: &Defaults,
+    account: &ScriptAccount,
+) -> Result<(), String> {
+    let ScriptAccount::User {
+        name,
+        uid,
+        group,
+        groups,
+        home,
+        create_home,
+        shell,
+        gecos,
+        alloc,
+    } = account
+    else {
+        return Ok(());
+    };
+    if let Some(g) = groups.iter().find(|g| acc.gid(g).is_none()) {
+        return Err(format!("group {g} does not exist"));
+    }
+    let taken_uids: BTreeSet<u32> = acc.users.iter().map(|u| u.uid).collect();
+    let uid = match uid {
+        Some(u) if taken_uids.contains(u) => {
+            return Err(format!("uid {u} for user {name} is already used"));
+        }
+        Some(u) => *u,
+        None => free_id(&taken_uids, defaults.range(*alloc, true), *alloc)
+            .ok_or_else(|| exhausted("uid", name))?,
+    };
+    let gid = primary_gid(acc, defaults, name, uid, group, *alloc)?;
+    let home = match (home, alloc.adduser(), &defaults.adduser_home) {
+        (Some(h), _, _) => h.clone(),
+        (None, true, Some(h)) => h.clone(),
+        (None, true, None) => format!("{}/{name}", defaults.adduser_dhome),
+        (None, false, _) => format!("{}/{name}", defaults.useradd_home),
+    };
+    let shell = shell.clone().unwrap_or_else(|| {
+        if alloc.adduser() {
+            defaults.adduser_shell.clone()
+        } else {
+            defaults.useradd_shell.clone()
+        }
+    });
+    for g in groups {
+        add_member(acc, name, g);
+    }
+    if *create_home {
+        let mode = if alloc.adduser() {
+            defaults.adduser_dir_mode
+        } else {
+            0o755
+        };
+        add_home(acc, root, &home, mode, uid, gid);
+    }
+    acc.users.push(User {
+        name: name.clone(),
+        uid,
+        gid,
+        gecos: gecos.clone(),
+        home,
+        shell,
+    });
+    Ok(())
+}
+
+/// The gid of a new user's primary group, adding the group when it is the user's own and
+/// missing.
+fn primary_gid(
+    acc: &mut Accounts,
+    defaults: &Defaults,
+    name: &str,
+    uid: u32,
+    group: &PrimaryGroup,
+    alloc: Alloc,
+) -> Result<u32, String> {
+    Ok(match group {
+        PrimaryGroup::Nogroup => acc.gid("nogroup").unwrap_or(65534),
+        PrimaryGroup::Gid(g) => *g,
+        PrimaryGroup::Name(g) => acc
+            .gid(g)
+            .ok_or_else(|| format!("group {g} does not exist"))?,
+        PrimaryGroup::Own => match acc.gid(name) {
+            Some(g) => g,
+            None => {
+                let taken_gids: BTreeSet<u32> = acc.groups.iter().map(|g| g.gid).collect();
+                // adduser picks the gid on its own; useradd prefers the uid.
+                let range = defaults.range(alloc, false);
+                let g = if !alloc.adduser() && !taken_gids.contains(&uid) {
+                    uid
+                } else {
+                    free_id(&taken_gids, range, alloc).ok_or_else(|| exhausted("gid", name))?
+                };
+                acc.groups.push(Group {
+                    name: name.to_owned(),
+                    gid: g,
+                    members: Vec::new(),
+                });
+                g
+            }
+        },
+    })
+}
+
+/// The home a tool creates, with the parents `mkdir -p` would make. adduser 3.122+ never
+/// creates /nonexistent; older ones would, but every caller passes --no-create-home with it.
+fn add_home(acc: &mut Accounts, root: &dyn RootView, home: &str, mode: u32, uid: u32, gid: u32) {
+    let home_path = normalize(home);
+    if home_path == "/nonexistent"
+        || root.exists(&home_path)
+        || acc.homes.iter().any(|h| h.path == home_path)
+    {
+        return;
+    }
+    let mut parents = Vec::new();
+    let mut p = home_path.as_str();
+    while let Some((parent, _)) = p.rsplit_once('/') {
+        if parent.is_empty() || root.exists(parent) || acc.homes.iter().any(|h| h.path == parent) {
+            break;
+        }
+        parents.push(parent.to_owned());
+        p = parent;
+    }
+    for parent in parents.into_iter().rev() {
+        acc.homes.push(Home {
+            path: parent,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+        });
+    }
+    acc.homes.push(Home {
+        path: home_path,
+        mode,
+        uid,
+        gid,
+    });
 }
 
 fn add_member(acc: &mut Accounts, user: &str, group: &str) {

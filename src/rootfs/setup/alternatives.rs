@@ -13,8 +13,44 @@
 
 use std::collections::BTreeMap;
 
+use super::coverage::Status;
+use super::rule::{Call, Context, Rule, Script, Verdict};
 use super::shell::Command;
-use super::{Effect, RootView};
+use super::tree::{Effect, RootView};
+
+/// `--install` lines are collected before the scripts are read ([`from_scripts`]) and made
+/// into links once every package is known ([`Alternatives`]); the others are judged.
+pub const RULES: &[Rule] = &[Rule::named(&["update-alternatives"])
+    .run(|_, call| match parse_install(&call.cmd.words) {
+        Some(_) => Verdict::Now(Status::Reproduced("alternatives".into())),
+        None => Verdict::Later(None),
+    })
+    .judge(judge)];
+
+fn judge(call: &Call<'_>, ctx: &Context<'_>) -> Option<Status> {
+    let args = call.args();
+    Some(
+        if args
+            .iter()
+            .any(|a| matches!(*a, "--remove" | "--remove-all"))
+        {
+            Status::Ignored(
+                "removes an older alternative: nothing to remove on a fresh install".into(),
+            )
+        } else if args
+            .iter()
+            .any(|a| matches!(*a, "--list" | "--query" | "--display" | "--get-selections"))
+        {
+            Status::Ignored("read-only query".into())
+        } else if args.contains(&"--install")
+            && args.get(2).is_some_and(|n| ctx.alternatives.contains(*n))
+        {
+            Status::Reproduced("alternatives (from the package's .jinfo)".into())
+        } else {
+            Status::NotCovered("update-alternatives with unresolved arguments".into())
+        },
+    )
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Slave {
@@ -79,6 +115,21 @@ pub fn from_commands(package: &str, commands: &[Command]) -> Vec<Install> {
         .filter_map(|c| {
             let mut i = parse_install(&c.words)?;
             i.source = format!("{package}: postinst:{}", c.line);
+            Some(i)
+        })
+        .collect()
+}
+
+/// The `--install`s of the scripts' commands that run on a fresh install, in the order
+/// they run.
+pub fn from_scripts(scripts: &[Script<'_>]) -> Vec<Install> {
+    scripts
+        .iter()
+        .flat_map(Script::runs_on_install)
+        .filter(|c| c.program() == "update-alternatives")
+        .filter_map(|c| {
+            let mut i = parse_install(&c.cmd.words)?;
+            i.source = format!("{}: {}:{}", c.package, c.script, c.cmd.line);
             Some(i)
         })
         .collect()
@@ -259,7 +310,8 @@ fn state_file(best: &Install, group: &[Install], slaves: &[(String, String)]) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rootfs::setup::{MemRoot, shell};
+    use crate::rootfs::setup::shell;
+    use crate::rootfs::setup::tree::MemRoot;
 
     #[test]
     fn highest_priority_wins_and_state_matches_dpkg() {

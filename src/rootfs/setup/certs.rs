@@ -19,7 +19,9 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use sha1::{Digest, Sha1};
 
-use super::{Effect, RootView};
+use super::coverage::Status;
+use super::rule::Rule;
+use super::tree::{Effect, RootView};
 
 pub const CERTS_DIR: &str = "/usr/share/ca-certificates";
 pub const LOCAL_CERTS_DIR: &str = "/usr/local/share/ca-certificates";
@@ -27,6 +29,29 @@ pub const ETC_CERTS: &str = "/etc/ssl/certs";
 pub const BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 pub const CACERTS: &str = "/etc/ssl/certs/java/cacerts";
 pub const JKS_PASSWORD: &str = "changeit";
+
+/// What the bundle and the keystore made here stand for in the scripts.
+pub const RULES: &[Rule] = &[
+    Rule::named(&["update-ca-certificates"]).judge(|_, ctx| {
+        ctx.produced
+            .contains_key(BUNDLE)
+            .then(|| Status::Reproduced("certs (bundle and links)".into()))
+    }),
+    Rule::named(&["java", "keytool"]).judge(|call, ctx| {
+        let keystore = call.program() == "keytool"
+            || call
+                .args()
+                .iter()
+                .any(|a| a.contains("ca-certificates-java"));
+        keystore.then(|| {
+            if ctx.produced.contains_key(CACERTS) {
+                Status::Reproduced("certs (Java cacerts keystore)".into())
+            } else {
+                Status::NotCovered("needs the Java cacerts keystore".into())
+            }
+        })
+    }),
+];
 
 const CONF_HEADER: &str = "# This file lists certificates that you wish to use or to ignore to be
 # installed in /etc/ssl/certs.

@@ -4,8 +4,31 @@
 //! execute. Each rule runs only when the package's own data is in the root, copies the
 //! package's shipped templates, and is named so the coverage report can cite it.
 
-use super::accounts::Accounts;
-use super::{Effect, RootView};
+use std::collections::BTreeSet;
+
+use super::coverage::Status;
+use super::tree::{Effect, RootView};
+use super::userdb::Accounts;
+
+/// A file command of a package a rule here replaces, that nothing else covers: what the
+/// rule reproduces (the command is one of the postinst's own steps).
+pub fn replaced(
+    package: &str,
+    program: &str,
+    rule_packages: &BTreeSet<String>,
+    status: Status,
+) -> Status {
+    if let Status::NotCovered(_) = status
+        && rule_packages.contains(package)
+        && matches!(
+            program,
+            "cp" | "mkdir" | "chown" | "chmod" | "ln" | "touch" | "rmdir" | "update-shells"
+        )
+    {
+        return Status::Reproduced(format!("rule {package}"));
+    }
+    status
+}
 
 /// A named group of effects (`base-files`, `libc-bin`, ...).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,7 +239,7 @@ pub fn apt(root: &dyn RootView, accounts: &Accounts) -> Option<Rule> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rootfs::setup::MemRoot;
+    use crate::rootfs::setup::tree::MemRoot;
 
     #[test]
     fn shells_on_merged_usr() {

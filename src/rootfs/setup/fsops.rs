@@ -7,9 +7,11 @@
 //! a path that neither the packages nor an earlier effect created is a no-op (scripts guard
 //! such commands with `[ -f … ]`, or they are upgrade paths).
 
-use super::Effect;
-use super::accounts::Accounts;
+use super::coverage::Status;
+use super::rule::{Call, Context, Pass, Rule, Verdict};
 use super::shell::Command;
+use super::tree::{Effect, normalize};
+use super::userdb::Accounts;
 
 /// What a filesystem command turned into.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,8 +25,112 @@ pub enum Outcome {
     Unsupported(String),
 }
 
-/// The programs this module handles.
+/// The programs [`interpret`] handles.
 pub const PROGRAMS: &[&str] = &["chown", "chgrp", "chmod", "mkdir", "touch", "ln"];
+
+/// The file commands (removals are in [`super::remove`]).
+pub const RULES: &[Rule] = &[
+    Rule::named(PROGRAMS).run(run).judge(made_path),
+    Rule::named(&["umask"]).run(umask),
+    Rule::named(&["cp"]).run(copy_nothing),
+    Rule::named(&["cp", "install"]).judge(copy),
+];
+
+/// [`interpret`] in script order, over the tree as earlier commands left it.
+fn run(pass: &mut Pass<'_>, call: &Call<'_>) -> Verdict {
+    let outcome = interpret(call.cmd, pass.accounts, &|p| pass.exists(p), pass.umask);
+    Verdict::Now(match outcome {
+        Outcome::Effects(e) => {
+            pass.made.add(e, &call.mechanism());
+            Status::Reproduced("filesystem command".into())
+        }
+        Outcome::Present(p) => Status::Ignored(format!(
+            "{p} is already in the packages (the script creates it only when missing)"
+        )),
+        Outcome::Absent(p) => Status::Ignored(format!("{p} does not exist on a fresh install")),
+        Outcome::Unsupported(why) => return Verdict::Later(Some(why)),
+    })
+}
+
+/// `umask NNN`: what `touch` and `mkdir` create after it is masked so. The command itself
+/// changes no file.
+fn umask(pass: &mut Pass<'_>, call: &Call<'_>) -> Verdict {
+    if !call.cmd.unresolved
+        && let [_, m] = call.cmd.words.as_slice()
+        && let Ok(m) = u32::from_str_radix(m, 8)
+    {
+        pass.umask = m & 0o777;
+    }
+    Verdict::Later(None)
+}
+
+/// `cp` of a file that does not exist at this point of the install (ucf's preinst rotates
+/// `/var/lib/ucf/hashfile` under `[ -e … ]`, before any package registered a file with
+/// ucf): nothing to copy.
+fn copy_nothing(pass: &mut Pass<'_>, call: &Call<'_>) -> Verdict {
+    let operands = call.operands();
+    if !call.cmd.in_function
+        && let Some((_, srcs)) = operands.split_last()
+        && !srcs.is_empty()
+        && srcs.iter().all(|s| {
+            let s = normalize(s);
+            !s.contains('$') && !pass.exists(&s)
+        })
+    {
+        return Verdict::Now(Status::Ignored(
+            "the source does not exist at this point of a fresh install: nothing to copy".into(),
+        ));
+    }
+    Verdict::Later(None)
+}
+
+/// A file command whose arguments are computed at run time, on a path a mechanism makes.
+fn made_path(call: &Call<'_>, ctx: &Context<'_>) -> Option<Status> {
+    let operands = call.operands();
+    let path = operands.last().filter(|p| !p.contains('$'))?;
+    let mech = ctx.produced.get(*path)?;
+    Some(Status::Reproduced(format!("{mech} (makes {path})")))
+}
+
+/// `cp` and `install` no mechanism made in script order.
+fn copy(call: &Call<'_>, ctx: &Context<'_>) -> Option<Status> {
+    let (prog, args, operands) = (call.program(), call.args(), call.operands());
+    if prog == "cp"
+        && call.package.starts_with("tomcat")
+        && args.iter().any(|a| a.contains("default_root"))
+    {
+        return Some(Status::Ignored(
+            "the default webapps/ROOT would shadow the image's ROOT.war".into(),
+        ));
+    }
+    if prog == "install"
+        && args.contains(&"-d")
+        && !call.cmd.unresolved
+        && !operands.is_empty()
+        && operands.iter().all(|d| (ctx.exists)(d))
+    {
+        return Some(Status::Ignored(
+            "the directory is already in the packages".into(),
+        ));
+    }
+    Some(match operands.split_last() {
+        Some((d, _)) if ctx.produced.contains_key(*d) => {
+            Status::Reproduced(ctx.produced[*d].clone())
+        }
+        // ucf's preinst rotates `hashfile.N` under `[ -e … ]` guards: on a fresh install
+        // there is nothing to copy.
+        Some((_, srcs))
+            if prog == "cp"
+                && !srcs.is_empty()
+                && srcs.iter().all(|s| {
+                    !s.contains('$') && !(ctx.exists)(s) && !ctx.produced.contains_key(*s)
+                }) =>
+        {
+            Status::Ignored("the source does not exist on a fresh install: nothing to copy".into())
+        }
+        _ => Status::NotCovered("copies files".into()),
+    })
+}
 
 /// Interprets one command; `exists` answers for the tree as it is at this point, `umask` is
 /// the script's umask there (what `touch` and `mkdir` without `-m` create is masked by it:
@@ -68,44 +174,7 @@ pub fn interpret(
         ));
     }
     match prog {
-        "chown" | "chgrp" => {
-            let Some((owner, paths)) = args.split_first() else {
-                return unsupported("no operands");
-            };
-            let (user, group) = if prog == "chgrp" {
-                (None, Some(owner.as_str()))
-            } else {
-                match owner.split_once([':', '.']) {
-                    Some((u, g)) => (Some(u), (!g.is_empty()).then_some(g)),
-                    None => (Some(owner.as_str()), None),
-                }
-            };
-            let uid = match user {
-                Some(u) => match accounts.resolve_uid(u) {
-                    Some(id) => Some(id),
-                    None => return unsupported(&format!("unknown user {u}")),
-                },
-                None => None,
-            };
-            let gid = match group {
-                Some(g) => match accounts.resolve_gid(g) {
-                    Some(id) => Some(id),
-                    None => return unsupported(&format!("unknown group {g}")),
-                },
-                None => None,
-            };
-            if uid.is_none() || gid.is_none() {
-                // `chown user` or `chgrp group` keeps the other id, which we do not know here.
-                return unsupported("only user:group ownership is reproduced");
-            }
-            each(paths, exists, |p| Effect::Chown {
-                path: p.to_owned(),
-                uid: uid.unwrap_or(0),
-                gid: gid.unwrap_or(0),
-                mode: None,
-                recursive,
-            })
-        }
+        "chown" | "chgrp" => chown(prog, &args, accounts, exists, recursive),
         "chmod" => {
             let Some((mode, paths)) = args.split_first() else {
                 return unsupported("no operands");
@@ -158,6 +227,53 @@ pub fn interpret(
     }
 }
 
+/// `chown USER:GROUP PATH…`, `chgrp GROUP PATH…`.
+fn chown(
+    prog: &str,
+    args: &[String],
+    accounts: &Accounts,
+    exists: &dyn Fn(&str) -> bool,
+    recursive: bool,
+) -> Outcome {
+    let unsupported = |why: &str| Outcome::Unsupported(format!("{prog}: {why}"));
+    let Some((owner, paths)) = args.split_first() else {
+        return unsupported("no operands");
+    };
+    let (user, group) = if prog == "chgrp" {
+        (None, Some(owner.as_str()))
+    } else {
+        match owner.split_once([':', '.']) {
+            Some((u, g)) => (Some(u), (!g.is_empty()).then_some(g)),
+            None => (Some(owner.as_str()), None),
+        }
+    };
+    let uid = match user {
+        Some(u) => match accounts.resolve_uid(u) {
+            Some(id) => Some(id),
+            None => return unsupported(&format!("unknown user {u}")),
+        },
+        None => None,
+    };
+    let gid = match group {
+        Some(g) => match accounts.resolve_gid(g) {
+            Some(id) => Some(id),
+            None => return unsupported(&format!("unknown group {g}")),
+        },
+        None => None,
+    };
+    if uid.is_none() || gid.is_none() {
+        // `chown user` or `chgrp group` keeps the other id, which we do not know here.
+        return unsupported("only user:group ownership is reproduced");
+    }
+    each(paths, exists, |p| Effect::Chown {
+        path: p.to_owned(),
+        uid: uid.unwrap_or(0),
+        gid: gid.unwrap_or(0),
+        mode: None,
+        recursive,
+    })
+}
+
 fn is_mode(w: &str) -> bool {
     w.trim_start_matches('-')
         .chars()
@@ -178,8 +294,8 @@ fn each(paths: &[String], exists: &dyn Fn(&str) -> bool, f: impl Fn(&str) -> Eff
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rootfs::setup::accounts::{Group, User};
     use crate::rootfs::setup::shell;
+    use crate::rootfs::setup::userdb::{Group, User};
 
     #[test]
     fn tomcat_ownership_lines() {

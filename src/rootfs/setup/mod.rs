@@ -11,6 +11,33 @@
 //! [`Effect`]s comes out, plus a [`coverage`] report that says, command by command, which
 //! script lines were reproduced, ignored on purpose, or not covered. Nothing reads the clock:
 //! times that end up in files (the JKS entry dates) are parameters.
+//!
+//! Each script command goes to the [`rule::Rule`]s of its program, registered in [`RULES`]
+//! (how a rule runs, settles and judges is in [`rule`]). Teaching setup a new program is one
+//! rule in the file of its mechanism. Which file answers which programs:
+//!
+//! | file              | programs                                                           |
+//! |-------------------|--------------------------------------------------------------------|
+//! | `accounts.rs`     | update-passwd, shadowconfig, systemd-sysusers                      |
+//! | `adduser.rs`      | adduser, addgroup, useradd, groupadd, usermod, gpasswd             |
+//! | `alternatives.rs` | update-alternatives                                                |
+//! | `ucf.rs`          | ucf                                                                |
+//! | `fsops.rs`        | chown, chgrp, chmod, mkdir, touch, ln, umask, cp, install          |
+//! | `remove.rs`       | rm, rmdir, mv                                                      |
+//! | `tmpfiles.rs`     | systemd-tmpfiles                                                   |
+//! | `inert.rs`        | queries, services, debconf, host state (nscd, ldconfig, ...)       |
+//! | `certs.rs`        | update-ca-certificates, keytool, java (the cacerts keystore)       |
+//! | `dpkgdb.rs`       | dpkg-divert, dpkg-trigger, dpkg-maintscript-helper, dpkg queries   |
+//! | `gaps.rs`         | known but not reproduced: pam-auth-update, glib-compile-schemas, … |
+//!
+//! Judged before any rule, whatever the program (here): removal scripts, `.dpkg-new` merges,
+//! output redirections, calls of the script's own or sourced functions. After the rules:
+//! `cheap.rs` (fixed effects of base-files, libc-bin, ...) covers the file commands of the
+//! postinsts it replaces, and [`inert::unknown`] judges a program no rule answered.
+//! Data-driven mechanisms with no command of their own: `certs.rs` (the bundle and keystore
+//! themselves), `cheap.rs`, `tmpfiles.rs`, `accounts.rs`; the shared vocabulary is in
+//! `tree.rs` (the tree and effects), `userdb.rs` (the account database), `shell.rs` (reading
+//! scripts) and `coverage.rs` (the report).
 
 pub mod accounts;
 pub mod adduser;
@@ -18,242 +45,48 @@ pub mod alternatives;
 pub mod certs;
 pub mod cheap;
 pub mod coverage;
+mod dpkgdb;
 pub mod fsops;
+mod gaps;
+mod inert;
+mod remove;
+mod rule;
 pub mod shell;
 pub mod tmpfiles;
+mod tree;
 pub mod ucf;
+pub mod userdb;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-/// The merged filesystem after the packages' files are laid out (scripts not run). Paths are
-/// absolute (`/usr/share/base-passwd/passwd.master`); symlinks are not followed.
-pub trait RootView {
-    /// Content of a regular file, `None` when absent or not a regular file.
-    fn read(&self, path: &str) -> Option<Vec<u8>>;
-    /// Whether anything (file, dir, symlink) exists at `path`.
-    fn exists(&self, path: &str) -> bool;
-    /// Names (not paths) of the entries directly in directory `path`, sorted; empty when absent.
-    fn list_dir(&self, path: &str) -> Vec<String>;
-    /// Whether `path` is a directory. The default derives it from [`RootView::list_dir`] and
-    /// [`RootView::read`], which is enough for trees without empty directories.
-    fn is_dir(&self, path: &str) -> bool {
-        self.exists(path) && self.read(path).is_none()
-    }
-}
+use coverage::{CommandReport, Status};
+use rule::{Call, Context, Made, Pass, Rule, Script, ShellScript, Verdict};
+use shell::Command;
+pub use tree::{Effect, MemRoot, PackageScripts, RootView, normalize, sort_effects};
 
-/// An in-memory [`RootView`]: files by absolute path, plus explicit directories and symlinks.
-/// Used by the tests, and handy for the pipeline to build from layer trees.
-#[derive(Debug, Clone, Default)]
-pub struct MemRoot {
-    files: BTreeMap<String, Vec<u8>>,
-    /// Directories and symlinks; parents of files are added implicitly.
-    others: BTreeSet<String>,
-}
+/// Every rule, by mechanism. For a program, the first rule in this order that answers wins
+/// (at each moment: run, settle, judge).
+const RULES: &[&[Rule]] = &[
+    accounts::RULES,
+    adduser::RULES,
+    alternatives::RULES,
+    ucf::RULES,
+    fsops::RULES,
+    remove::RULES,
+    tmpfiles::RULES,
+    // Before certs: `java -version` is a query whatever else it is given.
+    inert::RULES,
+    certs::RULES,
+    dpkgdb::RULES,
+    gaps::RULES,
+];
 
-impl MemRoot {
-    pub fn new() -> MemRoot {
-        MemRoot::default()
-    }
-
-    /// Adds a regular file (and its parent directories).
-    pub fn file(&mut self, path: &str, bytes: impl Into<Vec<u8>>) -> &mut Self {
-        let path = normalize(path);
-        self.add_parents(&path);
-        self.files.insert(path, bytes.into());
-        self
-    }
-
-    /// Adds a directory or symlink (anything that is not a regular file).
-    pub fn other(&mut self, path: &str) -> &mut Self {
-        let path = normalize(path);
-        self.add_parents(&path);
-        self.others.insert(path);
-        self
-    }
-
-    fn add_parents(&mut self, path: &str) {
-        let mut p = path;
-        while let Some((parent, _)) = p.rsplit_once('/') {
-            if parent.is_empty() {
-                break;
-            }
-            self.others.insert(parent.to_owned());
-            p = parent;
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.files.len() + self.others.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// `./usr/x`, `usr/x/`, `/usr//x` → `/usr/x`.
-pub fn normalize(path: &str) -> String {
-    let parts: Vec<&str> = path
-        .split('/')
-        .filter(|p| !p.is_empty() && *p != ".")
-        .collect();
-    format!("/{}", parts.join("/"))
-}
-
-impl RootView for MemRoot {
-    fn read(&self, path: &str) -> Option<Vec<u8>> {
-        self.files.get(&normalize(path)).cloned()
-    }
-    fn exists(&self, path: &str) -> bool {
-        let p = normalize(path);
-        self.files.contains_key(&p) || self.others.contains(&p)
-    }
-    fn list_dir(&self, path: &str) -> Vec<String> {
-        let dir = normalize(path);
-        let prefix = if dir == "/" {
-            "/".to_owned()
-        } else {
-            format!("{dir}/")
-        };
-        let mut names = BTreeSet::new();
-        for p in self.files.keys().chain(self.others.iter()) {
-            if let Some(rest) = p.strip_prefix(&prefix)
-                && !rest.is_empty()
-                && !rest.contains('/')
-            {
-                names.insert(rest.to_owned());
-            }
-        }
-        names.into_iter().collect()
-    }
-    fn is_dir(&self, path: &str) -> bool {
-        let p = normalize(path);
-        !self.files.contains_key(&p) && !self.list_dir(&p).is_empty()
-            || (self.others.contains(&p) && !self.files.contains_key(&p))
-    }
-}
-
-/// One package's maintainer scripts, as found in its control tarball.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PackageScripts {
-    pub package: String,
-    pub preinst: Option<String>,
-    pub postinst: Option<String>,
-    pub prerm: Option<String>,
-    pub postrm: Option<String>,
-}
-
-impl PackageScripts {
-    /// The scripts that exist, with their names, in the order dpkg runs them on install
-    /// (`prerm`/`postrm` never run on a fresh install, but are reported).
-    pub fn scripts(&self) -> Vec<(&'static str, &str)> {
-        [
-            ("preinst", &self.preinst),
-            ("postinst", &self.postinst),
-            ("prerm", &self.prerm),
-            ("postrm", &self.postrm),
-        ]
-        .into_iter()
-        .filter_map(|(n, s)| s.as_deref().map(|s| (n, s)))
-        .collect()
-    }
-}
-
-/// A change to the image filesystem. Paths are absolute; modes are permission bits only
-/// (incl. setuid/setgid/sticky).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Effect {
-    /// Create or replace a regular file.
-    WriteFile {
-        path: String,
-        bytes: Vec<u8>,
-        mode: u32,
-        uid: u32,
-        gid: u32,
-    },
-    /// Create a symlink (replacing whatever is there).
-    Symlink { path: String, target: String },
-    /// Create a directory, or set owner and mode of an existing one.
-    Dir {
-        path: String,
-        mode: u32,
-        uid: u32,
-        gid: u32,
-    },
-    /// Change owner (and mode when given) of an existing entry; `recursive` for `chown -R`
-    /// (every entry below `path` that exists when the effect is applied).
-    Chown {
-        path: String,
-        uid: u32,
-        gid: u32,
-        mode: Option<u32>,
-        recursive: bool,
-    },
-    /// Change the mode of an existing entry (`chmod`), keeping its owner.
-    Chmod {
-        path: String,
-        mode: u32,
-        recursive: bool,
-    },
-}
-
-impl Effect {
-    pub fn path(&self) -> &str {
-        match self {
-            Effect::WriteFile { path, .. }
-            | Effect::Symlink { path, .. }
-            | Effect::Dir { path, .. }
-            | Effect::Chown { path, .. }
-            | Effect::Chmod { path, .. } => path,
-        }
-    }
-
-    pub(crate) fn file(path: &str, bytes: Vec<u8>, mode: u32) -> Effect {
-        Effect::WriteFile {
-            path: path.to_owned(),
-            bytes,
-            mode,
-            uid: 0,
-            gid: 0,
-        }
-    }
-
-    pub(crate) fn symlink(path: &str, target: &str) -> Effect {
-        Effect::Symlink {
-            path: path.to_owned(),
-            target: target.to_owned(),
-        }
-    }
-
-    pub(crate) fn dir(path: &str, mode: u32, uid: u32, gid: u32) -> Effect {
-        Effect::Dir {
-            path: path.to_owned(),
-            mode,
-            uid,
-            gid,
-        }
-    }
-
-    /// Creates something (file, link, directory), as opposed to changing an existing entry.
-    pub fn creates(&self) -> bool {
-        matches!(
-            self,
-            Effect::WriteFile { .. } | Effect::Symlink { .. } | Effect::Dir { .. }
-        )
-    }
-}
-
-/// The order to apply effects in: everything that creates entries first, sorted by path
-/// (parents before children), then ownership and mode changes sorted by path, so a
-/// recursive `chown` sees the files created before it. Duplicates are removed.
-pub fn sort_effects(effects: &mut Vec<Effect>) {
-    effects.sort_by(|a, b| {
-        b.creates()
-            .cmp(&a.creates())
-            .then_with(|| a.path().cmp(b.path()))
-            .then_with(|| a.cmp(b))
-    });
-    effects.dedup();
+/// The rules that answer for `program`, in table order.
+fn rules_for(program: &str) -> impl Iterator<Item = &'static Rule> {
+    RULES
+        .iter()
+        .flat_map(|rules| rules.iter())
+        .filter(move |r| r.programs.matches(program))
 }
 
 /// What the pipeline passes besides the tree and the scripts.
@@ -270,7 +103,7 @@ pub struct Options {
 pub struct Setup {
     /// In the order to apply them ([`sort_effects`]).
     pub effects: Vec<Effect>,
-    pub accounts: accounts::Accounts,
+    pub accounts: userdb::Accounts,
     pub alternatives: alternatives::Alternatives,
     pub coverage: coverage::Coverage,
 }
@@ -281,53 +114,6 @@ pub enum SetupError {
     Cert(#[from] certs::CertError),
 }
 
-/// Whether a maintainer script is a shell script we can read (some old packages ship
-/// compiled programs instead).
-fn is_shell_script(text: &str) -> bool {
-    !text.starts_with("\u{7f}ELF") && !text.contains('\0')
-}
-
-/// Scripts that run on a fresh install, whose commands may produce effects.
-const RUN_ON_INSTALL: &[&str] = &["preinst", "postinst"];
-
-/// Where a script command is, as account sources and notes name it: `tomcat7 postinst:33`.
-fn script_at(package: &str, script: &str, cmd: &shell::Command) -> String {
-    format!("{package} {script}:{}", cmd.line)
-}
-
-/// The account commands (`adduser`, `useradd`, ...) of the scripts that run on a fresh
-/// install, in the order they run. They are applied before any other script command, so a
-/// `chown tomcat7 …` in the same postinst sees the user; branches that do not run on a fresh
-/// install, and commands whose arguments are only known at run time, are left out.
-fn script_accounts(packages: &[PackageScripts]) -> Vec<adduser::ScriptAccountAt> {
-    let mut out = Vec::new();
-    for pkg in packages {
-        for (script, text) in pkg.scripts() {
-            if !is_shell_script(text) {
-                continue; // reported below
-            }
-            if !RUN_ON_INSTALL.contains(&script) {
-                continue;
-            }
-            for cmd in shell::commands_with_args(text, shell::install_args(script)) {
-                if cmd.dead.is_some()
-                    || cmd.unresolved
-                    || !adduser::PROGRAMS.contains(&cmd.program())
-                {
-                    continue;
-                }
-                if let Ok(account) = adduser::parse(&cmd.words) {
-                    out.push(adduser::ScriptAccountAt {
-                        at: script_at(&pkg.package, script, &cmd),
-                        account,
-                    });
-                }
-            }
-        }
-    }
-    out
-}
-
 /// Reproduces the effects of `packages`' maintainer scripts on `root` (the merged tree of
 /// their files, scripts not run), and reports coverage command by command.
 pub fn setup(
@@ -335,345 +121,290 @@ pub fn setup(
     packages: &[PackageScripts],
     options: &Options,
 ) -> Result<Setup, SetupError> {
-    let mut effects: Vec<Effect> = Vec::new();
-    let mut produced: BTreeMap<String, String> = BTreeMap::new();
-    let add = |effects: &mut Vec<Effect>,
-               produced: &mut BTreeMap<String, String>,
-               new: Vec<Effect>,
-               mech: &str| {
-        for e in new {
-            produced
-                .entry(e.path().to_owned())
-                .or_insert_with(|| mech.to_owned());
-            effects.push(e);
-        }
+    let scripts = Script::read_all(root, packages);
+    let accounts =
+        accounts::with_scripts(root, &options.extra_users, &adduser::from_scripts(&scripts));
+    let mut notes = Vec::new();
+    let mut made = Made::default();
+    let data = from_data(root, &accounts, options.epoch, &mut made, &mut notes)?;
+    let mut pass = Pass {
+        root,
+        accounts: &accounts,
+        made,
+        umask: 0o022,
     };
-    let mut data_notes = Vec::new();
+    let mut reports = Vec::new();
+    let mut pending = Vec::new();
+    for script in &scripts {
+        read_script(&mut pass, script, &mut reports, &mut pending);
+    }
+    let mut installs = alternatives::from_jinfo(root);
+    installs.extend(alternatives::from_scripts(&scripts));
+    let alternatives = alternatives::Alternatives::new(root, installs);
+    notes.extend(
+        alternatives
+            .missing
+            .iter()
+            .map(|m| format!("alternative path missing: {m}")),
+    );
+    pass.made.add(alternatives.effects(root), "alternatives");
+    let names: BTreeSet<String> = alternatives.groups.keys().cloned().collect();
+    for p in pending {
+        let report = settle_or_judge(&mut pass, p, &data, &names);
+        reports.push(report);
+    }
+    let mut effects = pass.made.effects;
+    sort_effects(&mut effects);
+    Ok(Setup {
+        effects,
+        accounts,
+        alternatives,
+        coverage: coverage::Coverage {
+            commands: in_script_order(packages, reports),
+            data_notes: notes,
+        },
+    })
+}
 
-    let accounts = accounts::with_scripts(root, &options.extra_users, &script_accounts(packages));
-    data_notes.extend(
+/// What judging the script commands needs from the data-driven mechanisms.
+struct Data {
+    /// Packages whose postinst a fixed rule in [`cheap`] replaces.
+    rule_packages: BTreeSet<String>,
+    /// tmpfiles.d files applied.
+    tmpfiles: Vec<String>,
+    has_sysusers: bool,
+}
+
+/// The mechanisms that read the packages' data rather than their scripts, applied before any
+/// script command so the commands see what they made: the account files, the fixed rules,
+/// tmpfiles.d, the CA bundle and the Java keystore.
+fn from_data(
+    root: &dyn RootView,
+    accounts: &userdb::Accounts,
+    epoch: u64,
+    made: &mut Made,
+    notes: &mut Vec<String>,
+) -> Result<Data, SetupError> {
+    notes.extend(
         accounts
             .unsupported
             .iter()
             .map(|u| format!("account declaration not applied: {u}")),
     );
     if !accounts.users.is_empty() {
-        add(&mut effects, &mut produced, accounts.effects(), "accounts");
+        made.add(accounts.effects(), "accounts");
     }
-    let rules = cheap::rules(root, &accounts);
-    let rule_packages: BTreeSet<String> = rules.iter().map(|r| r.package.to_owned()).collect();
-    for r in rules {
-        add(
-            &mut effects,
-            &mut produced,
-            r.effects,
-            &format!("rule {}", r.package),
-        );
+    let mut rule_packages = BTreeSet::new();
+    for r in cheap::rules(root, accounts) {
+        rule_packages.insert(r.package.to_owned());
+        made.add(r.effects, &format!("rule {}", r.package));
     }
-    let tmp = tmpfiles::tmpfiles(root, &accounts);
-    data_notes.extend(
+    let tmp = tmpfiles::tmpfiles(root, accounts);
+    notes.extend(
         tmp.unsupported
             .iter()
             .map(|u| format!("tmpfiles.d line not applied: {u}")),
     );
-    add(&mut effects, &mut produced, tmp.effects, "tmpfiles.d");
-    add(
-        &mut effects,
-        &mut produced,
-        certs::ca_certificates(root)?,
-        "certs",
-    );
-    if root.exists("/usr/share/ca-certificates-java") && produced.contains_key(certs::BUNDLE) {
-        add(
-            &mut effects,
-            &mut produced,
-            certs::java_cacerts(root, options.epoch)?,
-            "certs (Java keystore)",
+    made.add(tmp.effects, "tmpfiles.d");
+    made.add(certs::ca_certificates(root)?, "certs");
+    if root.exists("/usr/share/ca-certificates-java") && made.produced.contains_key(certs::BUNDLE) {
+        made.add(certs::java_cacerts(root, epoch)?, "certs (Java keystore)");
+    }
+    Ok(Data {
+        rule_packages,
+        tmpfiles: tmp.files,
+        has_sysusers: !accounts::sysusers_files(root).is_empty(),
+    })
+}
+
+/// A command left to be judged once every mechanism ran.
+struct Pending<'s> {
+    call: Call<'s>,
+    shell: &'s ShellScript,
+    /// What the rule that ran it could not reproduce.
+    why: Option<String>,
+}
+
+/// Reads one script's commands in order: each is decided now by its program's rule, or left
+/// to be judged once every mechanism ran.
+fn read_script<'s>(
+    pass: &mut Pass<'_>,
+    script: &'s Script<'_>,
+    reports: &mut Vec<CommandReport>,
+    pending: &mut Vec<Pending<'s>>,
+) {
+    let Some(shell) = &script.shell else {
+        // A compiled maintainer script (some old Essential packages ship one): nothing here
+        // can read it, so the whole script is reported as not covered.
+        let cmd = Command::opaque(format!("({} is a binary program)", script.name));
+        let status = Status::NotCovered(
+            "not a shell script (a compiled program): its effects are unknown".into(),
         );
-    }
-
-    // Scripts, command by command, in package order.
-    let mut installs = alternatives::from_jinfo(root);
-    // (package, script, command, (functions, temp vars, harmless sourced functions), why
-    // fsops refused it)
-    type Pending = (
-        String,
-        String,
-        shell::Command,
-        (BTreeSet<String>, BTreeSet<String>, BTreeMap<String, String>),
-        Option<String>,
-    );
-    let mut pending: Vec<Pending> = Vec::new();
-    let mut reports = Vec::new();
-    for pkg in packages {
-        for (script, text) in pkg.scripts() {
-            // A compiled maintainer script (some old Essential packages ship one): nothing
-            // here can read it, so the whole script is reported as not covered.
-            if !is_shell_script(text) {
-                let status = coverage::Status::NotCovered(
-                    "not a shell script (a compiled program): its effects are unknown".into(),
-                );
-                let cmd = shell::Command::opaque(format!("({script} is a binary program)"));
-                reports.push((pkg.package.clone(), script.to_owned(), cmd, status));
-                continue;
-            }
-            let functions = shell::functions(text);
-            let temp_vars = shell::temp_vars(text);
-            let sourced = sourced_message_functions(root, text);
-            let script_info = (functions, temp_vars, sourced);
-            // dpkg runs scripts with umask 022; `umask NNN` changes it for what follows, in
-            // the order written (the masked `touch`/`mkdir` are in fsops).
-            let mut umask = 0o022;
-            for cmd in shell::commands_with_args(text, shell::install_args(script)) {
-                let runs = RUN_ON_INSTALL.contains(&script);
-                let mut direct = None;
-                if let (true, Some(why)) = (runs, &cmd.dead) {
-                    let status =
-                        coverage::Status::Ignored(format!("not run on a fresh install: {why}"));
-                    reports.push((pkg.package.clone(), script.to_owned(), cmd, status));
-                    continue;
-                }
-                if cmd.program() == "umask"
-                    && !cmd.unresolved
-                    && let [_, m] = cmd.words.as_slice()
-                    && let Ok(m) = u32::from_str_radix(m, 8)
-                {
-                    umask = m & 0o777;
-                }
-                if runs && cmd.program() == "update-alternatives" {
-                    if let Some(mut i) = alternatives::parse_install(&cmd.words) {
-                        i.source = format!("{}: {script}:{}", pkg.package, cmd.line);
-                        installs.push(i);
-                        direct = Some(coverage::Status::Reproduced("alternatives".into()));
-                    }
-                } else if runs && adduser::PROGRAMS.contains(&cmd.program()) && !cmd.unresolved {
-                    // The account itself was made before the scripts' other commands (see
-                    // `script_accounts`); here only the verdict for the report.
-                    match adduser::parse(&cmd.words) {
-                        Ok(account) => {
-                            let at = format!("{}: ", script_at(&pkg.package, script, &cmd));
-                            let failed = accounts
-                                .unsupported
-                                .iter()
-                                .find_map(|u| u.strip_prefix(&at));
-                            let skel = matches!(
-                                account,
-                                adduser::ScriptAccount::User {
-                                    create_home: true,
-                                    alloc: adduser::Alloc::ShadowSystem
-                                        | adduser::Alloc::ShadowNormal,
-                                    ..
-                                }
-                            );
-                            direct = Some(match failed {
-                                Some(why) => coverage::Status::NotCovered(why.to_owned()),
-                                None if skel => coverage::Status::NotCovered(
-                                    "useradd -m: the home is made, but /etc/skel is not copied"
-                                        .into(),
-                                ),
-                                None => coverage::Status::Reproduced(format!(
-                                    "accounts ({})",
-                                    cmd.program()
-                                )),
-                            });
-                        }
-                        Err(why) => {
-                            pending.push((
-                                pkg.package.clone(),
-                                script.to_owned(),
-                                cmd,
-                                script_info.clone(),
-                                Some(why),
-                            ));
-                            continue;
-                        }
-                    }
-                } else if runs && cmd.program() == "ucf" && !cmd.unresolved {
-                    if let Some((src, dest)) = ucf::parse(&cmd.words) {
-                        let copy = ucf::UcfCopy {
-                            src,
-                            dest,
-                            source: String::new(),
-                        };
-                        let (e, missing) = ucf::effects(root, std::slice::from_ref(&copy));
-                        direct = Some(if missing.is_empty() {
-                            add(&mut effects, &mut produced, e, "ucf");
-                            coverage::Status::Reproduced("ucf".into())
-                        } else {
-                            coverage::Status::NotCovered(format!(
-                                "ucf source {} is not in the tree",
-                                copy.src
-                            ))
-                        });
-                    }
-                } else if runs && cmd.program() == "rm" && !cmd.unresolved {
-                    // `rm` of what an earlier script command created (a marker file the
-                    // package consumes during configure): undo that effect.
-                    let targets: Vec<String> = cmd.words[1..]
-                        .iter()
-                        .filter(|w| !w.starts_with('-'))
-                        .map(|w| normalize(w))
-                        .collect();
-                    let by_script = |p: &String| {
-                        !root.exists(p)
-                            && produced
-                                .get(p)
-                                .is_some_and(|m| m.ends_with("preinst") || m.ends_with("postinst"))
-                    };
-                    // Nothing there at this point of the install (fontconfig's `[ -h … ] &&
-                    // rm` of a link made only later, or by an earlier version).
-                    let absent = |p: &String| !root.exists(p) && !produced.contains_key(p);
-                    // (A function body may run later, when more exists: not judged here.)
-                    if !cmd.in_function && !targets.is_empty() && targets.iter().all(absent) {
-                        direct = Some(coverage::Status::Ignored(format!(
-                            "{} does not exist on a fresh install",
-                            targets.join(" ")
-                        )));
-                    } else if !targets.is_empty() && targets.iter().all(by_script) {
-                        effects.retain(|e| !targets.iter().any(|t| t == e.path()));
-                        for t in &targets {
-                            produced.remove(t);
-                        }
-                        direct = Some(coverage::Status::Reproduced(
-                            "filesystem command (removes what an earlier command made)".into(),
-                        ));
-                    }
-                } else if runs && cmd.program() == "cp" && !cmd.in_function {
-                    // `cp` of a file that does not exist at this point of the install (ucf's
-                    // preinst rotates `/var/lib/ucf/hashfile` under `[ -e … ]`, before any
-                    // package registered a file with ucf): nothing to copy.
-                    let operands: Vec<&String> = cmd.words[1..]
-                        .iter()
-                        .filter(|w| !w.starts_with('-'))
-                        .collect();
-                    if let Some((_, srcs)) = operands.split_last()
-                        && !srcs.is_empty()
-                        && srcs.iter().all(|s| {
-                            let s = normalize(s);
-                            !s.contains('$') && !root.exists(&s) && !produced.contains_key(&s)
-                        })
-                    {
-                        direct = Some(coverage::Status::Ignored(
-                            "the source does not exist at this point of a fresh install: nothing to copy"
-                                .into(),
-                        ));
-                    }
-                } else if runs && fsops::PROGRAMS.contains(&cmd.program()) {
-                    let outcome = {
-                        let exists =
-                            |p: &str| root.exists(p) || produced.contains_key(&normalize(p));
-                        fsops::interpret(&cmd, &accounts, &exists, umask)
-                    };
-                    match outcome {
-                        fsops::Outcome::Effects(e) => {
-                            add(
-                                &mut effects,
-                                &mut produced,
-                                e,
-                                &format!("{} {script}", pkg.package),
-                            );
-                            direct =
-                                Some(coverage::Status::Reproduced("filesystem command".into()));
-                        }
-                        fsops::Outcome::Present(p) => {
-                            direct = Some(coverage::Status::Ignored(format!(
-                                "{p} is already in the packages (the script creates it only when missing)"
-                            )));
-                        }
-                        fsops::Outcome::Absent(p) => {
-                            direct = Some(coverage::Status::Ignored(format!(
-                                "{p} does not exist on a fresh install"
-                            )));
-                        }
-                        fsops::Outcome::Unsupported(why) => {
-                            pending.push((
-                                pkg.package.clone(),
-                                script.to_owned(),
-                                cmd,
-                                script_info.clone(),
-                                Some(why),
-                            ));
-                            continue;
-                        }
-                    }
-                }
-                match direct {
-                    Some(status) => {
-                        reports.push((pkg.package.clone(), script.to_owned(), cmd, status))
-                    }
-                    None => pending.push((
-                        pkg.package.clone(),
-                        script.to_owned(),
-                        cmd,
-                        script_info.clone(),
-                        None,
-                    )),
-                }
-            }
-        }
-    }
-    let alternatives = alternatives::Alternatives::new(root, installs);
-    data_notes.extend(
-        alternatives
-            .missing
-            .iter()
-            .map(|m| format!("alternative path missing: {m}")),
-    );
-    let alt_effects = alternatives.effects(root);
-    add(&mut effects, &mut produced, alt_effects, "alternatives");
-
-    let alt_names: BTreeSet<String> = alternatives.groups.keys().cloned().collect();
-    let exists = |p: &str| root.exists(p);
-    for (package, script, cmd, (functions, temp_vars, sourced), why) in pending {
-        // `rm` in a function body of a marker a later line of the script made (ca-certificates-
-        // java's `touch …/fresh`, consumed by the function that then removes it): the function
-        // runs after that line, so undo the marker.
-        if RUN_ON_INSTALL.contains(&script.as_str())
-            && cmd.in_function
-            && cmd.program() == "rm"
-            && !cmd.unresolved
-        {
-            let targets: Vec<String> = cmd.words[1..]
-                .iter()
-                .filter(|w| !w.starts_with('-'))
-                .map(|w| normalize(w))
-                .collect();
-            let mech = format!("{package} {script}");
-            if !targets.is_empty()
-                && targets
-                    .iter()
-                    .all(|t| !root.exists(t) && produced.get(t) == Some(&mech))
-            {
-                effects.retain(|e| !targets.iter().any(|t| t == e.path()));
-                for t in &targets {
-                    produced.remove(t);
-                }
-                let status = coverage::Status::Reproduced(
-                    "filesystem command (removes what another command of the script made)".into(),
-                );
-                reports.push((package, script, cmd, status));
-                continue;
-            }
-        }
-        let ctx = coverage::Context {
-            produced: &produced,
-            exists: &exists,
-            is_dir: &|p: &str| root.is_dir(p),
-            accounts: &accounts,
-            alternatives: &alt_names,
-            rule_packages: &rule_packages,
-            functions: &functions,
-            sourced: &sourced,
-            temp_vars: &temp_vars,
-            has_sysusers: !accounts::sysusers_files(root).is_empty(),
-            tmpfiles: &tmp.files,
+        reports.push(report(&script.call(&cmd), status));
+        return;
+    };
+    pass.umask = 0o022;
+    for cmd in &shell.commands {
+        let call = script.call(cmd);
+        let verdict = match &cmd.dead {
+            _ if !call.runs() => Verdict::Later(None),
+            Some(why) => Verdict::Now(Status::Ignored(format!(
+                "not run on a fresh install: {why}"
+            ))),
+            None => match rules_for(call.program()).find_map(|r| r.run) {
+                Some(run) => run(pass, &call),
+                None => Verdict::Later(None),
+            },
         };
-        let mut status = coverage::classify(&package, &script, &cmd, &ctx);
-        if let (coverage::Status::NotCovered(_), Some(why)) = (&status, why) {
-            status = coverage::Status::NotCovered(why);
+        match verdict {
+            Verdict::Now(status) => reports.push(report(&call, status)),
+            Verdict::Later(why) => pending.push(Pending { call, shell, why }),
         }
-        reports.push((package, script, cmd, status));
     }
+}
+
+/// The verdict on a command no rule decided while the scripts were read.
+fn settle_or_judge(
+    pass: &mut Pass<'_>,
+    p: Pending<'_>,
+    data: &Data,
+    alternatives: &BTreeSet<String>,
+) -> CommandReport {
+    let settle = rules_for(p.call.program()).find_map(|r| r.settle);
+    if let Some(status) = settle.and_then(|settle| settle(pass, &p.call)) {
+        return report(&p.call, status);
+    }
+    let root = pass.root;
+    let ctx = Context {
+        produced: &pass.made.produced,
+        exists: &|p| root.exists(p),
+        is_dir: &|p| root.is_dir(p),
+        accounts: pass.accounts,
+        alternatives,
+        rule_packages: &data.rule_packages,
+        functions: &p.shell.functions,
+        sourced: &p.shell.sourced,
+        temp_vars: &p.shell.temp_vars,
+        has_sysusers: data.has_sysusers,
+        tmpfiles: &data.tmpfiles,
+    };
+    let status = match (classify(&p.call, &ctx), p.why) {
+        (Status::NotCovered(_), Some(why)) => Status::NotCovered(why),
+        (status, _) => status,
+    };
+    report(&p.call, status)
+}
+
+/// Judges a command no mechanism decided: what holds whatever the program, then the
+/// program's rules, then [`inert::unknown`].
+fn classify(call: &Call<'_>, ctx: &Context<'_>) -> Status {
+    if let Some(status) = before_rules(call, ctx) {
+        return status;
+    }
+    let prog = call.program();
+    let status = rules_for(prog)
+        .filter_map(|r| r.judge)
+        .find_map(|judge| judge(call, ctx))
+        .unwrap_or_else(|| inert::unknown(call));
+    cheap::replaced(call.package, prog, ctx.rule_packages, status)
+}
+
+/// Verdicts that do not depend on the program: removal scripts, unknown program names,
+/// merges with an old version, output redirections, calls of functions.
+fn before_rules(call: &Call<'_>, ctx: &Context<'_>) -> Option<Status> {
+    let (cmd, prog) = (call.cmd, call.program());
+    if call.script == "prerm" || call.script == "postrm" {
+        return Some(Status::Ignored(
+            "removal script: does not run when installing".into(),
+        ));
+    }
+    if prog.contains('$') || prog.is_empty() {
+        return Some(Status::NotCovered(
+            "the program name depends on runtime values".into(),
+        ));
+    }
+    // Upgrade merges: a fresh install has no old file to merge with.
+    let upgrade_suffixes = [".dpkg-new", ".dpkg-old", ".dpkg-dist", ".dpkg-tmp"];
+    // Not when the script makes the new file itself and moves it into place (tzdata's
+    // `ln -nsf … /etc/localtime.dpkg-new && mv -f /etc/localtime.dpkg-new /etc/localtime`).
+    let installs_new = prog == "ln"
+        || (prog == "mv"
+            && cmd
+                .words
+                .last()
+                .is_some_and(|d| !upgrade_suffixes.iter().any(|s| d.ends_with(s))));
+    if !installs_new
+        && cmd
+            .redirects
+            .iter()
+            .chain(cmd.words.iter())
+            .any(|w| upgrade_suffixes.iter().any(|s| w.ends_with(s)))
+    {
+        return Some(Status::Ignored(
+            "merges with an existing file (.dpkg-new/.dpkg-old): nothing to merge on a fresh install"
+                .into(),
+        ));
+    }
+    if let Some(status) = redirected(call, ctx) {
+        return Some(status);
+    }
+    if ctx.functions.contains(prog) {
+        return Some(Status::Ignored(
+            "calls a function of this script; its commands are classified where it is defined"
+                .into(),
+        ));
+    }
+    ctx.sourced.get(prog).cloned().map(Status::Ignored)
+}
+
+/// Output redirections: covered when a mechanism produced the target. Writing the script's
+/// own temporary file leaves nothing in the image: the command is judged alone.
+fn redirected(call: &Call<'_>, ctx: &Context<'_>) -> Option<Status> {
+    let is_temp = |t: &str| {
+        let v = t
+            .trim_start_matches('$')
+            .trim_start_matches('{')
+            .trim_end_matches('}');
+        t.starts_with('$') && ctx.temp_vars.contains(v)
+    };
+    let redirects: Vec<&String> = call.cmd.redirects.iter().filter(|t| !is_temp(t)).collect();
+    if redirects.is_empty() {
+        return None;
+    }
+    let mut mechs = Vec::new();
+    for t in redirects {
+        match ctx.produced.get(t) {
+            Some(m) => mechs.push(m.clone()),
+            None if ctx.rule_packages.contains(call.package) => {
+                mechs.push(format!("rule {}", call.package))
+            }
+            None => return Some(Status::NotCovered(format!("writes {t}"))),
+        }
+    }
+    Some(Status::Reproduced(mechs.join(", ")))
+}
+
+fn report(call: &Call<'_>, status: Status) -> CommandReport {
+    let cmd = call.cmd;
+    CommandReport {
+        package: call.package.to_owned(),
+        script: call.script.to_owned(),
+        line: cmd.line,
+        command: if cmd.words.is_empty() {
+            cmd.text.clone()
+        } else {
+            cmd.words.join(" ")
+        },
+        status,
+    }
+}
+
+/// Reports by package (in the order given), script (in the order dpkg runs them) and line.
+/// The sort is stable: commands of one line stay in the order they were decided.
+fn in_script_order(
+    packages: &[PackageScripts],
+    mut reports: Vec<CommandReport>,
+) -> Vec<CommandReport> {
     let order = |s: &str| {
         ["preinst", "postinst", "prerm", "postrm"]
             .iter()
@@ -684,61 +415,132 @@ pub fn setup(
         .enumerate()
         .map(|(i, p)| (p.package.as_str(), i))
         .collect();
-    reports.sort_by_key(|(p, s, c, _)| (pkg_order.get(p.as_str()).copied(), order(s), c.line));
-    let commands = reports
-        .into_iter()
-        .map(|(package, script, cmd, status)| coverage::CommandReport {
-            package,
-            script,
-            line: cmd.line,
-            command: if cmd.words.is_empty() {
-                cmd.text.clone()
-            } else {
-                cmd.words.join(" ")
-            },
-            status,
-        })
-        .collect();
-    sort_effects(&mut effects);
-    Ok(Setup {
-        effects,
-        accounts,
-        alternatives,
-        coverage: coverage::Coverage {
-            commands,
-            data_notes,
-        },
-    })
-}
-
-/// Functions of the helper files a script sources (`. /usr/share/dpkg/sh/dpkg-error.sh`,
-/// read from the tree) that only print messages, set variables or exit, with the reason
-/// calling them changes nothing.
-fn sourced_message_functions(root: &dyn RootView, script: &str) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for cmd in shell::commands(script) {
-        if !matches!(cmd.program(), "." | "source") || cmd.unresolved {
-            continue;
-        }
-        let Some(path) = cmd.words.get(1) else {
-            continue;
-        };
-        let Some(text) = root.read(path).and_then(|b| String::from_utf8(b).ok()) else {
-            continue;
-        };
-        for f in shell::message_only_functions(&text) {
-            let why =
-                format!("function {f} of {path} only prints messages, sets variables or exits");
-            out.entry(f).or_insert(why);
-        }
-    }
-    out
+    reports.sort_by_key(|r| {
+        (
+            pkg_order.get(r.package.as_str()).copied(),
+            order(&r.script),
+            r.line,
+        )
+    });
+    reports
 }
 
 #[cfg(test)]
 mod tests {
-    use super::coverage::Status;
     use super::*;
+
+    fn classify_all(
+        script: &str,
+        kind: &str,
+        exists: &dyn Fn(&str) -> bool,
+        produced: &BTreeMap<String, String>,
+        sourced: &BTreeMap<String, String>,
+    ) -> Vec<(String, Status)> {
+        let accounts = userdb::Accounts::default();
+        let empty = BTreeSet::new();
+        let ctx = Context {
+            produced,
+            exists,
+            is_dir: &|_| false,
+            accounts: &accounts,
+            alternatives: &empty,
+            rule_packages: &empty,
+            functions: &empty,
+            sourced,
+            temp_vars: &empty,
+            has_sysusers: false,
+            tmpfiles: &[],
+        };
+        shell::commands_with_args(script, shell::install_args(kind))
+            .iter()
+            .map(|cmd| {
+                let call = Call {
+                    package: "p",
+                    script: kind,
+                    cmd,
+                };
+                (cmd.words.join(" "), classify(&call, &ctx))
+            })
+            .collect()
+    }
+
+    fn ignored(s: &Status) -> bool {
+        matches!(s, Status::Ignored(_))
+    }
+
+    #[test]
+    fn queries_and_notifications_are_ignored_with_their_reason() {
+        // libc6, tzdata, util-linux, debian-archive-keyring, e2fsprogs, bash, ucf.
+        let s = "system=`uname -s`\nischroot\nsystemd --help\ntelinit u\nUTdate=$(LC_ALL=C TZ=UTC0 date)\nupdate-initramfs -u\nrestorecon /etc/localtime\nupdate-menus\nfor i in $(seq 6 -1 0); do :; done\neval $(apt-config shell TRUSTEDFILE Apt::GPGV::TrustedKeyring)\napt-key --keyring /etc/apt/trusted.gpg del F42584E6\nx=$(printf x | sha512sum -)\ncd /etc\n";
+        let none = |_: &str| false;
+        let out = classify_all(s, "postinst", &none, &BTreeMap::new(), &BTreeMap::new());
+        let bad: Vec<_> = out.iter().filter(|(_, st)| !ignored(st)).collect();
+        assert!(bad.is_empty(), "{bad:?}");
+        // With SELinux and menu installed, they are not no-ops any more.
+        let all = |_: &str| true;
+        let out = classify_all(
+            "restorecon /etc/localtime\nupdate-menus\ndate -s 2020-01-01\n",
+            "postinst",
+            &all,
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+        );
+        assert!(out.iter().all(|(_, st)| !ignored(st)), "{out:?}");
+    }
+
+    #[test]
+    fn diversions_and_shadow() {
+        // dash's claim_binsh, passwd's `[ -z "$2" ] && shadowconfig on`.
+        let s = "dpkg-divert --listpackage /bin/sh\ndpkg-divert --package bash --no-rename --remove /bin/sh\ndpkg-divert --package dash --no-rename --divert /bin/sh.distrib --add /bin/sh\n[ -z \"$2\" ] && shadowconfig on\n";
+        let none = |_: &str| false;
+        let mut produced = BTreeMap::new();
+        let out = classify_all(s, "postinst", &none, &produced, &BTreeMap::new());
+        assert!(ignored(&out[0].1) && ignored(&out[1].1));
+        assert!(matches!(out[2].1, Status::NotCovered(_)));
+        assert!(matches!(out[4].1, Status::NotCovered(_)));
+        for f in ["/etc/shadow", "/etc/gshadow"] {
+            produced.insert(f.to_owned(), "accounts".to_owned());
+        }
+        let out = classify_all(s, "postinst", &none, &produced, &BTreeMap::new());
+        assert!(matches!(out[4].1, Status::Reproduced(_)));
+    }
+
+    #[test]
+    fn sourced_message_functions_and_new_files_moved_into_place() {
+        // dpkg's `warning` from dpkg-error.sh; tzdata's `.dpkg-new` then `mv` into place.
+        let sourced = BTreeMap::from([("warning".to_owned(), "messages only".to_owned())]);
+        let s = "warning \"This system uses merged-usr-via-aliased-dirs\"\nmv -f /etc/localtime.dpkg-new /etc/localtime\nmv -f /etc/a.conf /etc/a.conf.dpkg-old\n";
+        let exists = |p: &str| p == "/etc/localtime.dpkg-new" || p == "/etc/a.conf";
+        let out = classify_all(s, "postinst", &exists, &BTreeMap::new(), &sourced);
+        assert_eq!(out[0].1, Status::Ignored("messages only".into()));
+        assert!(matches!(out[1].1, Status::NotCovered(_)), "{out:?}");
+        assert!(ignored(&out[2].1));
+    }
+
+    /// One rule runs (or settles) a program's command: the table must not leave it to the
+    /// order of the files which one.
+    #[test]
+    fn at_most_one_run_and_one_settle_per_program() {
+        let mut runs = BTreeSet::new();
+        let mut settles = BTreeSet::new();
+        for rule in RULES.iter().flat_map(|r| r.iter()) {
+            let rule::Programs::Named(names) = rule.programs else {
+                assert!(rule.run.is_none() && rule.settle.is_none());
+                continue;
+            };
+            for name in names {
+                assert!(
+                    rule.run.is_none() || runs.insert(*name),
+                    "two runs for {name}"
+                );
+                assert!(
+                    rule.settle.is_none() || settles.insert(*name),
+                    "two settles for {name}"
+                );
+            }
+        }
+        assert!(runs.contains("rm") && settles.contains("rm"));
+    }
 
     #[test]
     fn setup_reports_every_command_and_strict_fails_on_unknown_ones() {

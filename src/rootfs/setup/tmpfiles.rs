@@ -6,8 +6,14 @@
 
 use std::collections::BTreeMap;
 
-use super::accounts::Accounts;
-use super::{Effect, RootView};
+use super::coverage::Status;
+use super::rule::Rule;
+use super::tree::{Effect, RootView};
+use super::userdb::Accounts;
+
+/// `systemd-tmpfiles --create` in a postinst: what [`tmpfiles`] applied.
+pub const RULES: &[Rule] = &[Rule::named(&["systemd-tmpfiles"])
+    .judge(|_, ctx| (!ctx.tmpfiles.is_empty()).then(|| Status::Reproduced("tmpfiles.d".into())))];
 
 pub const DIRS: &[&str] = &["/usr/lib/tmpfiles.d", "/etc/tmpfiles.d"];
 
@@ -118,8 +124,8 @@ fn parse_line(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rootfs::setup::MemRoot;
-    use crate::rootfs::setup::accounts::Group;
+    use crate::rootfs::setup::tree::MemRoot;
+    use crate::rootfs::setup::userdb::Group;
 
     #[test]
     fn tomcat_log_dir() {
@@ -134,7 +140,7 @@ mod tests {
             gid: 4,
             members: vec![],
         });
-        acc.users.push(crate::rootfs::setup::accounts::User {
+        acc.users.push(crate::rootfs::setup::userdb::User {
             name: "tomcat".into(),
             uid: 997,
             gid: 997,

@@ -5,8 +5,34 @@
 //! `--three-way` and `--debconf-ok` change nothing). The copy is 0644 root:root; a later
 //! `chown`/`chmod` in the same script ([`super::fsops`]) sets the package's own ownership.
 
+use super::coverage::Status;
+use super::rule::{Call, Pass, Rule, Verdict};
 use super::shell::Command;
-use super::{Effect, RootView};
+use super::tree::{Effect, RootView};
+
+pub const RULES: &[Rule] = &[Rule::named(&["ucf"]).run(run)];
+
+/// `ucf SRC DEST`: the copy, made in script order so a later `chown`/`chmod` of DEST sees it.
+fn run(pass: &mut Pass<'_>, call: &Call<'_>) -> Verdict {
+    if call.cmd.unresolved {
+        return Verdict::Later(None);
+    }
+    let Some((src, dest)) = parse(&call.cmd.words) else {
+        return Verdict::Later(None);
+    };
+    let copy = UcfCopy {
+        src,
+        dest,
+        source: String::new(),
+    };
+    let (e, missing) = effects(pass.root, std::slice::from_ref(&copy));
+    Verdict::Now(if missing.is_empty() {
+        pass.made.add(e, "ucf");
+        Status::Reproduced("ucf".into())
+    } else {
+        Status::NotCovered(format!("ucf source {} is not in the tree", copy.src))
+    })
+}
 
 /// A resolved `ucf` copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +101,8 @@ pub fn effects(root: &dyn RootView, copies: &[UcfCopy]) -> (Vec<Effect>, Vec<Ucf
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rootfs::setup::{MemRoot, shell};
+    use crate::rootfs::setup::shell;
+    use crate::rootfs::setup::tree::MemRoot;
 
     #[test]
     fn tomcat_style_loop() {
