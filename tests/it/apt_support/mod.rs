@@ -88,6 +88,11 @@ impl TestDeb {
         self
     }
 
+    pub fn arch(mut self, a: &str) -> Self {
+        self.arch = a.into();
+        self
+    }
+
     pub fn compression(mut self, c: &'static str) -> Self {
         self.data_compression = c;
         self
