@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use stevedore::digest::Digest;
 use stevedore::registry::{
-    BlobRef, BlockingRegistry, CredentialSource, ImageToPush, RawManifest, Reference,
+    BlobRef, BlockingRegistry, HostCredential, ImageToPush, RawManifest, Reference,
     RegistryOptions, media_types,
 };
 
@@ -56,9 +56,10 @@ fn main() -> anyhow::Result<()> {
     let mut it = args[2..].iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--creds" => {
-                opts.credentials = CredentialSource::from_user_pass(it.next().context("--creds")?)?
-            }
+            "--creds" => opts.host_credentials.push(HostCredential::from_user_pass(
+                &target.registry,
+                it.next().context("--creds")?,
+            )?),
             "--ca-file" => opts.ca_file = Some(it.next().context("--ca-file")?.into()),
             "--insecure" => opts.insecure = true,
             "--jobs" => opts.max_concurrent = it.next().context("--jobs")?.parse()?,

@@ -14,7 +14,8 @@ use stevedore::digest::Digest;
 use stevedore::output::{self, OutputTarget};
 use stevedore::plan::{LockMode, PlannedLayer};
 use stevedore::registry::{
-    BlockingRegistry, CredentialSource, PushProgress, PushReport, Reference, RegistryOptions,
+    BlockingRegistry, CredentialSource, HostCredential, PushProgress, PushReport, Reference,
+    RegistryOptions,
 };
 
 /// `println!` that ends the process quietly when stdout is closed (`stevedore plan | head`)
@@ -181,8 +182,9 @@ enum CacheAction {
 
 #[derive(clap::Args)]
 struct RegistryArgs {
-    /// Registry credentials USER:PASSWORD. Default: docker's config.json ($DOCKER_CONFIG),
-    /// containers' auth.json ($REGISTRY_AUTH_FILE) and their credential helpers.
+    /// Credentials USER:PASSWORD for the push destination only (never sent to any other
+    /// registry). Default: docker's config.json ($DOCKER_CONFIG), containers' auth.json
+    /// ($REGISTRY_AUTH_FILE) and their credential helpers, for each registry's own host.
     #[arg(
         long,
         env = "STEVEDORE_CREDS",
@@ -190,32 +192,84 @@ struct RegistryArgs {
         value_name = "USER:PASS"
     )]
     creds: Option<String>,
+    /// Credentials for one other registry (a base image's), sent to that registry only.
+    /// Repeatable; in the environment, one per line.
+    #[arg(
+        long,
+        env = "STEVEDORE_FROM_CREDS",
+        hide_env_values = true,
+        value_name = "HOST=USER:PASS",
+        value_delimiter = '\n'
+    )]
+    from_creds: Vec<String>,
     /// Allow plain HTTP to a registry that is not on loopback.
     #[arg(long)]
     insecure: bool,
     /// Extra CA certificate (PEM) to trust for the registry; SSL_CERT_FILE works too.
     #[arg(long, value_name = "FILE")]
     ca_file: Option<PathBuf>,
+    /// Seconds a registry connection may move no byte before the request is retried (default
+    /// 60); a manifest or token must also arrive whole within 4 times this.
+    #[arg(long, env = "STEVEDORE_REGISTRY_TIMEOUT", value_name = "SECS")]
+    registry_timeout: Option<u64>,
+    /// Retries of a failed registry request (default 5).
+    #[arg(long, env = "STEVEDORE_REGISTRY_RETRIES", value_name = "N")]
+    registry_retries: Option<usize>,
 }
 
 impl RegistryArgs {
-    fn options(&self, quiet: bool) -> anyhow::Result<RegistryOptions> {
-        let credentials = match &self.creds {
-            Some(c) => CredentialSource::from_user_pass(c)?,
-            None => CredentialSource::Auto,
+    /// The registry options of a run; `--creds` is tied to `push`, the push destination (a run
+    /// without one has no use for it).
+    fn options(&self, quiet: bool, push: Option<&Reference>) -> anyhow::Result<RegistryOptions> {
+        // A malformed value is a command-line error (exit 2), reported without the value: it
+        // holds a password.
+        let invalid = |flag: &str, e: stevedore::registry::RegistryError| -> ! {
+            let detail = match e {
+                stevedore::registry::RegistryError::Credentials { detail, .. } => detail,
+                other => other.to_string(),
+            };
+            clap::Error::raw(
+                clap::error::ErrorKind::InvalidValue,
+                format!("{flag}: {detail}\n"),
+            )
+            .exit()
         };
+        let mut host_credentials = Vec::new();
+        match (&self.creds, push) {
+            (Some(c), Some(target)) => host_credentials.push(
+                HostCredential::from_user_pass(&target.registry, c)
+                    .unwrap_or_else(|e| invalid("--creds", e)),
+            ),
+            (Some(_), None) => tracing::debug!(
+                "--creds is for the push destination and this run pushes nothing; use --from-creds HOST=USER:PASS for a base image"
+            ),
+            (None, _) => {}
+        }
+        for c in &self.from_creds {
+            host_credentials
+                .push(HostCredential::parse(c).unwrap_or_else(|e| invalid("--from-creds", e)));
+        }
         let progress: std::sync::Arc<dyn PushProgress> = std::sync::Arc::new(PushLines::new(quiet));
-        Ok(RegistryOptions {
+        let mut opts = RegistryOptions {
             insecure: self.insecure,
             ca_file: self.ca_file.clone(),
-            credentials,
+            host_credentials,
+            credentials: CredentialSource::Auto,
             progress,
             ..Default::default()
-        })
+        };
+        if let Some(secs) = self.registry_timeout {
+            opts.stall_timeout = Duration::from_secs(secs.max(1));
+            opts.connect_timeout = opts.connect_timeout.min(opts.stall_timeout);
+        }
+        if let Some(n) = self.registry_retries {
+            opts.retry.max_retries = n;
+        }
+        Ok(opts)
     }
 
-    fn connect(&self, quiet: bool) -> anyhow::Result<BlockingRegistry> {
-        Ok(BlockingRegistry::new(self.options(quiet)?)?)
+    fn connect(&self, quiet: bool, push: &Reference) -> anyhow::Result<BlockingRegistry> {
+        Ok(BlockingRegistry::new(self.options(quiet, Some(push))?)?)
     }
 }
 
@@ -488,7 +542,7 @@ fn run_build(
             LockMode::Prefer
         },
         strict: flags.strict,
-        registry: registry_args.options(quiet)?,
+        registry: registry_args.options(quiet, push.as_ref())?,
     };
     let display = Display::new(quiet);
     let result = build::build(&recipe, &opts, &display)?;
@@ -523,7 +577,7 @@ fn run_build(
         }
     }
     if let Some(target) = push {
-        let registry = registry_args.connect(quiet)?;
+        let registry = registry_args.connect(quiet, &target)?;
         let cache = stevedore::cache::Cache::open(&cache_dir)?;
         let report = build::push_built(
             &result.image,
@@ -628,7 +682,7 @@ fn run_lock(
     registry_args: &RegistryArgs,
     quiet: bool,
 ) -> anyhow::Result<()> {
-    let (path, lock) = build::lock(recipe, cache_dir, &registry_args.options(quiet)?)?;
+    let (path, lock) = build::lock(recipe, cache_dir, &registry_args.options(quiet, None)?)?;
     if !quiet {
         if let Some(b) = &lock.base {
             eprintln!("base {} pinned to {}", b.reference, b.digest);
@@ -647,7 +701,7 @@ fn run_push(
     registry_args: &RegistryArgs,
     quiet: bool,
 ) -> anyhow::Result<()> {
-    let registry = registry_args.connect(quiet)?;
+    let registry = registry_args.connect(quiet, target)?;
     let report = build::push_layout(source, target, &registry)?;
     report_push(&report, target, quiet);
     out!("{}", report.manifest_digest);
@@ -768,7 +822,7 @@ fn run_plan(
         &recipe,
         &cache,
         LockMode::Prefer,
-        &registry_args.options(true)?,
+        &registry_args.options(true, None)?,
     )?;
     let cache = Some(cache);
     let img = &plan.image;

@@ -143,13 +143,17 @@ fn resolve_image(
         bytes = manifest_bytes(reference, &child, cache, registry)?;
         digest = child;
     }
-    let config_digest: Digest = serde_json::from_slice::<serde_json::Value>(&bytes)
-        .ok()
-        .and_then(|m| m["config"]["digest"].as_str()?.parse().ok())
-        .ok_or_else(|| BuildError::BaseNoConfig {
-            digest: digest.clone(),
-        })?;
-    let config = blob_bytes(reference, &config_digest, cache, registry)?;
+    let (config_digest, config_size): (Digest, u64) =
+        serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|m| {
+                let c = &m["config"];
+                Some((c["digest"].as_str()?.parse().ok()?, c["size"].as_u64()?))
+            })
+            .ok_or_else(|| BuildError::BaseNoConfig {
+                digest: digest.clone(),
+            })?;
+    let config = blob_bytes(reference, &config_digest, config_size, cache, registry)?;
     let image = BaseImage::parse(digest.clone(), &bytes, &config)?;
     let have = &image.platform;
     if have.os != want.os || have.architecture != want.architecture {
@@ -249,25 +253,28 @@ fn manifest_bytes(
 fn blob_bytes(
     reference: &Reference,
     digest: &Digest,
+    size: u64,
     cache: &Cache,
     registry: &LazyRegistry,
 ) -> Result<Vec<u8>, BuildError> {
     if let Some(b) = cached(cache, digest) {
         return Ok(b);
     }
-    fetch_blob(reference, digest, cache, registry)?;
+    fetch_blob(reference, digest, size, cache, registry)?;
     Ok(cache.read_blob(digest)?)
 }
 
 fn fetch_blob(
     reference: &Reference,
     digest: &Digest,
+    size: u64,
     cache: &Cache,
     registry: &LazyRegistry,
 ) -> Result<(), BuildError> {
     registry.get()?.fetch_blob_to(
         reference,
         digest,
+        size,
         &cache.tmp_dir(),
         &cache.blob_path(digest),
     )?;
@@ -296,7 +303,7 @@ pub(crate) fn fetch_layers(
                 l.digest,
                 base.reference
             );
-            fetch_blob(&base.reference, &l.digest, cache, registry)?;
+            fetch_blob(&base.reference, &l.digest, l.size, cache, registry)?;
         }
         let name = l.digest.hex();
         let known = cache

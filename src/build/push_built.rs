@@ -76,6 +76,7 @@ fn layer_blobs(
             registry.fetch_blob_to(
                 &b.reference,
                 &l.digest,
+                l.size,
                 &cache.tmp_dir(),
                 &cache.blob_path(&l.digest),
             )?;

@@ -7,8 +7,11 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use reqwest::{Method, Url};
+
 use super::RegistryError;
 use super::credentials::{Credential, Secret};
+use super::transport::{Activity, Transport, strip_query, url_is_loopback};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Challenge {
@@ -89,10 +92,15 @@ impl TokenCache {
     }
 
     pub(crate) fn put(&self, key: &str, token: Secret, lifetime: Duration) {
+        let now = Instant::now();
+        // `token_lifetime` bounds it; checked anyway, a clock must never panic.
+        let expires = now
+            .checked_add(lifetime)
+            .unwrap_or_else(|| now + Duration::from_secs(24 * 3600));
         self.tokens
             .lock()
             .unwrap()
-            .insert(key.to_owned(), (token, Instant::now() + lifetime));
+            .insert(key.to_owned(), (token, expires));
     }
 
     /// Forgets the token for `key` only if it is still `token`.
@@ -133,66 +141,105 @@ struct TokenResponse {
     expires_in: Option<u64>,
 }
 
-/// Asks the token server for a token covering `scopes`.
+/// A token's lifetime from the server's `expires_in`: the spec's 60 s when absent, never less
+/// than 10 s (the cache renews 10 s early) nor more than a day (any u64 is accepted from the
+/// network; an absurd one must not overflow a clock).
+pub(crate) fn token_lifetime(expires_in: Option<u64>) -> Duration {
+    Duration::from_secs(expires_in.unwrap_or(60).clamp(10, 24 * 3600))
+}
+
+/// May a secret of the registry at `registry` (a password, a refresh token) go to the token
+/// server `realm` it names?
+///
+/// The registry chooses its token server, and it may be another host (Docker Hub's is
+/// auth.docker.io): that is the protocol, and it gives the registry nothing it could not get by
+/// asking for Basic auth itself, since a credential is only ever that registry's own. What must
+/// not happen is the secret crossing the network in clear: so HTTPS, or plain HTTP only when
+/// realm and registry are both on loopback (the secret never leaves the machine, and a remote
+/// registry cannot aim it at a local port), or with `--insecure`.
+pub(crate) fn may_send_secret(registry: &Url, realm: &Url, insecure: bool) -> bool {
+    match realm.scheme() {
+        "https" => true,
+        "http" => insecure || (url_is_loopback(realm) && url_is_loopback(registry)),
+        _ => false,
+    }
+}
+
+/// What to ask a token server.
+pub(crate) struct TokenRequest<'a> {
+    /// The registry, as written in references (for messages).
+    pub(crate) registry: &'a str,
+    /// The registry's base URL (its origin decides where its secrets may go).
+    pub(crate) registry_base: &'a Url,
+    pub(crate) realm: &'a str,
+    pub(crate) service: Option<&'a str>,
+    pub(crate) scopes: &'a [String],
+    pub(crate) credential: Option<&'a Credential>,
+}
+
+/// Asks the token server for a token covering the scopes.
 pub(crate) async fn fetch_token(
-    http: &reqwest::Client,
-    registry: &str,
-    realm: &str,
-    service: Option<&str>,
-    scopes: &[String],
-    credential: Option<&Credential>,
+    t: &Transport,
+    req: &TokenRequest<'_>,
 ) -> Result<(Secret, Duration), RegistryError> {
-    let mut url = reqwest::Url::parse(realm).map_err(|e| {
-        RegistryError::Protocol(format!("{registry} sent a bad token realm {realm:?}: {e}"))
+    let registry = req.registry;
+    let mut url = Url::parse(req.realm).map_err(|e| {
+        RegistryError::Protocol(format!(
+            "{registry} sent a bad token realm {:?}: {e}",
+            req.realm
+        ))
     })?;
-    let req = match credential {
+    if req.credential.is_some() && !may_send_secret(req.registry_base, &url, t.insecure) {
+        return Err(RegistryError::InsecureRealm {
+            registry: registry.to_owned(),
+            realm: strip_query(&url),
+        });
+    }
+    t.check_url(&url)?;
+    let (method, rb) = match req.credential {
         Some(Credential::IdentityToken(refresh)) => {
             // OAuth2 refresh-token grant, form-encoded through Url's encoder (no extra crate).
-            let mut form = reqwest::Url::parse("x:").expect("static url");
+            let mut form = Url::parse("x:").expect("static url");
             {
                 let mut q = form.query_pairs_mut();
                 q.append_pair("grant_type", "refresh_token");
                 q.append_pair("client_id", "stevedore");
                 q.append_pair("refresh_token", refresh.expose());
-                if let Some(s) = service {
+                if let Some(s) = req.service {
                     q.append_pair("service", s);
                 }
-                q.append_pair("scope", &scopes.join(" "));
+                q.append_pair("scope", &req.scopes.join(" "));
             }
-            http.post(url.clone())
+            let rb = t
+                .request(Method::POST, &url)
                 .header("Content-Type", "application/x-www-form-urlencoded")
-                .body(form.query().unwrap_or_default().to_owned())
+                .body(form.query().unwrap_or_default().to_owned());
+            (Method::POST, rb)
         }
         other => {
             {
                 let mut q = url.query_pairs_mut();
-                if let Some(s) = service {
+                if let Some(s) = req.service {
                     q.append_pair("service", s);
                 }
-                for s in scopes {
+                for s in req.scopes {
                     q.append_pair("scope", s);
                 }
             }
-            let r = http.get(url.clone());
-            match other {
+            let rb = t.request(Method::GET, &url);
+            let rb = match other {
                 Some(Credential::Basic { username, password }) => {
-                    r.basic_auth(username, Some(password.expose()))
+                    rb.basic_auth(username, Some(password.expose()))
                 }
-                _ => r,
-            }
+                _ => rb,
+            };
+            (Method::GET, rb)
         }
     };
-    let resp = req
-        .timeout(Duration::from_secs(60))
-        .send()
-        .await
-        .map_err(|e| RegistryError::Unreachable {
-            url: format!("token server {}", without_query(&url)),
-            detail: super::client::error_chain(&e),
-        })?;
+    let resp = t.send(rb, &Activity::new(), &method, &url).await?;
     let status = resp.status().as_u16();
     if status == 401 || status == 403 {
-        return Err(if credential.is_some() {
+        return Err(if req.credential.is_some() {
             RegistryError::AuthFailed {
                 registry: registry.to_owned(),
             }
@@ -202,30 +249,28 @@ pub(crate) async fn fetch_token(
             }
         });
     }
-    if !resp.status().is_success() {
-        return Err(RegistryError::Api {
-            method: "GET".into(),
-            url: format!("token server {}", without_query(&url)),
-            status,
-            codes: vec![],
-            retry_after: super::client::retry_after(resp.headers()),
-        });
-    }
-    let body: TokenResponse = resp.json().await.map_err(|e| {
-        RegistryError::Protocol(format!("token server for {registry} sent bad JSON: {e}"))
-    })?;
-    let token = body.token.or(body.access_token).ok_or_else(|| {
-        RegistryError::Protocol(format!("token server for {registry} sent no token"))
-    })?;
-    // The spec's default lifetime is 60 s.
-    let lifetime = Duration::from_secs(body.expires_in.unwrap_or(60).max(10));
-    Ok((Secret::new(token), lifetime))
+    let resp = t.expect_status(resp, &method, &[200]).await?;
+    let body = t
+        .read_body(resp, t.limits.token, "token server answer")
+        .await?;
+    parse_token_answer(&body).map_err(|e| {
+        RegistryError::Protocol(format!(
+            "token server {} for {registry}: {e}",
+            strip_query(&url)
+        ))
+    })
 }
 
-fn without_query(u: &reqwest::Url) -> String {
-    let mut u = u.clone();
-    u.set_query(None);
-    u.to_string()
+/// A token server's JSON answer: the token and its lifetime (bounded, see [`token_lifetime`]).
+pub(crate) fn parse_token_answer(body: &[u8]) -> Result<(Secret, Duration), String> {
+    let body: TokenResponse =
+        serde_json::from_slice(body).map_err(|e| format!("bad JSON answer: {e}"))?;
+    let token = body
+        .token
+        .or(body.access_token)
+        .filter(|t| !t.is_empty())
+        .ok_or("no token in the answer")?;
+    Ok((Secret::new(token), token_lifetime(body.expires_in)))
 }
 
 #[cfg(test)]
@@ -277,6 +322,71 @@ mod tests {
         assert!(!scope_covered(&have, "repository:c:push"));
         assert!(!scope_covered(&have, "repository:d:pull"));
         assert!(!scope_covered(&have, "registry:catalog:*"));
+    }
+
+    #[test]
+    fn absurd_lifetimes_are_bounded() {
+        assert_eq!(token_lifetime(None), Duration::from_secs(60));
+        assert_eq!(token_lifetime(Some(0)), Duration::from_secs(10));
+        assert_eq!(token_lifetime(Some(u64::MAX)), Duration::from_secs(86400));
+        let c = TokenCache::default();
+        c.put("k", Secret::new("t"), token_lifetime(Some(u64::MAX)));
+        c.put("k2", Secret::new("t"), Duration::MAX);
+        assert!(c.get("k").is_some() && c.get("k2").is_some());
+    }
+
+    #[test]
+    fn secrets_go_to_a_realm_over_https_or_loopback_http_only() {
+        let u = |s: &str| Url::parse(s).unwrap();
+        let remote = u("https://registry.example/");
+        let local = u("http://127.0.0.1:5000/");
+        // HTTPS: anywhere the registry names, as docker does.
+        assert!(may_send_secret(
+            &remote,
+            &u("https://auth.example/token"),
+            false
+        ));
+        assert!(may_send_secret(
+            &local,
+            &u("https://auth.example/token"),
+            false
+        ));
+        // Plain HTTP to another machine: never without --insecure.
+        assert!(!may_send_secret(
+            &remote,
+            &u("http://auth.example/token"),
+            false
+        ));
+        assert!(!may_send_secret(
+            &local,
+            &u("http://auth.example/token"),
+            false
+        ));
+        assert!(may_send_secret(
+            &remote,
+            &u("http://auth.example/token"),
+            true
+        ));
+        // Plain HTTP on loopback: only for a loopback registry.
+        assert!(may_send_secret(
+            &local,
+            &u("http://127.0.0.2:9000/token"),
+            false
+        ));
+        assert!(may_send_secret(
+            &local,
+            &u("http://localhost:9000/t"),
+            false
+        ));
+        assert!(may_send_secret(&local, &u("http://[::1]:9000/t"), false));
+        assert!(!may_send_secret(
+            &remote,
+            &u("http://127.0.0.1:9000/token"),
+            false
+        ));
+        // Other schemes: never.
+        assert!(!may_send_secret(&local, &u("ftp://127.0.0.1/token"), true));
+        assert!(!may_send_secret(&local, &u("file:///etc/passwd"), true));
     }
 
     #[test]

@@ -35,7 +35,9 @@ impl fmt::Display for Secret {
     }
 }
 
-/// How the client finds credentials for a registry.
+/// Where the client looks up credentials for a registry that has no [`HostCredential`]. Every
+/// lookup is keyed by that registry's own host, so a registry only ever gets what was stored for
+/// it.
 #[derive(Clone, Debug, Default)]
 pub enum CredentialSource {
     /// Look in the usual files and helpers (see the module docs); anonymous if nothing is found.
@@ -43,26 +45,70 @@ pub enum CredentialSource {
     Auto,
     /// Never send credentials.
     Anonymous,
-    /// These, for every registry (CI: `--creds user:pass`).
-    Basic { username: String, password: Secret },
     /// Auto, but with an explicit docker `config.json` or containers `auth.json` file.
     File(PathBuf),
 }
 
-impl CredentialSource {
-    /// Parses `user:password` (the password may itself contain `:`).
-    pub fn from_user_pass(s: &str) -> Result<Self, RegistryError> {
+/// A username and password given explicitly (`--creds`, `--from-creds`), tied to the one
+/// registry (`host[:port]` as references write it) it was given for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostCredential {
+    pub registry: String,
+    pub username: String,
+    pub password: Secret,
+}
+
+impl HostCredential {
+    /// `user:password` (the password may itself contain `:`) for `registry`.
+    pub fn from_user_pass(registry: &str, s: &str) -> Result<Self, RegistryError> {
         match s.split_once(':') {
-            Some((u, p)) if !u.is_empty() => Ok(CredentialSource::Basic {
+            Some((u, p)) if !u.is_empty() => Ok(HostCredential {
+                registry: registry_key(registry),
                 username: u.to_owned(),
                 password: Secret::new(p),
             }),
             _ => Err(RegistryError::Credentials {
-                registry: "(any)".into(),
+                registry: registry.to_owned(),
                 detail: "expected USER:PASSWORD".into(),
             }),
         }
     }
+
+    /// `host[:port]=user:password` (`--from-creds`).
+    pub fn parse(s: &str) -> Result<Self, RegistryError> {
+        match s.split_once('=') {
+            Some((host, up)) if valid_host(host) => Self::from_user_pass(host, up),
+            _ => Err(RegistryError::Credentials {
+                registry: "(none)".into(),
+                detail: "expected HOST[:PORT]=USER:PASSWORD".into(),
+            }),
+        }
+    }
+
+    /// Is this credential for `registry`?
+    pub(crate) fn is_for(&self, registry: &str) -> bool {
+        self.registry == registry_key(registry)
+    }
+}
+
+/// A registry name as credentials are keyed: lower case, Docker Hub's aliases as `docker.io`.
+/// The port is kept: `host:5000` and `host` are different registries.
+fn registry_key(registry: &str) -> String {
+    let r = registry.to_ascii_lowercase();
+    match r.as_str() {
+        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
+            super::reference::DOCKER_HUB.to_owned()
+        }
+        _ => r,
+    }
+}
+
+/// `host`, `host:port` or `[v6]:port`: nothing that could smuggle a path, user or query.
+fn valid_host(host: &str) -> bool {
+    !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
 }
 
 /// What was found for one registry.
@@ -76,15 +122,27 @@ pub(crate) enum Credential {
     IdentityToken(Secret),
 }
 
+/// Credentials for `registry` (as written in the reference, e.g. `docker.io`, `host:5000`): the
+/// explicit one given for it, else what `source` holds for it.
+pub(crate) fn resolve(
+    explicit: &[HostCredential],
+    source: &CredentialSource,
+    registry: &str,
+) -> Result<Option<Credential>, RegistryError> {
+    if let Some(c) = explicit.iter().find(|c| c.is_for(registry)) {
+        return Ok(Some(Credential::Basic {
+            username: c.username.clone(),
+            password: c.password.clone(),
+        }));
+    }
+    source.resolve(registry)
+}
+
 impl CredentialSource {
-    /// Credentials for `registry` (as written in the reference, e.g. `docker.io`, `host:5000`).
-    pub(crate) fn resolve(&self, registry: &str) -> Result<Option<Credential>, RegistryError> {
+    /// What the files and helpers hold for `registry`.
+    fn resolve(&self, registry: &str) -> Result<Option<Credential>, RegistryError> {
         match self {
             CredentialSource::Anonymous => Ok(None),
-            CredentialSource::Basic { username, password } => Ok(Some(Credential::Basic {
-                username: username.clone(),
-                password: password.clone(),
-            })),
             CredentialSource::File(path) => {
                 let f = std::fs::File::open(path).map_err(|e| RegistryError::Credentials {
                     registry: registry.into(),
@@ -159,10 +217,12 @@ mod tests {
 
     #[test]
     fn secrets_do_not_print() {
-        let src = CredentialSource::from_user_pass("bob:hunter2:x").unwrap();
-        let dbg = format!("{src:?}");
+        let given = vec![HostCredential::from_user_pass("r.io", "bob:hunter2:x").unwrap()];
+        let dbg = format!("{given:?}");
         assert!(!dbg.contains("hunter2"), "{dbg}");
-        let c = src.resolve("r.io").unwrap().unwrap();
+        let c = resolve(&given, &CredentialSource::Anonymous, "r.io")
+            .unwrap()
+            .unwrap();
         assert!(!format!("{c:?}").contains("hunter2"));
         match c {
             Credential::Basic { username, password } => {
@@ -170,6 +230,41 @@ mod tests {
                 assert_eq!(password.expose(), "hunter2:x");
             }
             _ => panic!(),
+        }
+    }
+
+    #[test]
+    fn a_given_credential_is_for_its_registry_only() {
+        let given = vec![
+            HostCredential::from_user_pass("Push.example:5000", "ci:pw").unwrap(),
+            HostCredential::parse("index.docker.io=hub:pw2").unwrap(),
+        ];
+        let user = |r: &str| match resolve(&given, &CredentialSource::Anonymous, r).unwrap() {
+            Some(Credential::Basic { username, .. }) => Some(username),
+            _ => None,
+        };
+        assert_eq!(user("push.example:5000").as_deref(), Some("ci"));
+        assert_eq!(user("docker.io").as_deref(), Some("hub"));
+        // Another port, another host, a look-alike: nothing.
+        assert_eq!(user("push.example"), None);
+        assert_eq!(user("push.example:5001"), None);
+        assert_eq!(user("push.example:5000.evil"), None);
+        assert_eq!(user("base.example"), None);
+    }
+
+    #[test]
+    fn from_creds_syntax() {
+        let c = HostCredential::parse("127.0.0.1:5000=u:p:q").unwrap();
+        assert_eq!(
+            (
+                c.registry.as_str(),
+                c.username.as_str(),
+                c.password.expose()
+            ),
+            ("127.0.0.1:5000", "u", "p:q")
+        );
+        for bad in ["u:p", "=u:p", "h=u", "h=:p", "h/x=u:p", "u@h=u:p"] {
+            assert!(HostCredential::parse(bad).is_err(), "{bad}");
         }
     }
 

@@ -10,13 +10,18 @@ pub enum RegistryError {
     #[error("invalid image reference {input:?}: {reason}")]
     InvalidReference { input: String, reason: String },
 
-    #[error("authentication failed for {registry} (check --creds / docker login)")]
+    #[error("authentication failed for {registry} (check --creds / --from-creds / docker login)")]
     AuthFailed { registry: String },
 
     #[error(
-        "{registry} requires authentication and no credentials were found for it (pass --creds USER:PASS, or docker login {registry})"
+        "{registry} requires authentication and no credentials were found for it (pass --creds USER:PASS when it is the push destination, --from-creds {registry}=USER:PASS for a base image, or docker login {registry})"
     )]
     NoCredentials { registry: String },
+
+    #[error(
+        "{registry} names the token server {realm}, which is plain HTTP: credentials go to a token server only over HTTPS (or HTTP when both are on loopback, or with --insecure)"
+    )]
+    InsecureRealm { registry: String, realm: String },
 
     #[error(
         "access to {repository} on {registry} denied: {message} (do these credentials have {action} rights on it?)"
@@ -89,6 +94,24 @@ pub enum RegistryError {
         /// `(code, message)` pairs from the `{"errors":[…]}` body.
         codes: Vec<(String, String)>,
         retry_after: Option<Duration>,
+    },
+
+    #[error("{url}: {what} is larger than {limit} bytes; refused")]
+    TooLarge {
+        what: String,
+        url: String,
+        limit: u64,
+    },
+
+    #[error(
+        "{method} {url}: registry answered {status} and asks to retry after {}s, longer than the {}s stevedore waits", .asked.as_secs(), .max.as_secs()
+    )]
+    WaitRefused {
+        method: String,
+        url: String,
+        status: u16,
+        asked: Duration,
+        max: Duration,
     },
 
     #[error("{what}: registry sent {actual}, expected {expected}")]
@@ -174,6 +197,62 @@ impl RegistryError {
         match self {
             RegistryError::Api { status, .. } => Some(*status),
             _ => None,
+        }
+    }
+
+    /// A retryable error the retry gave up on because the server asked for a longer wait than
+    /// `max`: say so rather than show the bare status.
+    pub(crate) fn with_wait_refused(self, max: Duration) -> Self {
+        match self {
+            RegistryError::Api {
+                method,
+                url,
+                status,
+                retry_after: Some(asked),
+                ..
+            } if asked > max && matches!(status, 408 | 429 | 500..=599) => {
+                RegistryError::WaitRefused {
+                    method,
+                    url,
+                    status,
+                    asked,
+                    max,
+                }
+            }
+            e => e,
+        }
+    }
+
+    /// Turns registry error codes into errors that say what to do.
+    pub(crate) fn refine(self, registry: &str, repo: &str, action: &'static str) -> Self {
+        let message = |code: &str| match &self {
+            RegistryError::Api { codes, .. } => codes
+                .iter()
+                .find(|(c, _)| c == code)
+                .map(|(_, m)| m.clone())
+                .unwrap_or_default(),
+            _ => String::new(),
+        };
+        if self.has_code("NAME_UNKNOWN") {
+            RegistryError::RepositoryNotFound {
+                registry: registry.to_owned(),
+                repository: repo.to_owned(),
+            }
+        } else if self.has_code("NAME_INVALID") {
+            RegistryError::NameInvalid {
+                registry: registry.to_owned(),
+                repository: repo.to_owned(),
+                message: message("NAME_INVALID"),
+            }
+        } else if self.has_code("DENIED") || self.status() == Some(403) {
+            RegistryError::Denied {
+                registry: registry.to_owned(),
+                repository: repo.to_owned(),
+                action,
+                message: message("DENIED"),
+            }
+        } else {
+            self
         }
     }
 

@@ -16,7 +16,9 @@
 //! # fn blobs() -> Vec<BlobRef> { vec![] }
 //! # fn main() -> Result<(), RegistryError> {
 //! let reg = BlockingRegistry::new(RegistryOptions {
-//!     credentials: CredentialSource::from_user_pass("ci:token")?, // or CredentialSource::Auto
+//!     // For the push destination only; every other registry gets what docker/containers
+//!     // config and helpers hold for it.
+//!     host_credentials: vec![HostCredential::from_user_pass("registry.local:5000", "ci:token")?],
 //!     ..Default::default()
 //! })?;
 //! let manifest = RawManifest {
@@ -34,37 +36,41 @@
 //!
 //! Transport rules: HTTPS by default (system roots, plus `ca_file` or `SSL_CERT_FILE`); plain HTTP
 //! only for loopback registries or with `insecure`. Requests that fail with connection errors,
-//! stalls, 408, 429 or 5xx are retried with backoff, honouring `Retry-After`; every attempt streams
-//! the body afresh from the file.
+//! stalls, 408, 429 or 5xx are retried with backoff, honouring `Retry-After` up to a cap; every
+//! attempt streams the body afresh from the file.
+//!
+//! Trust rules: a credential belongs to one registry (`host[:port]`): it is looked up by that
+//! host, and its Basic header or bearer token is attached only to requests on that registry's
+//! origin (scheme, host, port). Upload `Location`s and redirects to another origin are followed
+//! without it. A password or refresh token goes to the token server the registry names only over
+//! HTTPS (plain HTTP only when both are on loopback, or with `insecure`). Every answer is read
+//! within [`Limits`] and under the idle timeout; numbers from the network are checked.
 
+// Layers, bottom up (no module imports one above it): error, credentials, reference, manifest,
+// progress, options → transport (HTTP, TLS, retries, bounded reads) → auth (challenges,
+// tokens) → client (hosts, authorization by origin) → pull → push.
 mod auth;
 mod client;
 mod credentials;
 mod error;
+#[cfg(test)]
+mod fuzz_tests;
+mod manifest;
+mod options;
+mod progress;
 mod pull;
 mod push;
 mod reference;
+mod transport;
 
-pub use client::{
-    BlockingRegistry, Registry, RegistryOptions, RetryPolicy, install_crypto_provider,
-};
-pub use credentials::{CredentialSource, Secret};
+pub use client::{BlockingRegistry, Registry};
+pub use credentials::{CredentialSource, HostCredential, Secret};
 pub use error::RegistryError;
-pub use pull::Platform;
-pub use push::{BlobRef, ImageToPush, NoProgress, PushProgress, PushReport, RawManifest};
+pub use manifest::{Platform, RawManifest, media_types};
+pub use options::{Limits, RegistryOptions, RetryPolicy};
+pub use progress::{NoProgress, PushProgress};
+pub use push::{BlobRef, ImageToPush, PushReport};
 pub use reference::Reference;
+pub use transport::install_crypto_provider;
 
 pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
-
-/// Media types the registry code needs to recognise.
-pub mod media_types {
-    pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-    pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-    pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-    pub const DOCKER_MANIFEST_LIST: &str =
-        "application/vnd.docker.distribution.manifest.list.v2+json";
-
-    pub fn is_index(media_type: &str) -> bool {
-        media_type == OCI_INDEX || media_type == DOCKER_MANIFEST_LIST
-    }
-}

@@ -13,22 +13,13 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use reqwest::{Body, Method, Response, Url};
 use tokio::io::AsyncReadExt;
 
-use super::client::{Activity, Host, expect_status, pull_scope, push_scope};
+use super::client::{Host, pull_scope, push_scope};
+use super::manifest::{ManifestRefs, RawManifest};
+use super::progress::PushProgress;
+use super::pull::header_str;
+use super::transport::{Activity, strip_query};
 use super::{Reference, Registry, RegistryError, Result};
 use crate::digest::Digest;
-
-/// Manifest bytes exactly as hashed: they are pushed as-is, never re-serialised.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RawManifest {
-    pub bytes: Vec<u8>,
-    pub media_type: String,
-}
-
-impl RawManifest {
-    pub fn digest(&self) -> Digest {
-        Digest::of(&self.bytes)
-    }
-}
 
 /// A blob on local disk.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,51 +75,10 @@ pub struct PushReport {
     pub bytes_sent: u64,
 }
 
-/// Per-blob progress for a front end. Called from the runtime's threads; keep it quick.
-pub trait PushProgress: Send + Sync {
-    fn blob_started(&self, _digest: &Digest, _size: u64) {}
-    /// Absolute position in the blob; it goes back when an upload restarts.
-    fn blob_progress(&self, _digest: &Digest, _done: u64, _size: u64) {}
-    fn blob_retrying(&self, _digest: &Digest, _reason: &str) {}
-    fn blob_uploaded(&self, _digest: &Digest, _size: u64) {}
-    fn blob_skipped(&self, _digest: &Digest, _size: u64) {}
-    fn blob_mounted(&self, _digest: &Digest, _size: u64, _from: &str) {}
-    fn manifest_pushed(&self, _reference: &str, _digest: &Digest) {}
-}
-
-/// Progress that goes nowhere.
-pub struct NoProgress;
-impl PushProgress for NoProgress {}
-
 enum Outcome {
     Skipped,
     Mounted,
     Uploaded,
-}
-
-/// The blob and manifest references inside a manifest or index.
-#[derive(serde::Deserialize)]
-pub(crate) struct ManifestRefs {
-    #[serde(rename = "mediaType")]
-    pub(crate) media_type: Option<String>,
-    pub(crate) config: Option<Descriptor>,
-    #[serde(default)]
-    pub(crate) layers: Vec<Descriptor>,
-    #[serde(default)]
-    pub(crate) manifests: Vec<Descriptor>,
-}
-
-#[derive(serde::Deserialize, Clone)]
-pub(crate) struct Descriptor {
-    pub(crate) digest: Digest,
-    pub(crate) size: u64,
-    pub(crate) platform: Option<super::pull::Platform>,
-}
-
-impl ManifestRefs {
-    pub(crate) fn parse(bytes: &[u8]) -> Result<Self> {
-        serde_json::from_slice(bytes).map_err(|e| RegistryError::InvalidManifest(e.to_string()))
-    }
 }
 
 /// Tracks one blob's bytes for the progress callbacks and the report.
@@ -166,19 +116,25 @@ fn file_body(
     Ok(Body::wrap_stream(stream))
 }
 
-fn header_str<'a>(resp: &'a Response, name: &str) -> Option<&'a str> {
-    resp.headers().get(name).and_then(|v| v.to_str().ok())
-}
-
-/// `Range: 0-N` (inclusive) from an upload status: the next offset to send.
-fn next_offset(resp: &Response) -> Option<u64> {
-    let r = header_str(resp, "range")?;
+/// The next offset to send from an upload status's `Range: [bytes=]0-N` (N inclusive). `None`
+/// when absent or not of that form, or when it starts elsewhere than 0 or ends past the blob:
+/// numbers from the network never overflow and never point outside the blob.
+pub(crate) fn parse_range(range: &str, blob_size: u64) -> Option<u64> {
+    let r = range.trim();
     let r = r.strip_prefix("bytes=").unwrap_or(r);
-    let (_, end) = r.split_once('-')?;
+    let (start, end) = r.split_once('-')?;
+    if start.trim() != "0" {
+        return None;
+    }
     let end: u64 = end.trim().parse().ok()?;
     // distribution answers "0-0" for an empty session too; sending byte 0 again is harmless only
     // if it was not stored, so treat "0-0" as empty: a wrong guess fails the PATCH and restarts.
-    Some(if end == 0 { 0 } else { end + 1 })
+    let next = if end == 0 { 0 } else { end.checked_add(1)? };
+    (next <= blob_size).then_some(next)
+}
+
+fn next_offset(resp: &Response, blob_size: u64) -> Option<u64> {
+    parse_range(header_str(resp, "range")?, blob_size)
 }
 
 fn check_digest(resp: &Response, expected: &Digest, what: &str) -> Result<()> {
@@ -226,7 +182,7 @@ impl Registry {
         // registry can grant the mounts (a target-only token makes every mount fall back to 202).
         let mut scopes = vec![push_scope(repo)];
         scopes.extend(sources.iter().map(|s| pull_scope(s)));
-        let refine = |e| refine(e, &host.name, repo, "push");
+        let refine = |e: RegistryError| e.refine(&host.name, repo, "push");
 
         // Every blob the manifests need, by digest.
         let mut needed: BTreeMap<Digest, u64> = BTreeMap::new();
@@ -350,29 +306,6 @@ impl Registry {
         }
         report.tags = tags;
         Ok(report)
-    }
-
-    /// HEAD a blob: `Some(size)` when present.
-    pub(crate) async fn head_blob(
-        &self,
-        host: &Host,
-        repo: &str,
-        scopes: &[String],
-        digest: &Digest,
-    ) -> Result<Option<u64>> {
-        let url = host.url(&format!("v2/{repo}/blobs/{digest}"));
-        let resp = self
-            .send(host, scopes, Method::HEAD, &url, &|rb| Ok(rb), None)
-            .await?;
-        match resp.status().as_u16() {
-            200 => Ok(Some(
-                header_str(&resp, "content-length")
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(0),
-            )),
-            404 => Ok(None),
-            _ => Err(expect_status(resp, &Method::HEAD, &[]).await.unwrap_err()),
-        }
     }
 
     /// A blob the image needs but that is not local: present, or mounted from a source.
@@ -575,7 +508,9 @@ impl Registry {
                 None,
             )
             .await?;
-        expect_status(resp, &Method::POST, accepted).await
+        self.transport()
+            .expect_status(resp, &Method::POST, accepted)
+            .await
     }
 
     /// One streaming `PUT <session>&digest=` with the whole file: the fastest path (distribution
@@ -612,11 +547,16 @@ impl Registry {
                 Some(act.clone()),
             )
             .await?;
-        let resp = expect_status(resp, &Method::PUT, &[201]).await?;
+        let resp = self
+            .transport()
+            .expect_status(resp, &Method::PUT, &[201])
+            .await?;
         check_digest(&resp, &blob.digest, &format!("upload of {}", blob.digest))
     }
 
     /// PATCH chunks, resuming from the registry's `Range` after a failed chunk, then `PUT ?digest=`.
+    /// The registry's `Range` must move forward: after a few chunks in a row that it does not
+    /// acknowledge, the upload fails rather than send the same bytes for ever.
     async fn upload_chunked(
         &self,
         host: &Host,
@@ -633,49 +573,47 @@ impl Registry {
             .max(min_chunk.unwrap_or(0))
             .max(1);
         let policy = self.inner.opts.retry.clone();
+        let max_stuck = self.transport().limits.stuck_chunks.max(1);
         let mut offset = 0u64;
         let mut resumes = 0usize;
+        let mut stuck = 0usize;
         while offset < blob.size {
             let len = chunk.min(blob.size - offset);
-            let act = Activity::new();
-            let r = async {
-                let resp = self
-                    .send(
-                        host,
-                        scopes,
-                        Method::PATCH,
-                        &loc,
-                        &|rb| {
-                            Ok(rb
-                                .header(CONTENT_TYPE, "application/octet-stream")
-                                .header("Content-Range", format!("{}-{}", offset, offset + len - 1))
-                                .header(CONTENT_LENGTH, len)
-                                .body(file_body(
-                                    &blob.path,
-                                    offset,
-                                    len,
-                                    act.clone(),
-                                    meter.clone(),
-                                )?))
-                        },
-                        Some(act.clone()),
-                    )
-                    .await?;
-                expect_status(resp, &Method::PATCH, &[202]).await
-            }
-            .await;
-            match r {
+            match self
+                .patch_chunk(host, scopes, blob, &loc, offset, len, meter)
+                .await
+            {
                 Ok(resp) => {
                     loc = host.location(&resp)?;
-                    offset = next_offset(&resp).unwrap_or(offset + len);
+                    let next = next_offset(&resp, blob.size).unwrap_or(offset + len);
+                    if next > offset {
+                        stuck = 0;
+                    } else {
+                        stuck += 1;
+                        if stuck >= max_stuck {
+                            return Err(RegistryError::Protocol(format!(
+                                "PATCH {}: the registry acknowledged none of {stuck} chunks in a row (its Range stays below byte {}); giving up on the upload of {}",
+                                strip_query(&loc),
+                                offset + 1,
+                                blob.digest
+                            )));
+                        }
+                    }
+                    offset = next;
                 }
                 Err(e) if e.is_retryable() && resumes < policy.max_retries => {
+                    if e.retry_after()
+                        .is_some_and(|ra| ra > policy.max_retry_after)
+                    {
+                        return Err(e.with_wait_refused(policy.max_retry_after));
+                    }
                     resumes += 1;
-                    let backoff =
-                        (policy.min_delay * (1 << resumes.min(10)) as u32).min(policy.max_delay);
-                    let wait = e
-                        .retry_after()
-                        .map_or(backoff, |ra| ra.min(policy.max_retry_after));
+                    let shift = u32::try_from(resumes.min(10)).unwrap_or(10);
+                    let backoff = policy
+                        .min_delay
+                        .saturating_mul(1 << shift)
+                        .min(policy.max_delay);
+                    let wait = e.retry_after().unwrap_or(backoff);
                     tracing::warn!(
                         "{e}; resuming the upload of {} in {:.1}s",
                         blob.digest,
@@ -686,17 +624,7 @@ impl Registry {
                         .progress
                         .blob_retrying(&blob.digest, "resuming the upload");
                     tokio::time::sleep(wait).await;
-                    // Ask the registry how much it has. If the session is gone (or, as distribution
-                    // does after a partial chunk, invalidated), the error goes up and the whole
-                    // blob starts over on a fresh session.
-                    let resp = self
-                        .send(host, scopes, Method::GET, &loc, &|rb| Ok(rb), None)
-                        .await?;
-                    let resp = expect_status(resp, &Method::GET, &[204]).await?;
-                    if let Ok(l) = host.location(&resp) {
-                        loc = l;
-                    }
-                    offset = next_offset(&resp).unwrap_or(0);
+                    offset = self.resume_offset(host, scopes, blob, &mut loc).await?;
                     tracing::debug!(digest = %blob.digest, offset, "upload resumed");
                 }
                 Err(e) => return Err(e),
@@ -714,8 +642,74 @@ impl Registry {
                 None,
             )
             .await?;
-        let resp = expect_status(resp, &Method::PUT, &[201]).await?;
+        let resp = self
+            .transport()
+            .expect_status(resp, &Method::PUT, &[201])
+            .await?;
         check_digest(&resp, &blob.digest, &format!("upload of {}", blob.digest))
+    }
+
+    /// One PATCH of `len` bytes of the blob from `offset`.
+    #[allow(clippy::too_many_arguments)] // one request's whole description; a struct would only rename them
+    async fn patch_chunk(
+        &self,
+        host: &Host,
+        scopes: &[String],
+        blob: &BlobRef,
+        loc: &Url,
+        offset: u64,
+        len: u64,
+        meter: &Arc<BlobMeter>,
+    ) -> Result<Response> {
+        let act = Activity::new();
+        let resp = self
+            .send(
+                host,
+                scopes,
+                Method::PATCH,
+                loc,
+                &|rb| {
+                    Ok(rb
+                        .header(CONTENT_TYPE, "application/octet-stream")
+                        .header("Content-Range", format!("{}-{}", offset, offset + len - 1))
+                        .header(CONTENT_LENGTH, len)
+                        .body(file_body(
+                            &blob.path,
+                            offset,
+                            len,
+                            act.clone(),
+                            meter.clone(),
+                        )?))
+                },
+                Some(act.clone()),
+            )
+            .await?;
+        self.transport()
+            .expect_status(resp, &Method::PATCH, &[202])
+            .await
+    }
+
+    /// Asks the registry how much of the upload it has. If the session is gone (or, as
+    /// distribution does after a partial chunk, invalidated), the error goes up and the whole
+    /// blob starts over on a fresh session.
+    async fn resume_offset(
+        &self,
+        host: &Host,
+        scopes: &[String],
+        blob: &BlobRef,
+        loc: &mut Url,
+    ) -> Result<u64> {
+        let resp = self
+            .send(host, scopes, Method::GET, loc, &|rb| Ok(rb), None)
+            .await?;
+        let resp = self
+            .transport()
+            .expect_status(resp, &Method::GET, &[204])
+            .await?;
+        if let Ok(l) = host.location(&resp) {
+            *loc = l;
+        }
+        Ok(next_offset(&resp, blob.size).unwrap_or(0))
     }
 
     /// PUT a manifest under `reference` (a digest or a tag); checks the digest the registry computed.
@@ -744,88 +738,36 @@ impl Registry {
                     None,
                 )
                 .await?;
-            let resp = expect_status(resp, &Method::PUT, &[201]).await?;
+            let resp = self
+                .transport()
+                .expect_status(resp, &Method::PUT, &[201])
+                .await?;
             check_digest(&resp, &digest, &format!("manifest {reference}"))?;
             Ok(digest.clone())
         })
         .await
     }
-
-    /// HEAD a manifest: its digest if present.
-    pub(crate) async fn manifest_digest_on(
-        &self,
-        host: &Host,
-        repo: &str,
-        scopes: &[String],
-        reference: &str,
-    ) -> Result<Option<Digest>> {
-        let url = host.url(&format!("v2/{repo}/manifests/{reference}"));
-        self.retry(|| async {
-            let resp = self
-                .send(
-                    host,
-                    scopes,
-                    Method::HEAD,
-                    &url,
-                    &|rb| Ok(rb.header(reqwest::header::ACCEPT, ACCEPT_MANIFESTS)),
-                    None,
-                )
-                .await?;
-            match resp.status().as_u16() {
-                200 => Ok(header_str(&resp, "docker-content-digest").and_then(|d| d.parse().ok())),
-                404 => Ok(None),
-                _ => Err(expect_status(resp, &Method::HEAD, &[]).await.unwrap_err()),
-            }
-        })
-        .await
-    }
 }
-
-/// Every manifest type we understand: distribution answers 404 to a manifest GET whose Accept lacks
-/// the stored type, even by digest.
-pub(crate) const ACCEPT_MANIFESTS: &str = "application/vnd.oci.image.manifest.v1+json, \
-     application/vnd.oci.image.index.v1+json, \
-     application/vnd.docker.distribution.manifest.v2+json, \
-     application/vnd.docker.distribution.manifest.list.v2+json";
 
 fn chunk_min(resp: &Response) -> Option<u64> {
-    header_str(resp, "oci-chunk-min-length").and_then(|s| s.parse().ok())
+    header_str(resp, "oci-chunk-min-length").and_then(|s| s.trim().parse().ok())
 }
 
-/// Turns registry error codes into errors that say what to do.
-pub(crate) fn refine(
-    e: RegistryError,
-    registry: &str,
-    repo: &str,
-    action: &'static str,
-) -> RegistryError {
-    let message = |code: &str| match &e {
-        RegistryError::Api { codes, .. } => codes
-            .iter()
-            .find(|(c, _)| c == code)
-            .map(|(_, m)| m.clone())
-            .unwrap_or_default(),
-        _ => String::new(),
-    };
-    if e.has_code("NAME_UNKNOWN") {
-        RegistryError::RepositoryNotFound {
-            registry: registry.to_owned(),
-            repository: repo.to_owned(),
-        }
-    } else if e.has_code("NAME_INVALID") {
-        RegistryError::NameInvalid {
-            registry: registry.to_owned(),
-            repository: repo.to_owned(),
-            message: message("NAME_INVALID"),
-        }
-    } else if e.has_code("DENIED") || e.status() == Some(403) {
-        RegistryError::Denied {
-            registry: registry.to_owned(),
-            repository: repo.to_owned(),
-            action,
-            message: message("DENIED"),
-        }
-    } else {
-        e
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_are_checked() {
+        assert_eq!(parse_range("0-99", 1000), Some(100));
+        assert_eq!(parse_range("bytes=0-99", 1000), Some(100));
+        assert_eq!(parse_range("0-0", 1000), Some(0));
+        assert_eq!(parse_range("0-999", 1000), Some(1000));
+        // Past the blob, overflowing, not from 0, garbage: ignored.
+        assert_eq!(parse_range("0-1000", 1000), None);
+        assert_eq!(parse_range("0-18446744073709551615", u64::MAX), None);
+        assert_eq!(parse_range("5-10", 1000), None);
+        assert_eq!(parse_range("0--1", 1000), None);
+        assert_eq!(parse_range("", 1000), None);
     }
 }

@@ -29,6 +29,7 @@ mod registry_base;
 mod registry_env;
 mod registry_errors;
 mod registry_faults;
+mod registry_hostile;
 mod registry_push;
 mod roundtrip;
 mod setup_packages;

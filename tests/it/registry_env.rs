@@ -42,7 +42,10 @@ fn ssl_cert_file_and_docker_config() {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("pushed through the environment"), "{stdout}");
+    assert!(
+        stdout.contains("pushed through the environment"),
+        "{stdout}"
+    );
     assert_eq!(
         reg.skopeo_raw("sslenv/app:1"),
         std::fs::read(dir.path().join("pushed-manifest")).unwrap()
@@ -55,7 +58,8 @@ fn child() {
     let Ok(host) = std::env::var(CHILD) else {
         return;
     };
-    let dir = std::path::PathBuf::from(std::env::var_os("STEVEDORE_TEST_REGISTRY_ENV_DIR").unwrap());
+    let dir =
+        std::path::PathBuf::from(std::env::var_os("STEVEDORE_TEST_REGISTRY_ENV_DIR").unwrap());
     let img = make_image(&dir, 12, &[], &[100_000], "amd64");
     let c = BlockingRegistry::new(RegistryOptions {
         credentials: CredentialSource::Auto,

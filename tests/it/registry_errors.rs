@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use registry_support::*;
 use stevedore::registry::{
-    BlockingRegistry, CredentialSource, Reference, RegistryError, RegistryOptions, RetryPolicy,
-    Secret,
+    BlockingRegistry, CredentialSource, HostCredential, Reference, RegistryError, RegistryOptions,
+    RetryPolicy,
 };
 
 /// Every log line of the process (all targets, TRACE), to grep for secrets.
@@ -39,9 +39,11 @@ fn logs() -> Arc<Mutex<Vec<u8>>> {
     .clone()
 }
 
-fn opts(creds: CredentialSource) -> RegistryOptions {
+/// Options with these credentials given explicitly (each for its registry), nothing looked up.
+fn opts(given: Vec<HostCredential>) -> RegistryOptions {
     RegistryOptions {
-        credentials: creds,
+        credentials: CredentialSource::Anonymous,
+        host_credentials: given,
         retry: RetryPolicy {
             max_retries: 2,
             min_delay: Duration::from_millis(10),
@@ -52,11 +54,12 @@ fn opts(creds: CredentialSource) -> RegistryOptions {
     }
 }
 
-fn wrong() -> CredentialSource {
-    CredentialSource::Basic {
-        username: USER.into(),
-        password: Secret::new(format!("{PASSWORD}-wrong")),
-    }
+fn wrong(reg: &TestRegistry) -> Vec<HostCredential> {
+    vec![HostCredential::from_user_pass(&reg.host(), &format!("{USER}:{PASSWORD}-wrong")).unwrap()]
+}
+
+fn right(reg: &TestRegistry) -> Vec<HostCredential> {
+    vec![HostCredential::from_user_pass(&reg.host(), &format!("{USER}:{PASSWORD}")).unwrap()]
 }
 
 /// Neither the password nor its base64 form may be anywhere in `text`.
@@ -91,12 +94,12 @@ fn wrong_password_basic_and_token() {
     let log = logs();
     for auth in [Auth::Htpasswd, Auth::Token] {
         let reg = TestRegistry::start(auth);
-        let c = BlockingRegistry::new(opts(wrong())).unwrap();
+        let c = BlockingRegistry::new(opts(wrong(&reg))).unwrap();
         let e = push_small(&c, &reg.reference("x/app:1")).unwrap_err();
         check(
             &e,
             &[&format!(
-                "authentication failed for {} (check --creds / docker login)",
+                "authentication failed for {} (check --creds / --from-creds / docker login)",
                 reg.host()
             )],
         );
@@ -106,18 +109,15 @@ fn wrong_password_basic_and_token() {
         assert!(matches!(e, RegistryError::AuthFailed { .. }), "{e}");
 
         // No credentials at all: say so, and how to give them.
-        let c = BlockingRegistry::new(opts(CredentialSource::Anonymous)).unwrap();
+        let c = BlockingRegistry::new(opts(vec![])).unwrap();
         let e = push_small(&c, &reg.reference("x/app:1")).unwrap_err();
         check(&e, &["requires authentication", "--creds"]);
         assert!(!reg.skopeo_has("x/app:1"));
 
         // The right password still works after all that (and is not logged either).
-        let c = BlockingRegistry::new(opts(
-            CredentialSource::from_user_pass(&format!("{USER}:{PASSWORD}")).unwrap(),
-        ))
-        .unwrap();
+        let c = BlockingRegistry::new(opts(right(&reg))).unwrap();
         push_small(&c, &reg.reference("x/app:1")).unwrap();
-        assert_no_secret(&format!("{:?}", opts(wrong())));
+        assert_no_secret(&format!("{:?}", opts(wrong(&reg))));
     }
     let log = String::from_utf8_lossy(&log.lock().unwrap()).into_owned();
     assert!(!log.is_empty(), "TRACE logging captured nothing");
@@ -128,7 +128,7 @@ fn wrong_password_basic_and_token() {
 fn unknown_repository_and_names() {
     let log = logs();
     let reg = TestRegistry::start(Auth::None);
-    let c = BlockingRegistry::new(opts(CredentialSource::Anonymous)).unwrap();
+    let c = BlockingRegistry::new(opts(vec![])).unwrap();
     let e = c
         .pull_manifest(&reg.reference("nope/missing:1"), None)
         .unwrap_err();
@@ -137,6 +137,7 @@ fn unknown_repository_and_names() {
         .fetch_blob(
             &reg.reference("nope/missing:1"),
             &stevedore::digest::Digest::of(b"x"),
+            1,
             tempfile::tempdir().unwrap().path(),
         )
         .unwrap_err();
@@ -165,10 +166,7 @@ fn unknown_repository_and_names() {
 fn tls_mismatch_names_host_and_ca_file() {
     let reg = TestRegistry::start(Auth::Tls);
     // No CA given: the generated certificate is unknown.
-    let c = BlockingRegistry::new(opts(
-        CredentialSource::from_user_pass(&format!("{USER}:{PASSWORD}")).unwrap(),
-    ))
-    .unwrap();
+    let c = BlockingRegistry::new(opts(right(&reg))).unwrap();
     let e = push_small(&c, &reg.reference("t/app:1")).unwrap_err();
     check(&e, &[&reg.host(), "--ca-file"]);
     assert!(matches!(e, RegistryError::Tls { .. }), "{e:?}");
@@ -178,7 +176,7 @@ fn tls_mismatch_names_host_and_ca_file() {
     std::fs::write(bad.path(), "not a certificate").unwrap();
     let e = match BlockingRegistry::new(RegistryOptions {
         ca_file: Some(bad.path().to_owned()),
-        ..opts(CredentialSource::Anonymous)
+        ..opts(vec![])
     }) {
         Err(e) => e,
         Ok(_) => panic!("a CA file without certificates was accepted"),
@@ -189,7 +187,7 @@ fn tls_mismatch_names_host_and_ca_file() {
 #[test]
 fn unreachable_host_names_the_url() {
     let port = free_port(); // nothing listens there
-    let c = BlockingRegistry::new(opts(CredentialSource::Anonymous)).unwrap();
+    let c = BlockingRegistry::new(opts(vec![])).unwrap();
     let t0 = std::time::Instant::now();
     let e = push_small(&c, &format!("127.0.0.1:{port}/a/b:1").parse().unwrap()).unwrap_err();
     check(&e, &[&format!("127.0.0.1:{port}/v2/"), "cannot reach"]);
@@ -199,10 +197,7 @@ fn unreachable_host_names_the_url() {
 #[test]
 fn missing_push_right_is_denied_not_bad_password() {
     let reg = TestRegistry::start(Auth::Token);
-    let c = BlockingRegistry::new(opts(
-        CredentialSource::from_user_pass(&format!("{USER}:{PASSWORD}")).unwrap(),
-    ))
-    .unwrap();
+    let c = BlockingRegistry::new(opts(right(&reg))).unwrap();
     // The token server grants only pull on readonly/*.
     let e = push_small(&c, &reg.reference("readonly/app:1")).unwrap_err();
     check(&e, &["access to readonly/app on", "denied", "push rights"]);

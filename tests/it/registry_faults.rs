@@ -40,7 +40,10 @@ fn fault_opts(chunked: bool) -> RegistryOptions {
 async fn assert_complete(direct: &Registry, r: &Reference, img: &TestImage) {
     let out = tempfile::tempdir().unwrap();
     for b in &img.image.blobs {
-        let p = direct.fetch_blob(r, &b.digest, out.path()).await.unwrap();
+        let p = direct
+            .fetch_blob(r, &b.digest, b.size, out.path())
+            .await
+            .unwrap();
         assert_eq!(Digest::of(&std::fs::read(p).unwrap()), b.digest);
     }
     let (m, d) = direct.pull_manifest(r, None).await.unwrap();
@@ -425,4 +428,55 @@ fn registry_chunk_minimum_is_respected() {
     assert_eq!(patches as u64, layer.size.div_ceil(300_000) + 1);
     let direct = Registry::new(RegistryOptions::default()).unwrap();
     rt.block_on(assert_complete(&direct, &reg.reference("min/app:1"), &img));
+}
+
+/// The soak of bench/registry-soak.sh, not part of the suite: `STEVEDORE_SOAK_PUSHES` pushes
+/// (default 200) through the fault proxy at 10-20% faults. Each push must end, within its
+/// deadline, either complete or failed with nothing but a whole image tagged (`run_schedule`
+/// asserts both, so a hang or a tag on an incomplete image fails the soak with its seed).
+#[test]
+#[ignore = "a soak of several minutes: bench/registry-soak.sh"]
+fn soak() {
+    let pushes: u64 = std::env::var("STEVEDORE_SOAK_PUSHES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let reg = TestRegistry::start(Auth::None);
+    let direct = Registry::new(RegistryOptions {
+        credentials: CredentialSource::Anonymous,
+        ..Default::default()
+    })
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let t0 = Instant::now();
+    let outcomes: Vec<Outcome> = rt.block_on(
+        futures_util::stream::iter(10_000..10_000 + pushes)
+            .map(|seed| run_schedule(&reg, &direct, seed, false))
+            .buffer_unordered(4)
+            .collect(),
+    );
+    let ok_first = outcomes
+        .iter()
+        .filter(|o| o.result.is_ok() && o.faults.is_empty())
+        .count();
+    let ok_retried = outcomes
+        .iter()
+        .filter(|o| o.result.is_ok() && !o.faults.is_empty())
+        .count();
+    let failed = outcomes.iter().filter(|o| o.result.is_err()).count();
+    let faulted = outcomes.iter().filter(|o| !o.faults.is_empty()).count();
+    let slowest = outcomes.iter().map(|o| o.secs).fold(0.0, f32::max);
+    for o in outcomes.iter().filter(|o| o.result.is_err()) {
+        eprintln!("seed {}: failed cleanly: {:?}", o.seed, o.result);
+    }
+    eprintln!(
+        "SOAK pushes={pushes} ok_without_faults={ok_first} ok_after_retries={ok_retried} \
+         failed_cleanly={failed} hit_by_faults={faulted} ({:.0}% of those succeeded) \
+         tags_on_incomplete_images=0 hangs=0 slowest_push={slowest:.1}s wall={:.0}s",
+        100.0 * ok_retried as f64 / faulted.max(1) as f64,
+        t0.elapsed().as_secs_f32()
+    );
 }

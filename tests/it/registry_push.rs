@@ -9,24 +9,23 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use registry_support::*;
 use stevedore::digest::Digest;
 use stevedore::registry::{
-    BlockingRegistry, CredentialSource, ImageToPush, Platform, PushProgress, RawManifest,
-    RegistryOptions, Secret, media_types,
+    BlockingRegistry, CredentialSource, HostCredential, ImageToPush, Platform, PushProgress,
+    RawManifest, RegistryOptions, media_types,
 };
 
-fn creds() -> CredentialSource {
-    CredentialSource::Basic {
-        username: USER.into(),
-        password: Secret::new(PASSWORD),
+/// The test registry's credentials, given for that registry only.
+fn creds(reg: &TestRegistry) -> Vec<HostCredential> {
+    if reg.auth == Auth::None {
+        vec![]
+    } else {
+        vec![HostCredential::from_user_pass(&reg.host(), &format!("{USER}:{PASSWORD}")).unwrap()]
     }
 }
 
 fn client(reg: &TestRegistry) -> BlockingRegistry {
     BlockingRegistry::new(RegistryOptions {
-        credentials: if reg.auth == Auth::None {
-            CredentialSource::Anonymous
-        } else {
-            creds()
-        },
+        credentials: CredentialSource::Anonymous,
+        host_credentials: creds(reg),
         ca_file: reg.ca_file.clone(),
         ..Default::default()
     })
@@ -124,11 +123,8 @@ fn child_mounts_parent_layers(reg: &TestRegistry) {
     let parent = make_image(parent_dir.path(), 10, &[], &[400_000, 200_000], "amd64");
     let progress = Arc::new(Counting::default());
     let c = BlockingRegistry::new(RegistryOptions {
-        credentials: if reg.auth == Auth::None {
-            CredentialSource::Anonymous
-        } else {
-            creds()
-        },
+        credentials: CredentialSource::Anonymous,
+        host_credentials: creds(reg),
         ca_file: reg.ca_file.clone(),
         progress: progress.clone(),
         ..Default::default()
@@ -287,12 +283,12 @@ fn pull_fetches_and_verifies_blobs() {
     let out = tempfile::tempdir().unwrap();
     for b in &img.image.blobs {
         assert!(c.blob_exists(&r, &b.digest).unwrap());
-        let p = c.fetch_blob(&r, &b.digest, out.path()).unwrap();
+        let p = c.fetch_blob(&r, &b.digest, b.size, out.path()).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), std::fs::read(&b.path).unwrap());
     }
     assert!(!c.blob_exists(&r, &Digest::of(b"absent")).unwrap());
     let e = c
-        .fetch_blob(&r, &Digest::of(b"absent"), out.path())
+        .fetch_blob(&r, &Digest::of(b"absent"), 6, out.path())
         .unwrap_err();
     assert!(e.to_string().contains("not found in pulled/app"), "{e}");
     // Only finished, verified files are left behind.

@@ -2,6 +2,7 @@
 //! token), test images written by hand as OCI layouts, and skopeo as the independent checker.
 
 pub mod fault_proxy;
+pub mod hostile;
 pub mod token_server;
 
 use std::io::Write;
