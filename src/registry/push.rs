@@ -161,13 +161,7 @@ impl Registry {
                 actual: image.manifest.digest().to_string(),
             });
         }
-        let mut tags: Vec<String> = target.tag.iter().cloned().collect();
-        for t in &image.tags {
-            if !tags.contains(t) {
-                target.with_tag(t)?; // validates before anything is sent
-                tags.push(t.clone());
-            }
-        }
+        let tags = tags_to_set(target, image)?;
         let host = self.host(&target.registry, target.api_host()).await?;
         let repo = target.repository.as_str();
         let sources: Vec<String> = image
@@ -184,42 +178,11 @@ impl Registry {
         scopes.extend(sources.iter().map(|s| pull_scope(s)));
         let refine = |e: RegistryError| e.refine(&host.name, repo, "push");
 
-        // Every blob the manifests need, by digest.
-        let mut needed: BTreeMap<Digest, u64> = BTreeMap::new();
-        let child_digests: BTreeSet<Digest> = image.children.iter().map(|c| c.digest()).collect();
-        for m in std::iter::once(&image.manifest).chain(&image.children) {
-            let refs = ManifestRefs::parse(&m.bytes)?;
-            for d in refs.config.iter().chain(&refs.layers) {
-                needed.insert(d.digest.clone(), d.size);
-            }
-            for c in &refs.manifests {
-                if !child_digests.contains(&c.digest)
-                    && self
-                        .manifest_digest_on(&host, repo, &scopes, &c.digest.to_string())
-                        .await
-                        .map_err(refine)?
-                        .is_none()
-                {
-                    return Err(RegistryError::InvalidManifest(format!(
-                        "the index references manifest {} which is neither among the children given nor in {}",
-                        c.digest,
-                        target.name()
-                    )));
-                }
-            }
-        }
-        let mut local: BTreeMap<Digest, &BlobRef> = BTreeMap::new();
-        for b in &image.blobs {
-            if let Some(&size) = needed.get(&b.digest)
-                && size != b.size
-            {
-                return Err(RegistryError::InvalidManifest(format!(
-                    "blob {} has size {} in the manifest but {} in the blob list",
-                    b.digest, size, b.size
-                )));
-            }
-            local.insert(b.digest.clone(), b);
-        }
+        let needed = self
+            .needed_blobs(&host, repo, &scopes, image, target)
+            .await
+            .map_err(refine)?;
+        let local = local_blobs(image, &needed)?;
 
         let sent = Arc::new(AtomicU64::new(0));
         let mut report = PushReport {
@@ -277,35 +240,76 @@ impl Registry {
         report.bytes_sent = sent.load(Ordering::Relaxed);
 
         // Every blob is confirmed: children by digest, then the manifest by digest, then tags.
-        for c in &image.children {
-            let d = self
-                .put_manifest(&host, repo, &scopes, c, &c.digest().to_string())
-                .await
-                .map_err(refine)?;
-            self.inner
-                .opts
-                .progress
-                .manifest_pushed(&format!("{}@{d}", target.name()), &d);
-        }
-        let digest = report.manifest_digest.clone();
-        self.put_manifest(&host, repo, &scopes, &image.manifest, &digest.to_string())
+        self.put_manifests(&host, repo, &scopes, image, target, &tags)
             .await
             .map_err(refine)?;
-        self.inner
-            .opts
-            .progress
-            .manifest_pushed(&format!("{}@{digest}", target.name()), &digest);
-        for t in &tags {
-            self.put_manifest(&host, repo, &scopes, &image.manifest, t)
-                .await
-                .map_err(refine)?;
-            self.inner
-                .opts
-                .progress
-                .manifest_pushed(&format!("{}:{t}", target.name()), &digest);
-        }
         report.tags = tags;
         Ok(report)
+    }
+
+    /// Every blob the manifests need, by digest, with its size. An index's children must be
+    /// among those given or already in the repository.
+    async fn needed_blobs(
+        &self,
+        host: &Host,
+        repo: &str,
+        scopes: &[String],
+        image: &ImageToPush,
+        target: &Reference,
+    ) -> Result<BTreeMap<Digest, u64>> {
+        let mut needed: BTreeMap<Digest, u64> = BTreeMap::new();
+        let child_digests: BTreeSet<Digest> = image.children.iter().map(|c| c.digest()).collect();
+        for m in std::iter::once(&image.manifest).chain(&image.children) {
+            let refs = ManifestRefs::parse(&m.bytes)?;
+            for d in refs.config.iter().chain(&refs.layers) {
+                needed.insert(d.digest.clone(), d.size);
+            }
+            for c in &refs.manifests {
+                if !child_digests.contains(&c.digest)
+                    && self
+                        .manifest_digest_on(host, repo, scopes, &c.digest.to_string())
+                        .await?
+                        .is_none()
+                {
+                    return Err(RegistryError::InvalidManifest(format!(
+                        "the index references manifest {} which is neither among the children given nor in {}",
+                        c.digest,
+                        target.name()
+                    )));
+                }
+            }
+        }
+        Ok(needed)
+    }
+
+    /// The children by digest, then the manifest by digest, then each tag: a tag only ever
+    /// names an image whose every part is on the registry.
+    async fn put_manifests(
+        &self,
+        host: &Host,
+        repo: &str,
+        scopes: &[String],
+        image: &ImageToPush,
+        target: &Reference,
+        tags: &[String],
+    ) -> Result<()> {
+        let progress = &self.inner.opts.progress;
+        for c in &image.children {
+            let d = self
+                .put_manifest(host, repo, scopes, c, &c.digest().to_string())
+                .await?;
+            progress.manifest_pushed(&format!("{}@{d}", target.name()), &d);
+        }
+        let digest = image.manifest.digest();
+        self.put_manifest(host, repo, scopes, &image.manifest, &digest.to_string())
+            .await?;
+        progress.manifest_pushed(&format!("{}@{digest}", target.name()), &digest);
+        for t in tags {
+            self.put_manifest(host, repo, scopes, &image.manifest, t)
+                .await?;
+            progress.manifest_pushed(&format!("{}:{t}", target.name()), &digest);
+        }
+        Ok(())
     }
 
     /// A blob the image needs but that is not local: present, or mounted from a source.
@@ -580,7 +584,7 @@ impl Registry {
         while offset < blob.size {
             let len = chunk.min(blob.size - offset);
             match self
-                .patch_chunk(host, scopes, blob, &loc, offset, len, meter)
+                .patch_chunk(host, scopes, blob, &loc, offset..offset + len, meter)
                 .await
             {
                 Ok(resp) => {
@@ -649,18 +653,17 @@ impl Registry {
         check_digest(&resp, &blob.digest, &format!("upload of {}", blob.digest))
     }
 
-    /// One PATCH of `len` bytes of the blob from `offset`.
-    #[allow(clippy::too_many_arguments)] // one request's whole description; a struct would only rename them
+    /// One PATCH of the bytes `chunk` of the blob.
     async fn patch_chunk(
         &self,
         host: &Host,
         scopes: &[String],
         blob: &BlobRef,
         loc: &Url,
-        offset: u64,
-        len: u64,
+        chunk: std::ops::Range<u64>,
         meter: &Arc<BlobMeter>,
     ) -> Result<Response> {
+        let (offset, len) = (chunk.start, chunk.end - chunk.start);
         let act = Activity::new();
         let resp = self
             .send(
@@ -747,6 +750,38 @@ impl Registry {
         })
         .await
     }
+}
+
+/// The target's tag and the image's other tags, each validated before anything is sent.
+fn tags_to_set(target: &Reference, image: &ImageToPush) -> Result<Vec<String>> {
+    let mut tags: Vec<String> = target.tag.iter().cloned().collect();
+    for t in &image.tags {
+        if !tags.contains(t) {
+            target.with_tag(t)?;
+            tags.push(t.clone());
+        }
+    }
+    Ok(tags)
+}
+
+/// The local blobs by digest, each the size the manifests say.
+fn local_blobs<'a>(
+    image: &'a ImageToPush,
+    needed: &BTreeMap<Digest, u64>,
+) -> Result<BTreeMap<Digest, &'a BlobRef>> {
+    let mut local = BTreeMap::new();
+    for b in &image.blobs {
+        if let Some(&size) = needed.get(&b.digest)
+            && size != b.size
+        {
+            return Err(RegistryError::InvalidManifest(format!(
+                "blob {} has size {} in the manifest but {} in the blob list",
+                b.digest, size, b.size
+            )));
+        }
+        local.insert(b.digest.clone(), b);
+    }
+    Ok(local)
 }
 
 fn chunk_min(resp: &Response) -> Option<u64> {
