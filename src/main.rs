@@ -415,6 +415,30 @@ fn limit_allocator_retention() {
 }
 
 fn main() -> ExitCode {
+    // A panic is a bug in stevedore, never the input's fault: one line saying so, with where
+    // and the message, then exit 101 at once (Rust's code for a panic), from whichever thread
+    // it was, instead of a backtrace dump and a second report from the thread that joins it.
+    // RUST_BACKTRACE=1 adds the backtrace for whoever debugs it.
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map_or_else(String::new, |l| format!(" at {l}"));
+        let what = info
+            .payload_as_str()
+            .unwrap_or("(no message)")
+            .replace('\n', " ");
+        // (Written, not `eprintln!`ed: a closed stderr must not panic inside the hook.)
+        let mut err = std::io::stderr().lock();
+        let _ = std::io::Write::write_fmt(
+            &mut err,
+            format_args!("error: bug in stevedore (please report it): panicked{at}: {what}\n"),
+        );
+        if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {
+            let trace = std::backtrace::Backtrace::force_capture();
+            let _ = std::io::Write::write_fmt(&mut err, format_args!("{trace}\n"));
+        }
+        std::process::exit(101);
+    }));
     limit_allocator_retention();
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);

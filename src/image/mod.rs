@@ -113,6 +113,10 @@ pub struct ImageDocuments {
 #[error("building the image documents: {0}")]
 pub struct ImageError(String);
 
+/// The last second [`rfc3339`] can write (9999-12-31T23:59:59Z: the year has four digits);
+/// times past it are refused where they come in (`SOURCE_DATE_EPOCH`, git commit times).
+pub const LAST_TIME: u64 = 253_402_300_799;
+
 pub fn rfc3339(secs: u64) -> String {
     humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
         .to_string()

@@ -111,11 +111,13 @@ impl GitInfo {
         let mut commit = head;
         let mut sub = Some(root);
         while !current.is_empty() {
-            let time = commit_seconds(&commit)?;
+            // Checked only where used: a strange time deep in history that gives no file its
+            // time does not matter.
+            let time = commit_seconds(&commit);
             let parent = commit.parent_ids().next().map(|p| p.detach());
             let Some(parent) = parent else {
                 for (path, oid) in current.drain() {
-                    out.insert(path, (oid, time));
+                    out.insert(path, (oid, time.clone()?));
                 }
                 break;
             };
@@ -126,7 +128,7 @@ impl GitInfo {
                 self.changed_paths(sub, parent_sub, prefix, &current, &mut changed)?;
                 for path in changed {
                     if let Some(oid) = current.remove(&path) {
-                        out.insert(path, (oid, time));
+                        out.insert(path, (oid, time.clone()?));
                     }
                 }
             }
@@ -224,9 +226,23 @@ fn join(prefix: &str, name: &str) -> String {
     }
 }
 
+/// The committer time of a commit, which must be a time the image can hold (a commit dated
+/// before 1970 or after 9999 is refused, naming it, rather than clamped).
 fn commit_seconds(c: &gix::Commit<'_>) -> Result<u64, String> {
-    let t = c.time().map_err(|x| x.to_string())?;
-    Ok(t.seconds.max(0) as u64)
+    let t = c
+        .time()
+        .map_err(|x| format!("commit {}: unreadable time: {x}", c.id))?;
+    match u64::try_from(t.seconds) {
+        Ok(secs) if secs <= crate::image::LAST_TIME => Ok(secs),
+        Ok(_) => Err(format!(
+            "commit {} has the time {}, after 9999-12-31T23:59:59Z, the last time the image's RFC 3339 `created` can hold",
+            c.id, t.seconds
+        )),
+        Err(_) => Err(format!(
+            "commit {} has the time {}, before 1970-01-01, which tar headers and the image's `created` cannot hold",
+            c.id, t.seconds
+        )),
+    }
 }
 
 fn tag_at(repo: &gix::Repository, head: ObjectId) -> Option<String> {

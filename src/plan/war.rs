@@ -100,7 +100,7 @@ pub(super) fn layers(
     ctx: &SourceContext,
 ) -> Result<Vec<WarLayer>, PlanError> {
     let fail = |m: String| PlanError::new(&item.location, format!("war `{}`: {m}", item.src));
-    let war = read(&item.path).map_err(|m| {
+    let war = read(&item.path, item.max_size).map_err(|m| {
         fail(m).help("the war must be a zip archive of files and folders (STORED or DEFLATE)")
     })?;
     let mtime = war_time(&item.path, ctx).map_err(|e| fail(e.to_string()))?;
@@ -214,11 +214,14 @@ fn ensure_dirs_below(
 
 /// Reads the WAR's central directory and every entry: STORED ones are hashed where they lie in
 /// the file (checked against their CRC-32), DEFLATE ones are inflated (the zip reader checks
-/// their CRC-32) and kept.
-pub fn read(path: &Path) -> Result<WarContents, String> {
+/// their CRC-32) and kept. The archive must be consistent first (see [`check_layout`]), and
+/// its entries must not hold more than `max_size` bytes uncompressed in all.
+pub fn read(path: &Path, max_size: u64) -> Result<WarContents, String> {
     let io = |e: std::io::Error| format!("{}: {e}", path.display());
     let mut zip = zip::ZipArchive::new(BufReader::new(File::open(path).map_err(io)?))
         .map_err(|e| format!("not a readable zip archive: {e}"))?;
+    check_layout(&mut zip)?;
+    let mut total = 0u64;
     let mut raw = File::open(path).map_err(io)?;
     let shared = Arc::new(path.to_path_buf());
     let mut out = WarContents::default();
@@ -258,6 +261,14 @@ pub fn read(path: &Path) -> Result<WarContents, String> {
             return Err(bad("appears twice"));
         }
         let size = entry.size();
+        total = total.saturating_add(size);
+        if total > max_size {
+            return Err(bad(&format!(
+                "takes the war over its limit of {} uncompressed ({} in all so far); raise `max-size` of the war in the recipe if it is meant to be this large",
+                human_size(max_size),
+                human_size(total)
+            )));
+        }
         let content = match entry.compression() {
             CompressionMethod::Stored => {
                 let offset = entry
@@ -330,6 +341,47 @@ pub fn read(path: &Path) -> Result<WarContents, String> {
         }
     }
     Ok(out)
+}
+
+/// A zip's entries must each own their bytes: a central directory that points many names at
+/// one entry's data (8 MB of WAR would become GBs of layer), or a local header that says
+/// something else than the central directory (other tools would unpack other files), is a
+/// broken or hostile archive. The overlap is looked for here to name the entries; the zip
+/// reader then checks every local header against the central directory, duplicate names and
+/// local headers the directory does not list.
+fn check_layout<R: Read + Seek>(zip: &mut zip::ZipArchive<R>) -> Result<(), String> {
+    let mut spans = Vec::with_capacity(zip.len());
+    for i in 0..zip.len() {
+        let entry = zip
+            .by_index_raw(i)
+            .map_err(|e| format!("zip entry {i}: {e}"))?;
+        let name = String::from_utf8_lossy(entry.name_raw()).into_owned();
+        let end = entry
+            .data_start()
+            .and_then(|d| d.checked_add(entry.compressed_size()))
+            .ok_or_else(|| format!("entry `{name}` has no valid data range"))?;
+        spans.push((entry.header_start(), end, name));
+    }
+    spans.sort();
+    // Sorted by start, any two spans that overlap make an adjacent pair that does.
+    if let Some(w) = spans.windows(2).find(|w| w[0].1 > w[1].0) {
+        return Err(format!(
+            "entries `{}` and `{}` share bytes of the archive (overlapping entries: a zip bomb or a corrupt war)",
+            w[0].2, w[1].2
+        ));
+    }
+    zip.validate_header_consistency()
+        .map_err(|e| format!("inconsistent zip archive: {e}"))
+}
+
+/// `4 GiB`, `512 MiB`, `1000 bytes`: exact, in the largest unit that divides the size.
+pub fn human_size(n: u64) -> String {
+    for (shift, unit) in [(30, "GiB"), (20, "MiB"), (10, "KiB")] {
+        if n >= 1 << shift && n % (1 << shift) == 0 {
+            return format!("{} {unit}", n >> shift);
+        }
+    }
+    format!("{n} bytes")
 }
 
 fn hash_with_crc(mut r: impl Read) -> std::io::Result<(Digest, u64, u32)> {
@@ -427,7 +479,7 @@ mod tests {
             ("./index.html", Some(page), Deflated),
             ("empty/", None, Stored),
         ]);
-        let contents = read(war.path()).unwrap();
+        let contents = read(war.path(), u64::MAX).unwrap();
         let names = |g: Group| -> Vec<&str> {
             contents
                 .files
@@ -459,13 +511,13 @@ mod tests {
     #[test]
     fn refuses_unsafe_or_broken_wars() {
         let evil = zip_file(&[("../evil.jsp", Some(b"x"), CompressionMethod::Stored)]);
-        let err = read(evil.path()).unwrap_err();
+        let err = read(evil.path(), u64::MAX).unwrap_err();
         assert!(err.contains("../evil.jsp") && err.contains(".."), "{err}");
 
         let not_zip = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(not_zip.path(), b"not a zip").unwrap();
         assert!(
-            read(not_zip.path())
+            read(not_zip.path(), u64::MAX)
                 .unwrap_err()
                 .contains("not a readable zip")
         );
@@ -480,14 +532,70 @@ mod tests {
         let at = bytes.windows(5).position(|w| w == b"hello").unwrap();
         bytes[at] = b'j';
         std::fs::write(war.path(), &bytes).unwrap();
-        assert!(read(war.path()).unwrap_err().contains("CRC-32"));
+        assert!(read(war.path(), u64::MAX).unwrap_err().contains("CRC-32"));
+    }
+
+    #[test]
+    fn refuses_inconsistent_zips() {
+        use CompressionMethod::Stored;
+        // A local header naming another file than the central directory does.
+        let war = zip_file(&[("index.html", Some(b"hello"), Stored)]);
+        let mut bytes = std::fs::read(war.path()).unwrap();
+        let at = bytes.windows(10).position(|w| w == b"index.html").unwrap();
+        bytes[at..at + 10].copy_from_slice(b"shell.jspx");
+        std::fs::write(war.path(), &bytes).unwrap();
+        let err = read(war.path(), u64::MAX).unwrap_err();
+        assert!(err.contains("inconsistent zip"), "{err}");
+
+        // The same name twice in the central directory (and in the local headers).
+        let war = zip_file(&[("a.txt", Some(b"1"), Stored), ("b.txt", Some(b"2"), Stored)]);
+        let mut bytes = std::fs::read(war.path()).unwrap();
+        let mut from = 0;
+        while let Some(at) = bytes[from..].windows(5).position(|w| w == b"b.txt") {
+            bytes[from + at..from + at + 5].copy_from_slice(b"a.txt");
+            from += at + 5;
+        }
+        assert!(from > 0);
+        std::fs::write(war.path(), &bytes).unwrap();
+        assert!(read(war.path(), u64::MAX).is_err());
+
+        // Two names for one file once normalised, and an absolute path.
+        let war = zip_file(&[
+            ("a.txt", Some(b"1"), Stored),
+            ("./a.txt", Some(b"2"), Stored),
+        ]);
+        let err = read(war.path(), u64::MAX).unwrap_err();
+        assert!(err.contains("appears twice"), "{err}");
+        let war = zip_file(&[("/etc/passwd", Some(b"x"), Stored)]);
+        let err = read(war.path(), u64::MAX).unwrap_err();
+        assert!(
+            err.contains("/etc/passwd") && err.contains("relative"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_size_limit_counts_every_entry_uncompressed() {
+        use CompressionMethod::{Deflated, Stored};
+        let war = zip_file(&[
+            ("a.txt", Some(&[b'a'; 600][..]), Deflated),
+            ("b.bin", Some(&[b'b'; 500][..]), Stored),
+        ]);
+        assert!(read(war.path(), 1100).is_ok());
+        let err = read(war.path(), 1099).unwrap_err();
+        assert!(
+            err.contains("`b.bin`") && err.contains("1099 bytes"),
+            "{err}"
+        );
+        assert_eq!(human_size(4 << 30), "4 GiB");
+        assert_eq!(human_size(1536), "1536 bytes");
     }
 
     #[test]
     fn the_jakarta_fixture_has_all_four_groups() {
         let war =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/war/jakarta/hello-jakarta.war");
-        let contents = read(&war).unwrap();
+        let contents = read(&war, u64::MAX).unwrap();
         let names: Vec<(Group, Vec<&str>)> = contents
             .files
             .iter()
@@ -516,5 +624,95 @@ mod tests {
             ]
         );
         assert!(contents.empty_dirs.is_empty());
+    }
+}
+
+/// Fuzzing on stable: valid small WARs with bytes overwritten, inserted or cut off, and
+/// arbitrary bytes, through the reader: an error or contents within the limit, never a panic.
+#[cfg(test)]
+mod fuzz {
+    use std::io::Write;
+
+    use proptest::prelude::*;
+    use zip::write::SimpleFileOptions;
+
+    use super::*;
+
+    /// A WAR with stored and deflated files and a folder.
+    fn seed() -> Vec<u8> {
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let stored = SimpleFileOptions::default().compression_method(CompressionMethod::Stored);
+        let deflated = SimpleFileOptions::default().compression_method(CompressionMethod::Deflated);
+        w.add_directory("WEB-INF/", stored).unwrap();
+        w.start_file("WEB-INF/lib/a.jar", stored).unwrap();
+        w.write_all(b"PK jar bytes jar bytes").unwrap();
+        w.start_file("WEB-INF/classes/A.class", deflated).unwrap();
+        w.write_all(&[0xca; 300]).unwrap();
+        w.start_file("index.jsp", deflated).unwrap();
+        w.write_all(b"<html>hello hello hello</html>").unwrap();
+        w.finish().unwrap().into_inner()
+    }
+
+    #[derive(Debug, Clone)]
+    enum Mutation {
+        Set(usize, u8),
+        Insert(usize, Vec<u8>),
+        Truncate(usize),
+    }
+
+    fn mutation() -> impl Strategy<Value = Mutation> {
+        prop_oneof![
+            4 => (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Mutation::Set(i, b)),
+            1 => (any::<usize>(), proptest::collection::vec(any::<u8>(), 1..8))
+                .prop_map(|(i, v)| Mutation::Insert(i, v)),
+            1 => any::<usize>().prop_map(Mutation::Truncate),
+        ]
+    }
+
+    thread_local! {
+        static FILE: tempfile::NamedTempFile = tempfile::NamedTempFile::new().unwrap();
+    }
+
+    /// Reads `bytes` as a WAR (in the thread's one file); whatever comes back is within the
+    /// limit.
+    fn check(bytes: &[u8]) -> Result<(), TestCaseError> {
+        let path = FILE.with(|f| f.path().to_path_buf());
+        std::fs::write(&path, bytes).unwrap();
+        if let Ok(contents) = read(&path, 4096) {
+            let total: u64 = contents.files.values().flatten().map(|(_, c)| c.size).sum();
+            prop_assert!(total <= 4096);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn mutated_wars(mutations in proptest::collection::vec(mutation(), 1..6)) {
+            let mut bytes = seed();
+            for m in mutations {
+                match m {
+                    Mutation::Set(i, b) => {
+                        let n = bytes.len();
+                        bytes[i % n] = b;
+                    }
+                    Mutation::Insert(i, v) => {
+                        let at = i % (bytes.len() + 1);
+                        bytes.splice(at..at, v);
+                    }
+                    Mutation::Truncate(i) => bytes.truncate(i % (bytes.len() + 1)),
+                }
+                if bytes.is_empty() {
+                    break;
+                }
+            }
+            check(&bytes)?;
+        }
+
+        #[test]
+        fn arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            check(&bytes)?;
+        }
     }
 }

@@ -843,6 +843,9 @@ impl Validator<'_> {
         let mode = self.mode(w.mode.as_ref()).unwrap_or(0o644);
         let dir_mode = self.mode(w.dir_mode.as_ref()).unwrap_or(0o755);
         let owner = self.owner(w.owner.as_ref(), accounts);
+        let max_size = self
+            .size(w.max_size.as_ref())
+            .unwrap_or(WarItem::DEFAULT_MAX_SIZE);
         let dest = self.image_path(&w.dest);
         let path = match self.source(&w.src)? {
             SourceKind::File(path) => path,
@@ -862,8 +865,30 @@ impl Validator<'_> {
             mode,
             dir_mode,
             owner,
+            max_size,
             location: self.location(w.src.span()),
         })
+    }
+
+    /// A size: a number of bytes, or a string with a binary unit (`"512 MiB"`, `"8GiB"`).
+    fn size(&mut self, v: Option<&Spanned<toml::Value>>) -> Option<u64> {
+        let v = v?;
+        let parsed = match v.get_ref() {
+            toml::Value::Integer(i) => u64::try_from(*i).ok(),
+            toml::Value::String(s) => parse_size(s),
+            _ => None,
+        };
+        match parsed {
+            Some(n) if n > 0 => Some(n),
+            _ => {
+                self.error(
+                    v.span(),
+                    format!("`{}` is not a size", v.get_ref()),
+                    "write a number of bytes (1000000) or a string with a unit: \"512 MiB\", \"8 GiB\" (B, KiB, MiB, GiB, TiB)",
+                );
+                None
+            }
+        }
     }
 
     fn image_path(&mut self, s: &Str) -> Option<ImagePath> {
@@ -1274,9 +1299,45 @@ fn parse_duration_ns(s: &str) -> Option<u64> {
     Some(total)
 }
 
+/// `1000`, `"1000 B"`, `"64 KiB"`, `"512 MiB"`, `"8GiB"`, `"1 TiB"`: binary units only (a
+/// `MB` that might mean 10^6 or 2^20 is refused rather than guessed).
+fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+    let n: u64 = s[..digits].parse().ok()?;
+    let shift = match s[digits..].trim_start() {
+        "" | "B" => 0,
+        "KiB" => 10,
+        "MiB" => 20,
+        "GiB" => 30,
+        "TiB" => 40,
+        _ => return None,
+    };
+    n.checked_mul(1 << shift)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_have_binary_units() {
+        assert_eq!(parse_size("1000"), Some(1000));
+        assert_eq!(parse_size("64 KiB"), Some(64 << 10));
+        assert_eq!(parse_size("8GiB"), Some(8 << 30));
+        assert_eq!(parse_size(" 1 TiB "), Some(1 << 40));
+        for bad in [
+            "",
+            "MiB",
+            "5 MB",
+            "1.5 GiB",
+            "-1 KiB",
+            "99999999999999999999 TiB",
+            "20000000 TiB",
+        ] {
+            assert_eq!(parse_size(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn names_tags_ports_durations() {
@@ -1315,6 +1376,180 @@ mod tests {
             "base",
         ] {
             assert!(!is_image_reference(recipe, path), "{path}");
+        }
+    }
+}
+
+/// Fuzzing on stable: arbitrary text, and TOML made of the recipe's own sections, keys and
+/// awkward values, through the loader: an error or a recipe, never a panic.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    const HEADERS: &[&str] = &[
+        "[image]",
+        "[config]",
+        "[config.healthcheck]",
+        "[[sources]]",
+        "[[users]]",
+        "[[groups]]",
+        "[[layers]]",
+        "[image.annotations]",
+        "[config.env]",
+        "[config.labels]",
+    ];
+    const KEYS: &[&str] = &[
+        "from",
+        "context",
+        "name",
+        "tags",
+        "format",
+        "compression",
+        "compression-level",
+        "platform",
+        "entrypoint",
+        "cmd",
+        "env",
+        "workdir",
+        "user",
+        "exposed-ports",
+        "volumes",
+        "labels",
+        "stop-signal",
+        "shell",
+        "healthcheck",
+        "onbuild",
+        "test",
+        "interval",
+        "timeout",
+        "retries",
+        "mirrors",
+        "suites",
+        "components",
+        "keyring",
+        "allow-unsigned",
+        "uid",
+        "gid",
+        "home",
+        "packages",
+        "minbase",
+        "recommends",
+        "merged-usr",
+        "files",
+        "dirs",
+        "symlinks",
+        "hardlinks",
+        "war",
+        "src",
+        "dest",
+        "mode",
+        "dir-mode",
+        "owner",
+        "exclude",
+        "path",
+        "target",
+        "max-size",
+    ];
+    const VALUES: &[&str] = &[
+        "\"\"",
+        "\"/\"",
+        "\"a\"",
+        "\"../x\"",
+        "\"/srv/app\"",
+        "\"0644\"",
+        "\"0o7777\"",
+        "\"99999\"",
+        "\"scratch\"",
+        "\"dir\"",
+        "\"app.war\"",
+        "\"recipe.toml\"",
+        "\"other.toml\"",
+        "\"localhost:5000/x:y\"",
+        "\"1h30m\"",
+        "\"é/日本\"",
+        "\"2 KiB\"",
+        "\"99999999999999999999 TiB\"",
+        "\"{git.short}\"",
+        "\"oci\"",
+        "\"zstd\"",
+        "\"linux/amd64\"",
+        "\"root\"",
+        "\"1000:1001\"",
+        "\"SIGTERM\"",
+        "\"80/tcp\"",
+        "0",
+        "-1",
+        "1",
+        "0o644",
+        "9223372036854775807",
+        "-9223372036854775808",
+        "4294967295",
+        "65536",
+        "1e300",
+        "true",
+        "false",
+        "[]",
+        "[\"a\", \"b\"]",
+        "[1, 2]",
+        "[[]]",
+        "{}",
+        "{ src = \"dir\", dest = \"/x\" }",
+        "[{ src = \"dir\", dest = \"/opt/x\" }]",
+        "{ src = \"app.war\", dest = \"/w\", max-size = 1 }",
+        "[{ path = \"/d\", mode = \"0755\" }]",
+        "[{ path = \"/l\", target = \"../../..\" }]",
+        "{ test = [\"CMD\"], interval = \"1s\", retries = -5 }",
+    ];
+
+    /// A folder holding a file, a folder, a WAR-named file and another recipe, one per test
+    /// thread (made once: the cases only rewrite `recipe.toml`).
+    fn fixture() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("dir")).unwrap();
+        std::fs::write(dir.path().join("dir/f"), "f").unwrap();
+        std::fs::write(dir.path().join("app.war"), "not a zip").unwrap();
+        std::fs::write(dir.path().join("other.toml"), "from = \"recipe.toml\"\n").unwrap();
+        dir
+    }
+
+    thread_local! {
+        static DIR: tempfile::TempDir = fixture();
+    }
+
+    /// Loads `text` as `recipe.toml` in the thread's fixture folder.
+    fn load_text(text: &str) {
+        DIR.with(|dir| {
+            let path = dir.path().join("recipe.toml");
+            std::fs::write(&path, text).unwrap();
+            let _ = super::load(&path);
+        });
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_text(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            load_text(&String::from_utf8_lossy(&bytes));
+        }
+
+        #[test]
+        fn recipes_of_recipe_keys(
+            lines in proptest::collection::vec(
+                (0..4u8, proptest::sample::select(HEADERS), proptest::sample::select(KEYS), proptest::sample::select(VALUES)),
+                0..30,
+            )
+        ) {
+            let mut text = String::new();
+            for (kind, header, key, value) in lines {
+                if kind == 0 {
+                    text.push_str(header);
+                } else {
+                    text.push_str(&format!("{key} = {value}"));
+                }
+                text.push('\n');
+            }
+            load_text(&text);
         }
     }
 }

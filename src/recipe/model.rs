@@ -138,12 +138,19 @@ pub struct WarItem {
     /// Mode of the folders the WAR creates (`dest` and below).
     pub dir_mode: u32,
     pub owner: Owner,
+    /// Largest total uncompressed size of its entries (`max-size`).
+    pub max_size: u64,
     pub location: Location,
 }
 
 impl WarItem {
     /// The layers a WAR can become, in order, as suffixes of the recipe layer's name.
     pub const LAYER_SUFFIXES: [&str; 4] = ["libs", "snapshots", "resources", "classes"];
+    /// The default `max-size`: 4 GiB uncompressed. Real WARs are tens to hundreds of MiB (a
+    /// large enterprise one about 1 GiB), and 4 GiB is what a zip without its 64-bit extension
+    /// can declare; a WAR over it is far more likely a mistake or a bomb than an application,
+    /// and the recipe can raise the limit for one that is not.
+    pub const DEFAULT_MAX_SIZE: u64 = 4 << 30;
 }
 
 /// What a package layer asks apt for.

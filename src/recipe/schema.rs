@@ -138,6 +138,9 @@ pub struct WarDecl {
     /// Mode of the folders (default 0755).
     pub dir_mode: Option<Spanned<toml::Value>>,
     pub owner: Option<Str>,
+    /// Largest total uncompressed size of the WAR's entries: bytes, or a string with a unit
+    /// ("512 MiB", "8 GiB"); default 4 GiB.
+    pub max_size: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Debug, Deserialize)]

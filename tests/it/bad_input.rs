@@ -255,3 +255,50 @@ fn bad_command_line_and_environment() {
     assert_eq!(out.status.code(), Some(3));
     assert!(stderr(&out).contains("/nonexistent/recipe.toml"));
 }
+
+/// `SOURCE_DATE_EPOCH` values the image cannot hold are input errors naming the value, for
+/// `plan` and `build` alike; before 1970, past 9999, and not numbers. A value past year 9999
+/// used to panic when `created` was written.
+#[test]
+fn source_date_epoch_out_of_range_is_an_input_error() {
+    let t = tempdir();
+    let recipe = t.path().join("r.toml");
+    write(
+        &recipe,
+        "[image]\nname = \"localhost/sde\"\n[[layers]]\nname = \"l\"\ndirs = [{ path = \"/d\" }]\n",
+    );
+    let layout = t.path().join("out");
+    let out_arg = format!("oci:{}", layout.display());
+    for (value, why) in [
+        ("253402300800", "after 9999-12-31T23:59:59Z"),
+        ("18446744073709551616", "after 9999-12-31T23:59:59Z"),
+        ("-1", "before 1970-01-01"),
+        ("1.5e9", "not a whole number"),
+        ("0x10", "not a whole number"),
+    ] {
+        for args in [
+            vec!["plan", path_str(&recipe)],
+            vec!["build", path_str(&recipe), "-o", &out_arg],
+        ] {
+            let out = stevedore_env(&t.path().join("c"), &args, &[("SOURCE_DATE_EPOCH", value)]);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(3), "{value} {args:?}: {err}");
+            assert!(
+                err.contains(&format!("SOURCE_DATE_EPOCH=\"{value}\"")) && err.contains(why),
+                "{value}: {err}"
+            );
+            assert!(
+                !err.contains("panicked") && !err.contains("bug in stevedore"),
+                "{err}"
+            );
+            assert!(!layout.exists());
+        }
+    }
+    // The last second of year 9999 is a valid time.
+    let digest = build_ok_env(
+        &t.path().join("c"),
+        &[path_str(&recipe), "-o", &out_arg],
+        &[("SOURCE_DATE_EPOCH", "253402300799")],
+    );
+    assert!(digest.starts_with("sha256:"));
+}

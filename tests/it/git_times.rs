@@ -222,3 +222,84 @@ fn a_commit_changes_only_its_layer_and_untracked_or_edited_files_get_head_time()
     assert_eq!(sde.mtimes[1]["opt/app/b.txt"], 1_650_000_000);
     assert_eq!(sde.mtimes[1]["opt/app/built.war"], 1_650_000_000);
 }
+
+/// Commit times the image cannot hold (after year 9999, before 1970) are input errors naming
+/// the commit and the time, not a panic (past 9999) or a silent clamp (before 1970).
+#[test]
+fn commit_times_out_of_range_are_input_errors() {
+    let t = tempdir();
+    let dir = t.path().join("repo");
+    std::fs::create_dir_all(&dir).unwrap();
+    git(&dir, &["init", "-q", "-b", "main"], T1);
+    write(
+        &dir.join("recipe.toml"),
+        "[image]\nname = \"localhost/t\"\n[[layers]]\nname = \"l\"\nfiles = [{ src = \"a.txt\", dest = \"/a.txt\" }]\n",
+    );
+    write(&dir.join("a.txt"), "a");
+    git(&dir, &["add", "-A"], T1);
+    let late = 253_402_300_800u64;
+    git(&dir, &["commit", "-q", "-m", "late"], late);
+    let plan = |env: &[(&str, &str)]| {
+        stevedore_env(
+            &t.path().join("cache"),
+            &["plan", path_str(&dir.join("recipe.toml"))],
+            env,
+        )
+    };
+    let head = |dir: &Path| {
+        let out = run(Command::new("git")
+            .current_dir(dir)
+            .args(["rev-parse", "HEAD"]));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let out = plan(&[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains(&head(&dir)) && err.contains("253402300800") && err.contains("9999"),
+        "{err}"
+    );
+    assert!(!err.contains("bug in stevedore"), "{err}");
+
+    // A commit dated before 1970 (git only writes one by hand).
+    let tree = run(Command::new("git")
+        .current_dir(&dir)
+        .args(["rev-parse", "HEAD^{tree}"]));
+    let tree = String::from_utf8(tree.stdout).unwrap();
+    let object = format!(
+        "tree {}\nauthor t <t@example.invalid> -86400 +0000\ncommitter t <t@example.invalid> -86400 +0000\n\nearly\n",
+        tree.trim()
+    );
+    let mut hash = Command::new("git")
+        .current_dir(&dir)
+        .args([
+            "hash-object",
+            "-t",
+            "commit",
+            "-w",
+            "--stdin",
+            "--literally",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    hash.stdin
+        .take()
+        .unwrap()
+        .write_all(object.as_bytes())
+        .unwrap();
+    let id = hash.wait_with_output().unwrap();
+    let id = String::from_utf8(id.stdout).unwrap().trim().to_string();
+    run(Command::new("git")
+        .current_dir(&dir)
+        .args(["update-ref", "refs/heads/main", &id]));
+    let out = plan(&[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains(&id) && err.contains("-86400") && err.contains("before 1970"),
+        "{err}"
+    );
+}

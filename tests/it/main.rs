@@ -23,6 +23,7 @@ mod determinism;
 mod distro_images;
 mod exit_codes;
 mod git_times;
+mod hostile_inputs;
 mod mmdebstrap_compare;
 mod packages;
 mod registry_base;

@@ -262,3 +262,92 @@ war = { src = "missing.war", dest = "srv" }
         "{err}"
     );
 }
+
+/// Runs `plan` and `build --output` on a project whose WAR must be refused: exit 3 naming
+/// `wanted`, and no image layout written.
+fn refused(project: &Path, wanted: &[&str]) {
+    let recipe = project.join("recipe.toml");
+    let layout = project.join("out");
+    for args in [
+        vec!["plan", path_str(&recipe)],
+        vec![
+            "build",
+            path_str(&recipe),
+            "--output",
+            &format!("oci:{}", layout.display()),
+        ],
+    ] {
+        let start = std::time::Instant::now();
+        let out = stevedore(&project.join("cache"), &args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {err}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(20));
+        for w in wanted {
+            assert!(err.contains(w), "missing {w:?} in:\n{err}");
+        }
+        assert!(stdout(&out).is_empty());
+    }
+    assert!(!layout.exists(), "nothing is written for a refused war");
+}
+
+#[test]
+fn a_war_whose_names_share_one_entry_is_refused() {
+    // One stored 64 KiB jar and a thousand more names pointing at its bytes: an image of
+    // 64 MiB from a 130 KiB WAR.
+    let dir = tempdir();
+    let mut w = ZipWriter::new(std::fs::File::create(dir.path().join("app.war")).unwrap());
+    let stored = SimpleFileOptions::default().compression_method(CompressionMethod::Stored);
+    w.start_file("WEB-INF/lib/a.jar", stored).unwrap();
+    w.write_all(&vec![7u8; 64 << 10]).unwrap();
+    for i in 0..1000 {
+        w.shallow_copy_file("WEB-INF/lib/a.jar", &format!("WEB-INF/lib/copy{i}.jar"))
+            .unwrap();
+    }
+    w.finish().unwrap();
+    assert!(std::fs::metadata(dir.path().join("app.war")).unwrap().len() < 200 << 10);
+    write(&dir.path().join("recipe.toml"), RECIPE);
+    refused(
+        dir.path(),
+        &[
+            "app.war",
+            "share bytes",
+            "WEB-INF/lib/a.jar",
+            "recipe.toml:6",
+        ],
+    );
+}
+
+#[test]
+fn a_war_over_its_size_limit_is_refused() {
+    let dir = project_with(&fixture());
+    // The fixture holds a few KiB; the limit is set below them.
+    write(
+        &dir.path().join("recipe.toml"),
+        &RECIPE.replace(
+            r#"owner = "1000:1001" }"#,
+            r#"owner = "1000:1001", max-size = "2 KiB" }"#,
+        ),
+    );
+    refused(
+        dir.path(),
+        &["app.war", "over its limit of 2 KiB", "max-size", "entry `"],
+    );
+    // A limit that is not a size is a recipe error pointing at it.
+    write(
+        &dir.path().join("recipe.toml"),
+        &RECIPE.replace(
+            r#"owner = "1000:1001" }"#,
+            r#"owner = "1000:1001", max-size = "2 MB" }"#,
+        ),
+    );
+    refused(dir.path(), &["recipe.toml:6", "is not a size", "MiB"]);
+    // With room enough, the same WAR builds.
+    write(
+        &dir.path().join("recipe.toml"),
+        &RECIPE.replace(
+            r#"owner = "1000:1001" }"#,
+            r#"owner = "1000:1001", max-size = 1048576 }"#,
+        ),
+    );
+    assert_eq!(build(dir.path()).len(), 4);
+}

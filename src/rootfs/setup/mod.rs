@@ -318,6 +318,9 @@ fn before_rules(call: &Call<'_>, ctx: &Context<'_>) -> Option<Status> {
             "removal script: does not run when installing".into(),
         ));
     }
+    if let Some(limit) = cmd.too_complex {
+        return Some(Status::NotCovered(format!("too complex to read: {limit}")));
+    }
     if prog.contains('$') || prog.is_empty() {
         return Some(Status::NotCovered(
             "the program name depends on runtime values".into(),

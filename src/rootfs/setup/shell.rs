@@ -2,10 +2,18 @@
 //! runs, with its arguments after substituting the variables the script sets to constants
 //! (and `for` loop variables over constant lists, as tomcat10's and openjdk's postinst use).
 //!
-//! This is not a shell. Conditions are not evaluated, functions are not called, command
-//! substitutions are not run. What cannot be resolved is kept visible (`unresolved`) so that
-//! callers report it as not covered instead of guessing.
+//! This is not a shell. Conditions with a definite value on a fresh install (`[ "$1" =
+//! configure ]`, `[ -z "$2" ]`, `dpkg --compare-versions "$2" lt …`, `case` patterns) are
+//! evaluated so that branches not taken are marked dead; other conditions count as possibly
+//! true. Functions are read where they are defined, never called; command substitutions are
+//! never run (only `$(seq …)` has a known output). What cannot be resolved is kept visible
+//! (`unresolved`) so that callers report it as not covered instead of guessing.
+//!
+//! Scripts come from packages, which may be hostile: reading one has budgets (see [`Limit`]).
+//! Past any of them the whole script is one [`Command::too_complex`] stand-in, which the
+//! coverage report shows as not covered, never a panic, a hang or unbounded memory.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
 /// One simple command found in a script.
@@ -30,6 +38,8 @@ pub struct Command {
     /// In a branch that does not run on a fresh install (`if [ -n "$2" ]`, `case "$1" in
     /// abort-upgrade)`): the condition that rules it out.
     pub dead: Option<String>,
+    /// Set on the one stand-in for a script past a reading budget: which budget.
+    pub too_complex: Option<Limit>,
 }
 
 impl Command {
@@ -45,11 +55,70 @@ impl Command {
             function: None,
             substitutions: Vec::new(),
             dead: None,
+            too_complex: None,
+        }
+    }
+
+    /// The stand-in for a whole script that went past `limit` at `line`: no program, no
+    /// words, so no rule can take it for a command it knows.
+    pub fn too_complex(limit: Limit, line: usize) -> Command {
+        Command {
+            line,
+            too_complex: Some(limit),
+            ..Command::opaque(format!(
+                "(the whole script: too complex to read: {limit}, at line {line})"
+            ))
         }
     }
 
     pub fn program(&self) -> &str {
         self.words.first().map(String::as_str).unwrap_or("")
+    }
+}
+
+/// The budgets of reading one script. Real maintainer scripts stay far below each of them (the
+/// largest of Debian's are tens of KiB with a few hundred commands, loops over a handful of
+/// values and a nesting depth under ten); a script past one is read no further and reported as
+/// not covered as a whole. Fixed rather than configurable: they bound the cost of reading
+/// hostile input, not a property of the image, and nothing legitimate comes near them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// The script's size in bytes.
+    ScriptSize,
+    /// Commands found, counting each expansion of a loop body.
+    Commands,
+    /// Values of one `for` list (`$(seq …)` included).
+    LoopValues,
+    /// Nesting of `if`/`case`/loops/functions, and of `$(…)`, backticks and `$((…))`.
+    Depth,
+    /// Bytes of one word after variable substitution.
+    WordSize,
+    /// Bytes produced by all variable substitutions of the script.
+    ExpandedTotal,
+}
+
+pub const MAX_SCRIPT_BYTES: usize = 1 << 20;
+pub const MAX_COMMANDS: usize = 10_000;
+pub const MAX_LOOP_VALUES: usize = 10_000;
+pub const MAX_DEPTH: usize = 64;
+pub const MAX_WORD_BYTES: usize = 1 << 20;
+pub const MAX_EXPANDED_BYTES: usize = 64 << 20;
+/// What one step of substitution costs beyond its bytes, against [`MAX_EXPANDED_BYTES`]: a
+/// million references to empty values are as much work as 64 MiB of text.
+const SPEND_OVERHEAD: usize = 64;
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Limit::ScriptSize => write!(f, "script size over {} KiB", MAX_SCRIPT_BYTES >> 10),
+            Limit::Commands => write!(f, "over {MAX_COMMANDS} commands expanded"),
+            Limit::LoopValues => write!(f, "a loop over more than {MAX_LOOP_VALUES} values"),
+            Limit::Depth => write!(f, "nesting deeper than {MAX_DEPTH}"),
+            Limit::WordSize => write!(f, "a word over {} KiB", MAX_WORD_BYTES >> 10),
+            Limit::ExpandedTotal => {
+                write!(f, "substitutions over {} MiB", MAX_EXPANDED_BYTES >> 20)
+            }
+        }
     }
 }
 
@@ -80,6 +149,9 @@ pub fn install_args(script: &str) -> Option<&'static [&'static str]> {
 /// "$2" lt-nl 1.0`) mark the commands of branches not taken as [`Command::dead`]. Other
 /// conditions (file tests, command results) count as possibly true.
 pub fn commands_with_args(script: &str, args: Option<&[&str]>) -> Vec<Command> {
+    if script.len() > MAX_SCRIPT_BYTES {
+        return vec![Command::too_complex(Limit::ScriptSize, 1)];
+    }
     let mut p = Parser::default();
     if let Some(args) = args {
         for (i, a) in args.iter().enumerate() {
@@ -116,6 +188,9 @@ pub fn commands_with_args(script: &str, args: Option<&[&str]>) -> Vec<Command> {
         i += 1;
         let heredoc = heredoc_delimiter(&logical);
         p.logical_line(&logical, start + 1);
+        if let Some((limit, line)) = p.over.get() {
+            return vec![Command::too_complex(limit, line)];
+        }
         if let Some(delim) = heredoc {
             while i < lines.len() && lines[i].trim() != delim {
                 i += 1;
@@ -133,49 +208,96 @@ pub fn commands_with_args(script: &str, args: Option<&[&str]>) -> Vec<Command> {
 /// A function is only as live as the places that name it: when every command outside its
 /// body that mentions it (a call, `trap f EXIT`, `$(f)`) is dead, its body is dead too
 /// (adduser's `create_adduser_conf`, called under `upgrade)` only); a function nothing
-/// mentions never runs. Repeated until stable, for functions called from functions.
+/// mentions never runs. Propagated through a worklist (a function dying can kill the functions
+/// only its body calls), so the cost stays linear in the commands' text whatever the script.
 fn dead_functions(cmds: &mut [Command]) {
-    loop {
-        let names: std::collections::BTreeSet<String> = cmds
-            .iter()
-            .filter(|c| c.dead.is_none())
-            .filter_map(|c| c.function.clone())
-            .collect();
-        let mut changed = false;
-        for f in names {
-            let mentions: Vec<&Command> = cmds
-                .iter()
-                .filter(|c| c.function.as_deref() != Some(f.as_str()))
-                .filter(|c| mentions_word(&c.text, &f))
-                .collect();
-            if mentions.iter().any(|c| c.dead.is_none()) {
-                continue;
-            }
-            let why = match mentions.first() {
-                Some(c) => format!(
-                    "function {f} is only called where it does not run ({})",
-                    c.dead.clone().unwrap_or_default()
-                ),
-                None => format!("function {f} is never called"),
-            };
-            for c in cmds.iter_mut() {
-                if c.function.as_deref() == Some(f.as_str()) && c.dead.is_none() {
-                    c.dead = Some(why.clone());
-                    changed = true;
-                }
+    let names: std::collections::BTreeSet<String> = cmds
+        .iter()
+        .filter(|c| c.dead.is_none())
+        .filter_map(|c| c.function.clone())
+        .collect();
+    // For each function: the commands outside its body that mention it, in order, and how
+    // many of them are live; for each command: the functions it mentions.
+    let mut mentions: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    let mut mentioned_by: Vec<Vec<&str>> = vec![Vec::new(); cmds.len()];
+    for (i, c) in cmds.iter().enumerate() {
+        let mut words: Vec<&str> = c.text.split(|ch: char| !is_name_char(ch)).collect();
+        words.sort_unstable();
+        words.dedup();
+        for w in words {
+            if let Some(name) = names.get(w)
+                && c.function.as_deref() != Some(w)
+            {
+                mentions.entry(name.as_str()).or_default().push(i);
+                mentioned_by[i].push(name.as_str());
             }
         }
-        if !changed {
-            return;
+    }
+    let mut live: BTreeMap<&str, usize> = names
+        .iter()
+        .map(|n| {
+            let list = mentions.get(n.as_str()).map_or(&[][..], Vec::as_slice);
+            (
+                n.as_str(),
+                list.iter().filter(|&&i| cmds[i].dead.is_none()).count(),
+            )
+        })
+        .collect();
+    let mut body: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, c) in cmds.iter().enumerate() {
+        if let Some(f) = c.function.as_deref().and_then(|f| names.get(f)) {
+            body.entry(f.as_str()).or_default().push(i);
+        }
+    }
+    let mut work: Vec<&str> = live
+        .iter()
+        .filter(|(_, n)| **n == 0)
+        .map(|(f, _)| *f)
+        .rev()
+        .collect();
+    while let Some(f) = work.pop() {
+        let why = clip(match mentions.get(f).and_then(|m| m.first()) {
+            Some(&i) => format!(
+                "function {f} is only called where it does not run ({})",
+                cmds[i].dead.as_deref().unwrap_or_default()
+            ),
+            None => format!("function {f} is never called"),
+        });
+        for &j in body.get(f).map_or(&[][..], Vec::as_slice) {
+            if cmds[j].dead.is_some() {
+                continue;
+            }
+            cmds[j].dead = Some(why.clone());
+            for &g in &mentioned_by[j] {
+                if let Some(n) = live.get_mut(g) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        work.push(g);
+                    }
+                }
+            }
         }
     }
 }
 
-/// `word` appears in `text` as a whole word (not as part of a longer name).
-fn mentions_word(text: &str, word: &str) -> bool {
-    let is_name = |c: char| c.is_alphanumeric() || c == '_' || c == '-';
-    text.match_indices(word)
-        .any(|(i, _)| !text[..i].ends_with(is_name) && !text[i + word.len()..].starts_with(is_name))
+/// Reasons shown in the report, cut to a readable length: they nest (`else of elif …`), and
+/// a reason copied into each dead command must not grow with the script.
+fn clip(mut why: String) -> String {
+    const MAX: usize = 240;
+    if why.len() > MAX {
+        let mut end = MAX;
+        while !why.is_char_boundary(end) {
+            end -= 1;
+        }
+        why.truncate(end);
+        why.push('…');
+    }
+    why
+}
+
+/// A character of a function name as [`Parser::logical_line`] accepts one.
+fn is_name_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_' || c == '-'
 }
 
 /// Variables a script sets to a temporary file (`tmp=$(mktemp)`).
@@ -229,33 +351,47 @@ fn is_case_pattern(text: &str) -> bool {
     })
 }
 
-/// The output of `seq [FIRST [INCREMENT]] LAST` with literal integers, one value per word.
-fn seq_output(text: &str) -> Option<Vec<String>> {
+/// The output of `seq [FIRST [INCREMENT]] LAST` with literal integers, one value per word;
+/// `None` for any other command (or numbers seq would read otherwise). The count is worked
+/// out before any value is made, in checked arithmetic: `seq 1 18446744073709551615` is over
+/// the budget, not a loop that wraps or a panic.
+fn seq_output(text: &str) -> Result<Option<Vec<String>>, Limit> {
     let words = lex(text);
-    let (prog, args) = words.split_first()?;
+    let Some((prog, args)) = words.split_first() else {
+        return Ok(None);
+    };
     if prog.text != "seq" || prog.quoted {
-        return None;
+        return Ok(None);
     }
-    let n: Vec<i64> = args
+    let Some(n) = args
         .iter()
-        .map(|w| w.text.parse().ok())
-        .collect::<Option<_>>()?;
+        .map(|w| w.text.parse::<i128>().ok())
+        .collect::<Option<Vec<i128>>>()
+    else {
+        return Ok(None);
+    };
     let (first, step, last) = match n.as_slice() {
         [l] => (1, 1, *l),
         [f, l] => (*f, 1, *l),
         [f, s, l] => (*f, *s, *l),
-        _ => return None,
+        _ => return Ok(None),
     };
-    if step == 0 || (last - first) / step > 10_000 {
-        return None;
+    if step == 0 {
+        return Ok(None);
     }
-    let mut out = Vec::new();
-    let mut i = first;
-    while (step > 0 && i <= last) || (step < 0 && i >= last) {
-        out.push(i.to_string());
-        i += step;
+    // Values first + k*step for k in 0..count; none when last is on the wrong side.
+    let count = match last.checked_sub(first).and_then(|d| d.checked_div(step)) {
+        Some(q) if q >= 0 => q.saturating_add(1),
+        Some(_) => 0,
+        None => return Err(Limit::LoopValues),
+    };
+    if count > MAX_LOOP_VALUES as i128 {
+        return Err(Limit::LoopValues);
     }
-    Some(out)
+    // Within the budget, every value lies between first and last: no overflow.
+    Ok(Some(
+        (0..count).map(|k| (first + k * step).to_string()).collect(),
+    ))
 }
 
 /// How many lines a quoted word may span before the quote is taken as unbalanced.
@@ -321,7 +457,7 @@ fn find_unquoted(line: &str, needle: &str) -> Option<usize> {
             b'\'' if !dq => sq = !sq,
             b'"' if !sq => dq = !dq,
             b'#' if !sq && !dq && (i == 0 || bytes[i - 1].is_ascii_whitespace()) => return None,
-            _ if !sq && !dq && line[i..].starts_with(needle) => return Some(i),
+            _ if !sq && !dq && bytes[i..].starts_with(needle.as_bytes()) => return Some(i),
             _ => {}
         }
     }
@@ -336,7 +472,8 @@ struct Parser {
     vars: BTreeMap<String, Option<String>>,
     /// Open `for` loops: (variable, values or None when the list is unknowable); `while` and
     /// `until` push a loop without variable so `done` pops the right one.
-    loops: Vec<Option<(String, Option<Vec<String>>)>>,
+    /// (Shared values: each command using the loop holds them while it is expanded.)
+    loops: Vec<Option<(String, Option<std::rc::Rc<[String]>>)>>,
     in_case: usize,
     function_depth: usize,
     /// A function name was read (`name()`), its body opens on the next line.
@@ -357,6 +494,13 @@ struct Parser {
     /// The pending condition's left fold: value so far, the operator after it, the value
     /// of the operand being read.
     cond_fold: (Option<bool>, String, Option<bool>),
+    /// The line being read, for the budget report.
+    lineno: usize,
+    /// The first budget the script went past, and where; reading stops there.
+    over: Cell<Option<(Limit, usize)>>,
+    /// What substitutions and copies into commands have cost so far, in bytes (see
+    /// [`Parser::spend`]).
+    spent: Cell<usize>,
 }
 
 /// One open `if` or `case`.
@@ -425,6 +569,10 @@ fn eval_condition(words: &[String], unresolved: bool) -> Option<bool> {
 }
 
 fn eval_test(args: &[&str]) -> Option<bool> {
+    // Each connective is a level of recursion; real tests have a few.
+    if args.len() > MAX_TEST_WORDS {
+        return None;
+    }
     // `-o` binds looser than `-a`, both looser than `!` (debian-archive-keyring's
     // `[ "$1" = 'configure' -a -n "$2" ]`). A unary test's operand is never split on.
     if let Some(i) = binary_connective(args, "-o") {
@@ -468,6 +616,9 @@ fn binary_connective(args: &[&str], conn: &str) -> Option<usize> {
     }
     None
 }
+
+/// Longest `test`/`[` evaluated; a longer one counts as possibly true.
+const MAX_TEST_WORDS: usize = 64;
 
 const BINARY_OPS: &[&str] = &[
     "=", "==", "!=", "-eq", "-ne", "-lt", "-le", "-gt", "-ge", "-nt", "-ot", "-ef",
@@ -514,14 +665,33 @@ fn case_matches(pattern: &str, word: &str) -> bool {
         .any(|p| glob(p.trim().trim_matches('"').as_bytes(), word.as_bytes()))
 }
 
+/// `*` and `?` matching in time proportional to the product of the lengths at worst (a
+/// recursive matcher is exponential on `*a*a*a*…b`): a `*` that fails is retried one byte
+/// further, only from the last `*` seen.
 fn glob(p: &[u8], s: &[u8]) -> bool {
-    match (p.first(), s.first()) {
-        (None, None) => true,
-        (Some(b'*'), _) => glob(&p[1..], s) || (!s.is_empty() && glob(p, &s[1..])),
-        (Some(b'?'), Some(_)) => glob(&p[1..], &s[1..]),
-        (Some(a), Some(b)) if a == b => glob(&p[1..], &s[1..]),
-        _ => false,
+    let (mut pi, mut si) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        match p.get(pi) {
+            Some(b'*') => {
+                star = Some((pi, si));
+                pi += 1;
+            }
+            Some(&c) if c == b'?' || c == s[si] => {
+                pi += 1;
+                si += 1;
+            }
+            _ => match star {
+                Some((sp, ss)) => {
+                    pi = sp + 1;
+                    si = ss + 1;
+                    star = Some((sp, ss + 1));
+                }
+                None => return false,
+            },
+        }
     }
+    p[pi.min(p.len())..].iter().all(|&c| c == b'*')
 }
 
 impl Parser {
@@ -569,10 +739,10 @@ impl Parser {
             if let Some(f) = self.frames.last_mut() {
                 if f.taken {
                     f.live = Some(false);
-                    f.why = format!("an earlier branch is taken ({})", f.why);
+                    f.why = clip(format!("an earlier branch is taken ({})", f.why));
                 } else {
                     f.live = value;
-                    f.why = format!("elif {text}");
+                    f.why = clip(format!("elif {text}"));
                     f.taken = value == Some(true);
                 }
             }
@@ -581,7 +751,7 @@ impl Parser {
                 is_case: false,
                 live: value,
                 taken: value == Some(true),
-                why: format!("if {text}"),
+                why: clip(format!("if {text}")),
                 word: None,
             });
         }
@@ -589,7 +759,41 @@ impl Parser {
 }
 
 impl Parser {
+    /// Records the first budget the script goes past; reading stops at the next check.
+    fn exceed(&self, limit: Limit) {
+        if self.over.get().is_none() {
+            self.over.set(Some((limit, self.lineno)));
+        }
+    }
+
+    /// Counts `bytes` against the total budget of substitutions and copies; false (and the
+    /// script over budget) past it. Each call also costs [`SPEND_OVERHEAD`], so that a
+    /// substitution fanning out to empty values is paid for too.
+    fn spend(&self, bytes: usize) -> bool {
+        let total = self
+            .spent
+            .get()
+            .saturating_add(bytes)
+            .saturating_add(SPEND_OVERHEAD);
+        self.spent.set(total);
+        if total > MAX_EXPANDED_BYTES {
+            self.exceed(Limit::ExpandedTotal);
+        }
+        self.over.get().is_none()
+    }
+
+    /// Open `if`/`case`/loop/function levels, checked against [`MAX_DEPTH`].
+    fn check_depth(&self) {
+        if self.frames.len() + self.loops.len() + self.function_depth > MAX_DEPTH {
+            self.exceed(Limit::Depth);
+        }
+    }
+
     fn logical_line(&mut self, line: &str, lineno: usize) {
+        self.lineno = lineno;
+        if self.over.get().is_some() {
+            return;
+        }
         let mut line = line.trim().to_owned();
         if line.starts_with('#') || line.is_empty() {
             return;
@@ -623,7 +827,10 @@ impl Parser {
                         None => None,
                     };
                     f.taken |= m == Some(true);
-                    f.why = format!("case {} in {pattern})", f.word.clone().unwrap_or_default());
+                    f.why = clip(format!(
+                        "case {} in {pattern})",
+                        f.word.as_deref().unwrap_or_default()
+                    ));
                 }
                 line = line[close + 1..].to_owned();
             }
@@ -662,6 +869,7 @@ impl Parser {
                     self.current_fn = Some(name.to_owned());
                 }
                 self.function_depth += 1;
+                self.check_depth();
                 let rest = line[pos + 2..].trim();
                 if rest.is_empty() {
                     self.fn_body_pending = true;
@@ -675,14 +883,24 @@ impl Parser {
                 }
             }
         }
-        for (segment, subs, sep) in split_segments(&line) {
+        let segments = match split_segments(&line, 0) {
+            Ok(s) => s,
+            Err(limit) => return self.exceed(limit),
+        };
+        for (segment, subs, sep) in segments {
             self.sub_outputs.clear();
             self.segment_subs = subs.iter().map(|s| s.trim().to_owned()).collect();
             for sub in subs {
-                self.sub_outputs.push(seq_output(&sub));
+                match seq_output(&sub) {
+                    Ok(out) => self.sub_outputs.push(out),
+                    Err(limit) => return self.exceed(limit),
+                }
                 self.simple(&sub, lineno, true, "");
             }
             self.simple(&segment, lineno, false, &sep);
+            if self.over.get().is_some() {
+                return;
+            }
         }
     }
 
@@ -691,8 +909,14 @@ impl Parser {
         let (raw, redirects_raw) = strip_redirects(raw);
         let mut words: Vec<RawWord> = raw;
         let mut negate = false;
-        // Leading keywords are syntax, not programs.
-        while let Some(w) = words.first() {
+        // Leading keywords are syntax, not programs (skipped by index: removing them one by
+        // one from the front is quadratic on a line of ten thousand `while`s).
+        let mut skip = 0;
+        while let Some(w) = words.get(skip) {
+            self.check_depth();
+            if self.over.get().is_some() {
+                return;
+            }
             let lit = w.text.as_str();
             if !w.quoted && KEYWORDS.contains(&lit) {
                 match lit {
@@ -712,7 +936,7 @@ impl Parser {
                             } else {
                                 f.live.map(|l| !l)
                             };
-                            f.why = format!("else of {}", f.why);
+                            f.why = clip(format!("else of {}", f.why));
                         }
                     }
                     "fi" => {
@@ -737,11 +961,12 @@ impl Parser {
                     "!" => negate = !negate,
                     _ => {}
                 }
-                words.remove(0);
+                skip += 1;
             } else {
                 break;
             }
         }
+        words.drain(..skip);
         let Some(first) = words.first() else { return };
         if !first.quoted {
             match first.text.as_str() {
@@ -757,7 +982,7 @@ impl Parser {
                         why: String::new(),
                         word,
                     });
-                    return;
+                    return self.check_depth();
                 }
                 "for" => {
                     let var = words.get(1).map(|w| w.text.clone()).unwrap_or_default();
@@ -788,20 +1013,24 @@ impl Parser {
                                     None
                                 }
                             };
+                            if vals.as_ref().is_some_and(|v| v.len() > MAX_LOOP_VALUES) {
+                                return self.exceed(Limit::LoopValues);
+                            }
                         }
                         vals
                     } else {
                         None
                     };
-                    self.loops.push(Some((var, values)));
-                    return;
+                    self.loops.push(Some((var, values.map(std::rc::Rc::from))));
+                    return self.check_depth();
                 }
                 _ => {}
             }
         }
         // Assignments: `VAR=value` alone sets a variable; before a program they are env.
         let mut assigned = false;
-        while let Some(w) = words.first() {
+        let mut env = 0;
+        while let Some(w) = words.get(env) {
             let Some((name, value)) = assignment(w) else {
                 break;
             };
@@ -815,8 +1044,9 @@ impl Parser {
                 self.vars.insert(name, value);
                 assigned = true;
             }
-            words.remove(0);
+            env += 1;
         }
+        words.drain(..env);
         if words.is_empty() {
             if !assigned {
                 return;
@@ -844,15 +1074,44 @@ impl Parser {
                 self.vars.remove(&w.text);
             }
         }
-        // One command per combination of the loop values it uses.
-        let mut combos: Vec<BTreeMap<String, String>> = vec![BTreeMap::new()];
+        // One command per combination of the loop values it uses: how many is known before
+        // any is made (ten nested loops over a hundred values would be 10^20).
+        // A loop variable is used directly or through a variable whose value names it (each
+        // value scanned is paid for: a long value named by many words is a cost).
+        let names: std::collections::BTreeSet<&str> = words
+            .iter()
+            .flat_map(|w| referenced_names(&w.text))
+            .collect();
+        let values: Vec<&str> = names
+            .iter()
+            .filter_map(|n| self.vars.get(*n)?.as_deref())
+            .collect();
+        let used: Vec<(String, Option<std::rc::Rc<[String]>>)> = self
+            .loops
+            .iter()
+            .flatten()
+            .filter(|(var, _)| {
+                names.contains(var.as_str())
+                    || values
+                        .iter()
+                        .any(|v| self.spend(v.len()) && uses_var(v, var))
+            })
+            .cloned()
+            .collect();
+        if self.over.get().is_some() {
+            return;
+        }
+        let count = used
+            .iter()
+            .filter_map(|(_, values)| values.as_ref().map(|v| v.len()))
+            .try_fold(1usize, usize::checked_mul);
+        if count.is_none_or(|n| n > MAX_COMMANDS.saturating_sub(self.out.len())) {
+            return self.exceed(Limit::Commands);
+        }
+        // (Borrowed values: a combination per command must not copy a long loop value.)
+        let mut combos: Vec<BTreeMap<&str, &str>> = vec![BTreeMap::new()];
         let mut unknown_loop = false;
-        for (var, values) in self.loops.iter().flatten() {
-            let used = words.iter().any(|w| uses_var(&w.text, var))
-                || words.iter().any(|w| self.uses_var_indirect(&w.text, var));
-            if !used {
-                continue;
-            }
+        for (var, values) in &used {
             match values {
                 Some(vals) => {
                     combos = combos
@@ -860,7 +1119,7 @@ impl Parser {
                         .flat_map(|c| {
                             vals.iter().map(move |v| {
                                 let mut c = c.clone();
-                                c.insert(var.clone(), v.clone());
+                                c.insert(var.as_str(), v.as_str());
                                 c
                             })
                         })
@@ -881,8 +1140,10 @@ impl Parser {
                         // A program held in a variable (libpam0g's `idl="invoke-rc.d
                         // ${service}"; $idl stop`): its value as written, still unresolved.
                         match self.raw_value(&w.text).filter(|_| out_words.is_empty()) {
-                            Some(raw) => out_words.extend(lex(raw).into_iter().map(|r| r.text)),
-                            None => out_words.push(w.text.clone()),
+                            Some(raw) if self.spend(raw.len()) => {
+                                out_words.extend(lex(raw).into_iter().map(|r| r.text))
+                            }
+                            _ => out_words.push(w.text.clone()),
                         }
                     }
                 }
@@ -897,15 +1158,24 @@ impl Parser {
                 })
                 .collect();
             let mut dead = self.dead();
+            // (A reason is clipped, but copied into every command it rules out.)
+            if !self.spend(dead.as_deref().map_or(0, str::len)) {
+                return;
+            }
             if let Some((value, text, _)) = &self.condition
                 && dead.is_none()
                 && ((sep == "&&" && *value == Some(false)) || (sep == "||" && *value == Some(true)))
             {
-                dead = Some(format!("short-circuited by `{text}`"));
+                dead = Some(clip(format!("short-circuited by `{text}`")));
             }
             if self.condition.is_some() && !substitution {
                 let value = eval_condition(&out_words, unresolved).map(|v| v != negate);
                 self.condition_part(sep, value, &out_words.join(" "));
+            }
+            // Each command copies its text and its segment's substitutions.
+            let copied = self.segment_subs.iter().map(String::len).sum::<usize>();
+            if !self.spend(text.len().saturating_add(copied)) {
+                return;
             }
             self.out.push(Command {
                 line: lineno,
@@ -921,6 +1191,7 @@ impl Parser {
                     self.segment_subs.clone()
                 },
                 dead,
+                too_complex: None,
             });
         }
     }
@@ -935,25 +1206,21 @@ impl Parser {
         self.vars.get(name)?.as_deref()
     }
 
-    fn uses_var_indirect(&self, text: &str, var: &str) -> bool {
-        self.vars.iter().any(|(name, value)| {
-            uses_var(text, name) && value.as_deref().is_some_and(|v| uses_var(v, var))
-        })
-    }
-
     /// Expands `$NAME`/`${NAME}` from known variables and `loop` values. `None` when
     /// something is unknowable (`$1`, an unknown variable, a command substitution).
-    fn expand(&self, text: &str, loop_vals: &BTreeMap<String, String>) -> Option<String> {
+    /// Past a budget (the word's size, the script's total) also `None`, with the script
+    /// marked over budget.
+    fn expand(&self, text: &str, loop_vals: &BTreeMap<&str, &str>) -> Option<String> {
         self.expand_depth(text, loop_vals, 0)
     }
 
     fn expand_depth(
         &self,
         text: &str,
-        loop_vals: &BTreeMap<String, String>,
+        loop_vals: &BTreeMap<&str, &str>,
         depth: usize,
     ) -> Option<String> {
-        if depth > 8 {
+        if depth > 8 || !self.spend(text.len()) {
             return None;
         }
         if text.contains("$(") || text.contains('`') {
@@ -981,23 +1248,44 @@ impl Parser {
                 return None;
             }
             if let Some(v) = loop_vals.get(name) {
+                if !self.spend(v.len()) {
+                    return None;
+                }
                 out.push_str(v);
             } else {
                 let raw = self.vars.get(name)?.as_deref()?;
                 out.push_str(&self.expand_depth(raw, loop_vals, depth + 1)?);
             }
+            if out.len() > MAX_WORD_BYTES {
+                self.exceed(Limit::WordSize);
+                return None;
+            }
             rest = &after[len..];
         }
         out.push_str(rest);
-        Some(out)
+        (out.len() <= MAX_WORD_BYTES).then_some(out).or_else(|| {
+            self.exceed(Limit::WordSize);
+            None
+        })
     }
 }
 
+/// The names `text` references as `$NAME` (longest name) or `${NAME}`: those for which
+/// [`uses_var`] holds.
+fn referenced_names(text: &str) -> impl Iterator<Item = &str> {
+    text.match_indices('$').filter_map(|(i, _)| {
+        let after = &text[i + 1..];
+        let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
+        let name = match after.strip_prefix('{') {
+            Some(inner) => &inner[..inner.find('}')?],
+            None => &after[..after.find(|c: char| !is_name(c)).unwrap_or(after.len())],
+        };
+        (!name.is_empty() && name.chars().all(is_name)).then_some(name)
+    })
+}
+
 fn uses_var(text: &str, var: &str) -> bool {
-    text.contains(&format!("${{{var}}}"))
-        || text.match_indices(&format!("${var}")).any(|(i, m)| {
-            !text[i + m.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
-        })
+    referenced_names(text).any(|n| n == var)
 }
 
 /// A word before substitution, with quotes removed but `$` kept.
@@ -1142,7 +1430,13 @@ fn matching_paren(chars: &[char], open: usize) -> usize {
 /// Splits one logical line into simple-command segments on `;`, `&&`, `||`, `|`, `(`, `)`
 /// outside quotes; command substitutions `$(…)` and backticks become their own segments,
 /// listed with the segment that contains them (their text stays as an unresolvable `$(`).
-fn split_segments(line: &str) -> Vec<(String, Vec<String>, String)> {
+/// `depth` counts the substitutions around `line`: past [`MAX_DEPTH`] the line is over budget
+/// (ten thousand nested `$(` would otherwise overflow the stack).
+type Segments = Vec<(String, Vec<String>, String)>;
+fn split_segments(line: &str, depth: usize) -> Result<Segments, Limit> {
+    if depth > MAX_DEPTH {
+        return Err(Limit::Depth);
+    }
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut subs = Vec::new();
@@ -1184,7 +1478,7 @@ fn split_segments(line: &str) -> Vec<(String, Vec<String>, String)> {
                 let inner: String = chars[(i + 3).min(j)..j.saturating_sub(1).max(i + 3)]
                     .iter()
                     .collect();
-                for (_, inner_subs, _) in split_segments(&inner) {
+                for (_, inner_subs, _) in split_segments(&inner, depth + 1)? {
                     subs.extend(inner_subs);
                 }
                 cur.push_str("$(…)");
@@ -1193,7 +1487,7 @@ fn split_segments(line: &str) -> Vec<(String, Vec<String>, String)> {
             '$' if !sq && chars.get(i + 1) == Some(&'(') && chars.get(i + 2) != Some(&'(') => {
                 let j = matching_paren(&chars, i + 1);
                 let inner: String = chars[i + 2..j.min(chars.len())].iter().collect();
-                for (seg, inner_subs, _) in split_segments(&inner) {
+                for (seg, inner_subs, _) in split_segments(&inner, depth + 1)? {
                     subs.extend(inner_subs);
                     subs.push(seg);
                 }
@@ -1207,7 +1501,7 @@ fn split_segments(line: &str) -> Vec<(String, Vec<String>, String)> {
                     .map(|p| p + i + 1);
                 let j = end.unwrap_or(chars.len());
                 let inner: String = chars[i + 1..j].iter().collect();
-                for (seg, inner_subs, _) in split_segments(&inner) {
+                for (seg, inner_subs, _) in split_segments(&inner, depth + 1)? {
                     subs.extend(inner_subs);
                     subs.push(seg);
                 }
@@ -1241,7 +1535,7 @@ fn split_segments(line: &str) -> Vec<(String, Vec<String>, String)> {
         i += 1;
     }
     flush(&mut cur, &mut subs, &sep, &mut out);
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -1442,9 +1736,318 @@ mod tests {
         assert!(touch.dead.is_none());
     }
 
+    /// Reads `script` as a postinst on a fresh install, in bounded time.
+    fn read_bounded(script: &str) -> Vec<Command> {
+        let start = std::time::Instant::now();
+        let cmds = commands_with_args(script, install_args("postinst"));
+        let took = start.elapsed();
+        assert!(took < std::time::Duration::from_secs(2), "took {took:?}");
+        cmds
+    }
+
+    /// The budget a script goes past: the whole script is one not-covered stand-in.
+    fn over_budget(script: &str) -> Limit {
+        let cmds = read_bounded(script);
+        assert_eq!(cmds.len(), 1, "{:?}", &cmds[..cmds.len().min(3)]);
+        assert!(cmds[0].words.is_empty() && cmds[0].unresolved);
+        assert!(
+            cmds[0].text.contains("too complex to read"),
+            "{}",
+            cmds[0].text
+        );
+        cmds[0].too_complex.expect("a too-complex stand-in")
+    }
+
+    #[test]
+    fn seq_bombs_are_over_budget_not_a_panic_or_a_wrapping_loop() {
+        let huge = "for i in $(seq 1 1000000000); do\n  touch /x$i\ndone\n";
+        assert_eq!(over_budget(huge), Limit::LoopValues);
+        let u64_max = "for i in $(seq 1 18446744073709551615); do touch /x$i; done\n";
+        assert_eq!(over_budget(u64_max), Limit::LoopValues);
+        let i128_span = "for i in $(seq -170141183460469231731687303715884105728 170141183460469231731687303715884105727); do touch /$i; done\n";
+        assert_eq!(over_budget(i128_span), Limit::LoopValues);
+        // Near the end of i64, where `i += step` used to overflow: eight exact values.
+        let edge = "for i in $(seq 9223372036854775800 9223372036854775807); do touch /x$i; done\n";
+        let c = read_bounded(edge);
+        assert_eq!(c.len(), 8 + 1, "{c:?}");
+        assert_eq!(c.last().unwrap().words, ["touch", "/x9223372036854775807"]);
+        // A seq beside a command substitution, not in a loop, is still over budget.
+        assert_eq!(
+            over_budget("n=$(seq 5 -1 -99999999 | wc -l)\n"),
+            Limit::LoopValues
+        );
+    }
+
+    #[test]
+    fn nested_loops_are_counted_before_they_are_expanded() {
+        // Ten loops of a hundred values: 10^20 commands.
+        let words: Vec<String> = (0..100).map(|i| format!("w{i}")).collect();
+        let vars: Vec<String> = (0..10).map(|i| format!("v{i}")).collect();
+        let mut s = String::new();
+        for v in &vars {
+            s.push_str(&format!("for {v} in {}; do\n", words.join(" ")));
+        }
+        let used: Vec<String> = vars.iter().map(|v| format!("${v}")).collect();
+        s.push_str(&format!("touch /x{}\n", used.join("")));
+        s.push_str(&"done\n".repeat(10));
+        assert_eq!(over_budget(&s), Limit::Commands);
+    }
+
+    #[test]
+    fn deep_nesting_is_over_budget() {
+        let subst = format!("x={}echo{}\n", "$(".repeat(10_000), ")".repeat(10_000));
+        assert_eq!(over_budget(&subst), Limit::Depth);
+        let arith = format!("x={}1{}\n", "$((".repeat(10_000), "))".repeat(10_000));
+        assert_eq!(over_budget(&arith), Limit::Depth);
+        let ifs = "if [ -f /x ]; then\n".repeat(10_000) + &"fi\n".repeat(10_000);
+        assert_eq!(over_budget(&ifs), Limit::Depth);
+        let whiles = format!("{} true; do :; done\n", "while ".repeat(100_000));
+        assert_eq!(over_budget(&whiles), Limit::Depth);
+        let functions = "f() {\n".repeat(10_000);
+        assert_eq!(over_budget(&functions), Limit::Depth);
+        let cases = "case a in ".repeat(10_000) + "\n";
+        assert_eq!(over_budget(&cases), Limit::Depth);
+        // Subshells are plain separators here: ten thousand of them are one command.
+        let sub = format!("{}touch /y{}\n", "(".repeat(10_000), ")".repeat(10_000));
+        let c = read_bounded(&sub);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].words, ["touch", "/y"]);
+    }
+
+    #[test]
+    fn growing_words_are_over_budget() {
+        // A hundred bytes multiplied by ten, six times: a 100 MB word.
+        let mut s = format!("a0={}\n", "x".repeat(100));
+        for k in 1..=6 {
+            s.push_str(&format!("a{k}=\"{}\"\n", format!("$a{}", k - 1).repeat(10)));
+        }
+        s.push_str("echo \"$a6\" > /etc/motd\n");
+        assert_eq!(over_budget(&s), Limit::WordSize);
+        // Plain doubling from 400 KiB.
+        let mut d = format!("b0={}\n", "y".repeat(400 << 10));
+        for k in 1..=4 {
+            d.push_str(&format!("b{k}=\"$b{0}$b{0}\"\n", k - 1));
+        }
+        d.push_str("echo $b4\n");
+        assert_eq!(over_budget(&d), Limit::WordSize);
+        // Doubling that refers to itself is unresolved (the reader keeps assigned text).
+        let selfref = "a=x\n".to_owned() + &"a=\"$a$a\"\n".repeat(40) + "touch /$a\n";
+        let c = read_bounded(&selfref);
+        assert!(c.last().unwrap().unresolved);
+        // Many short words each naming a long value: the total is over budget.
+        let mut t = format!("v={}\n", "z".repeat(100_000));
+        t.push_str(&"echo $v\n".repeat(1_000));
+        assert_eq!(over_budget(&t), Limit::ExpandedTotal);
+        // Empty values fanned out: each reference is paid for.
+        let mut e = "e0=\n".to_owned();
+        for k in 1..=6 {
+            e.push_str(&format!(
+                "e{k}=\"{}\"\n",
+                format!("$e{}", k - 1).repeat(100)
+            ));
+        }
+        e.push_str("echo \"$e6\"\n");
+        assert_eq!(over_budget(&e), Limit::ExpandedTotal);
+    }
+
+    #[test]
+    fn functions_and_endless_loops_are_read_not_run() {
+        // A function calling itself, and `while true`: nothing is called or iterated, each
+        // command is listed once.
+        let s = "f() {\n  touch /a\n  f\n}\nf\nwhile true; do\n  /usr/sbin/hostile-tool\ndone\n";
+        let c = read_bounded(s);
+        let words: Vec<String> = c.iter().map(|c| c.words.join(" ")).collect();
+        assert_eq!(
+            words,
+            ["touch /a", "f", "f", "true", "/usr/sbin/hostile-tool"]
+        );
+        assert!(
+            c.iter()
+                .all(|c| c.too_complex.is_none() && c.dead.is_none())
+        );
+    }
+
+    #[test]
+    fn other_costly_shapes_stay_bounded() {
+        assert_eq!(
+            over_budget(&"#".repeat(MAX_SCRIPT_BYTES + 1)),
+            Limit::ScriptSize
+        );
+        // A case pattern that is exponential for a backtracking matcher.
+        let s = format!(
+            "case {} in\n  {}b)\n    touch /x\n    ;;\nesac\n",
+            "a".repeat(60),
+            "*a".repeat(30)
+        );
+        let c = read_bounded(&s);
+        assert!(c[0].dead.is_some(), "the pattern does not match");
+        // A test with thousands of connectives, and thousands of elifs.
+        let t = format!(
+            "if [ {} ]; then touch /t; fi\n",
+            vec!["a"; 20_000].join(" -o ")
+        );
+        assert!(read_bounded(&t).iter().any(|c| c.program() == "touch"));
+        let elifs = format!(
+            "if [ \"$1\" = configure ]; then :\n{}fi\n",
+            "elif [ -f /x ]; then touch /x\n".repeat(5_000)
+        );
+        let c = read_bounded(&elifs);
+        assert!(
+            c.iter()
+                .all(|c| c.dead.as_ref().is_none_or(|w| w.len() < 300))
+        );
+        // Functions called only from functions called only from dead code.
+        let mut chain = String::new();
+        for k in 0..3_000 {
+            chain.push_str(&format!("f{k}() {{\n  f{}\n}}\n", k + 1));
+        }
+        chain.push_str("case \"$1\" in upgrade) f0 ;; esac\n");
+        let c = read_bounded(&chain);
+        assert!(c.iter().all(|c| c.dead.is_some()));
+        // Unquoted multi-byte text next to `<<` detection.
+        let c = read_bounded("echo é<<EOF\nbody\nEOF\necho ü\n");
+        assert_eq!(c.len(), 2);
+    }
+
     #[test]
     fn unknown_positional_is_unresolved() {
         let c = commands("ucf $1 /etc/x\n");
         assert!(c[0].unresolved);
+    }
+}
+
+/// Fuzzing on stable: arbitrary bytes, and scripts made of shell tokens (structure-aware: the
+/// keywords, quotes, substitutions and numbers the reader treats specially). Never a panic,
+/// always within the time bound.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const TOKENS: &[&str] = &[
+        "for",
+        "in",
+        "do",
+        "done",
+        "while",
+        "until",
+        "if",
+        "then",
+        "elif",
+        "else",
+        "fi",
+        "case",
+        "esac",
+        ";;",
+        "$(",
+        ")",
+        "(",
+        "`",
+        "$((",
+        "))",
+        "{",
+        "}",
+        "f()",
+        "g ()",
+        "$x",
+        "${x}",
+        "${x",
+        "$1",
+        "$2",
+        "$#",
+        "x=",
+        "x=$x$x",
+        "y=\"$x",
+        "\"",
+        "'",
+        "\\",
+        "|",
+        "||",
+        "&&",
+        ";",
+        "&",
+        ">",
+        ">>",
+        "2>&1",
+        "<<",
+        "<<-EOF",
+        "EOF",
+        "seq",
+        "1",
+        "-1",
+        "0",
+        "18446744073709551615",
+        "-9223372036854775808",
+        "*",
+        "?",
+        "[",
+        "]",
+        "-o",
+        "-a",
+        "!",
+        "=",
+        "!=",
+        "-z",
+        "-n",
+        "\n",
+        "\n",
+        "\n",
+        " ",
+        "\t",
+        "é",
+        "日本",
+        "#",
+        "local",
+        "unset",
+        "dpkg",
+        "--compare-versions",
+        "lt-nl",
+        "touch",
+        "/x",
+        "test",
+        "true",
+        "false",
+        ":",
+        "configure)",
+        "*)",
+        "a|b)",
+        "ucf",
+        "update-alternatives",
+        "--install",
+        "\\\n",
+        "$((1+",
+    ];
+
+    fn check(script: &str) -> Result<(), TestCaseError> {
+        let start = std::time::Instant::now();
+        for args in [install_args("postinst"), install_args("preinst"), None] {
+            let cmds = commands_with_args(script, args);
+            prop_assert!(cmds.len() <= MAX_COMMANDS);
+        }
+        let _ = (functions(script), temp_vars(script));
+        let _ = message_only_functions(script);
+        prop_assert!(start.elapsed() < std::time::Duration::from_secs(2));
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..1500)) {
+            check(&String::from_utf8_lossy(&bytes))?;
+        }
+
+        #[test]
+        fn scripts_of_shell_tokens(
+            tokens in proptest::collection::vec(
+                (proptest::sample::select(TOKENS), proptest::sample::select(&["", " ", "\n"][..])),
+                0..200,
+            )
+        ) {
+            let script: String = tokens.iter().flat_map(|(t, sep)| [*t, *sep]).collect();
+            check(&script)?;
+        }
     }
 }
