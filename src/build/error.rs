@@ -116,6 +116,13 @@ pub enum BuildError {
     },
     #[error(transparent)]
     Cache(#[from] CacheError),
+    /// The manifest a build stored in the cache does not parse: the cache is damaged.
+    #[error("manifest {digest} in the cache: {source}")]
+    CachedManifest {
+        digest: Digest,
+        #[source]
+        source: crate::oci::ParseError,
+    },
     #[error(transparent)]
     Image(#[from] ImageError),
     #[error("writing {target}: {source}")]
@@ -153,6 +160,7 @@ impl Classify for BuildError {
             | E::WriteLockfile { .. }
             | E::BuildRecord { .. }
             | E::Cache(_)
+            | E::CachedManifest { .. }
             | E::Image(_)
             | E::Output { .. } => ErrorClass::Build,
         }

@@ -2,7 +2,7 @@
 
 use super::{BuildError, ResolvedBase, push_target};
 use crate::cache::{Cache, CacheError};
-use crate::image;
+use crate::oci;
 use crate::output::StoredImage;
 use crate::registry::{BlobRef, BlockingRegistry, ImageToPush, PushReport, RawManifest, Reference};
 
@@ -30,10 +30,14 @@ pub fn push_built(
         })?
         .len();
     let manifest = cache.read_blob(&image.manifest_digest)?;
-    let config_type = serde_json::from_slice::<serde_json::Value>(&manifest)
-        .ok()
-        .and_then(|m| m["config"]["mediaType"].as_str().map(str::to_string))
-        .unwrap_or_else(|| image::OCI_CONFIG.to_string());
+    let config_type = oci::Manifest::parse(&manifest)
+        .map_err(|source| BuildError::CachedManifest {
+            digest: image.manifest_digest.clone(),
+            source,
+        })?
+        .config
+        .media_type
+        .to_string();
     blobs.push(BlobRef {
         digest: image.config_digest.clone(),
         size: config_size,

@@ -2,7 +2,7 @@
 
 use super::{BuildError, push_target};
 use crate::digest::Digest;
-use crate::image;
+use crate::oci;
 use crate::output::{self, OutputError};
 use crate::registry::{BlobRef, BlockingRegistry, ImageToPush, PushReport, RawManifest, Reference};
 
@@ -22,42 +22,31 @@ pub fn push_layout(
         .manifest_digest
         .clone()
         .expect("layouts always have a manifest");
-    let manifest_json = image.manifest.clone().unwrap_or_default();
-    let manifest_bytes = std::fs::read(blob(&manifest_digest)).map_err(|e| {
+    let manifest_path = blob(&manifest_digest);
+    let manifest_bytes = std::fs::read(&manifest_path).map_err(|e| {
         wrap(OutputError::Io {
-            path: blob(&manifest_digest),
+            path: manifest_path.clone(),
             source: e,
         })
     })?;
-    let mut blobs: Vec<BlobRef> = Vec::new();
-    let descriptors = std::iter::once(&manifest_json["config"]).chain(
-        manifest_json["layers"]
-            .as_array()
-            .map(|a| a.iter())
-            .into_iter()
-            .flatten(),
-    );
-    for d in descriptors {
-        let digest: Digest = d["digest"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| {
-                wrap(OutputError::Target {
-                    path: dir.clone(),
-                    message: format!("bad descriptor {d}"),
-                })
-            })?;
-        blobs.push(BlobRef {
-            path: blob(&digest),
-            size: d["size"].as_u64().unwrap_or_default(),
-            media_type: d["mediaType"].as_str().unwrap_or_default().to_string(),
-            digest,
-        });
-    }
-    let media_type = manifest_json["mediaType"]
-        .as_str()
-        .unwrap_or(image::OCI_MANIFEST)
-        .to_string();
+    // Validated as a manifest: a descriptor without a size or media type is refused here
+    // rather than pushed as 0 bytes of no type.
+    let manifest = oci::Manifest::parse(&manifest_bytes).map_err(|e| {
+        wrap(OutputError::Target {
+            path: manifest_path.clone(),
+            message: format!("manifest {manifest_digest}: {e}"),
+        })
+    })?;
+    let blobs: Vec<BlobRef> = std::iter::once(&manifest.config)
+        .chain(&manifest.layers)
+        .map(|d| BlobRef {
+            path: blob(&d.digest),
+            size: d.size,
+            media_type: d.media_type.to_string(),
+            digest: d.digest.clone(),
+        })
+        .collect();
+    let media_type = manifest.effective_media_type().to_string();
     let tags = if target.tag.is_some() {
         Vec::new()
     } else {

@@ -6,6 +6,7 @@ use super::{BuildError, BuildOptions, BuildResult, Silent, build, record};
 use crate::cache::{Cache, CacheError};
 use crate::digest::Digest;
 use crate::image;
+use crate::oci;
 use crate::output::{self, StoredLayer};
 use crate::plan::LockMode;
 use crate::registry::RegistryOptions;
@@ -105,13 +106,12 @@ fn reference_from_layout(source: &str) -> Result<ReferenceImage, BuildError> {
             error,
         })?;
     let blob = |d: &Digest| dir.join("blobs/sha256").join(d.hex());
-    let history: Vec<String> = image.config["history"]
-        .as_array()
-        .map(|h| {
-            h.iter()
-                .map(|e| e["created_by"].as_str().unwrap_or("").to_string())
-                .collect()
-        })
+    // Layer names from the config's history (entries that made a layer), when it parses: they
+    // only name layers the rebuild does not have.
+    let history: Vec<String> = std::fs::read(blob(&image.config_digest))
+        .ok()
+        .and_then(|bytes| oci::ImageConfig::parse(&bytes).ok())
+        .map(|c| c.layer_history().map(str::to_string).collect())
         .unwrap_or_default();
     let layers = image
         .layers
@@ -237,7 +237,9 @@ fn compare_layer(
     }
 }
 
-/// The config fields that differ between the reference and the rebuild.
+/// The config fields that differ between the reference and the rebuild. Compared as JSON
+/// values key by key (not through `oci::ImageConfig`): a field the typed model drops must
+/// still show as a difference.
 fn compare_configs(
     reference: &Path,
     fresh: &BuildResult,

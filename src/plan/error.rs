@@ -38,7 +38,7 @@ pub enum PlanError {
     Lockfile {
         location: Location,
         #[source]
-        source: LockError,
+        source: Box<LockError>,
     },
     #[error("{location}: no lockfile {}\n  help: run `stevedore lock {}` first", .path.display(), .recipe.display())]
     NoLockfile {
@@ -63,15 +63,16 @@ pub enum PlanError {
     #[error("{location}: {source}")]
     Apt {
         location: Location,
+        // Boxed here and below: the large causes would make every planning `Result` large.
         #[source]
-        source: AptError,
+        source: Box<AptError>,
     },
     /// Fetching, installing or setting up a package layer's packages.
     #[error("{location}: {source}")]
     Packages {
         location: Location,
         #[source]
-        source: StepError,
+        source: Box<StepError>,
     },
     /// A layer's listing kept in the cache does not apply: the cache is damaged.
     #[error("{location}: cache: {detail}")]
@@ -81,7 +82,7 @@ pub enum PlanError {
     Tree {
         location: Location,
         #[source]
-        source: TreeError,
+        source: Box<TreeError>,
     },
     #[error(
         "{location}: /{path}: writing below /{top} over a registry base is not supported yet\n  help: write the /usr/{top}/… path: on merged-/usr bases /{top} is a symlink, and the base's tree is not read"

@@ -371,7 +371,7 @@ impl<'a> Planner<'a> {
         let r = at.recipe;
         let tree_err = |source| PlanError::Tree {
             location: at.start.clone(),
-            source,
+            source: Box::new(source),
         };
         let mut tree = LayerTree::new(&self.lower, at.implied_dir);
         for (path, entry) in accounts::account_files(&r.users, &r.groups, at.clock.generated_time())
@@ -448,7 +448,10 @@ impl<'a> Planner<'a> {
                 })
                 .unwrap_or(&spec.location)
                 .clone();
-            PlanError::Tree { location, source }
+            PlanError::Tree {
+                location,
+                source: Box::new(source),
+            }
         })?;
         if self.over_registry_base {
             refuse_merged_usr_links(&contents, &spec.location)?;
@@ -498,7 +501,7 @@ impl<'a> Planner<'a> {
                     .build(&step, &self.lower, &self.lower_status, self.cache)
                     .map_err(|source| PlanError::Packages {
                         location: origin.location.clone(),
-                        source,
+                        source: Box::new(source),
                     })?;
                 self.lower.apply(&built.contents);
                 let state = PackageState {

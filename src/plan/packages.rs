@@ -111,7 +111,7 @@ pub fn lock_for(
                     Lockfile::from_toml(&text, &path.display().to_string()).map_err(|source| {
                         PlanError::Lockfile {
                             location: at.clone(),
-                            source,
+                            source: Box::new(source),
                         }
                     })?;
                 if lock.inputs == inputs {
@@ -155,7 +155,7 @@ fn resolve_chain(recipe: &Recipe, cache: &Cache, inputs: Digest) -> Result<Lockf
             line: 1,
             column: 1,
         },
-        source: e.into(),
+        source: Box::new(e.into()),
     })?;
     let arch = recipe.image.platform.architecture.clone();
     // Every distinct set of sources in the chain, verified, in chain order.
@@ -191,7 +191,7 @@ fn resolve_chain(recipe: &Recipe, cache: &Cache, inputs: Digest) -> Result<Lockf
                 apt::verify_sources(&sources, &fetcher, SystemTime::now()).map_err(|source| {
                     PlanError::Apt {
                         location: at.clone(),
-                        source,
+                        source: Box::new(source),
                     }
                 })?;
             verified.push((key, v, at.clone()));
@@ -222,7 +222,7 @@ fn resolve_chain(recipe: &Recipe, cache: &Cache, inputs: Digest) -> Result<Lockf
     for (key, v, at) in verified {
         let loaded = apt::load_verified(v, &fetcher).map_err(|source| PlanError::Apt {
             location: at.clone(),
-            source,
+            source: Box::new(source),
         })?;
         tracing::debug!("loaded the index of {} packages", loaded.index.len());
         indexes.insert(key, loaded);
@@ -242,7 +242,7 @@ fn resolve_chain(recipe: &Recipe, cache: &Cache, inputs: Digest) -> Result<Lockf
             let resolution =
                 apt::resolve(index, &request, &installed).map_err(|e| PlanError::Apt {
                     location: l.location.clone(),
-                    source: AptError::Resolve(Box::new(e)),
+                    source: Box::new(AptError::Resolve(Box::new(e))),
                 })?;
             installed = resolution.installed_after(&installed);
             layers.push(LockedLayer::from_resolution(

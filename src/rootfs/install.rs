@@ -90,37 +90,80 @@ pub fn install<'a>(
     }
 
     let unpacked = unpack_all(packages, cache)?;
-
     if merged_usr {
-        let used: Vec<&str> = MERGED
-            .into_iter()
-            .filter(|top| {
-                unpacked.iter().any(|(_, _, es)| {
-                    es.iter()
-                        .any(|e| e.path == *top || e.path.starts_with(&format!("{top}/")))
-                })
-            })
-            .collect();
-        for top in used {
-            let path = ImagePath::from_relative(top).expect("fixed names");
-            if lower.get(&path).is_none() {
-                let link = Entry {
-                    kind: EntryKind::Symlink {
-                        target: format!("usr/{top}"),
-                    },
-                    meta: Meta {
-                        mode: 0o777,
-                        ..implied
-                    },
-                };
-                tree.insert(&path, link)?;
+        add_merged_usr_links(&mut tree, lower, &unpacked, implied)?;
+    }
+    let controls: Vec<String> = unpacked.iter().map(|(_, d, _)| d.control()).collect();
+    lay_out(&mut tree, lower, &unpacked, &controls)?;
+    let status = write_dpkg_database(&mut tree, &unpacked, &controls, lower_status, generated)?;
+    let scripts = unpacked
+        .iter()
+        .map(|(p, deb, _)| {
+            let text = |f: &str| {
+                deb.control_file(f)
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+            };
+            PackageScripts {
+                package: p.name.clone(),
+                preinst: text("preinst"),
+                postinst: text("postinst"),
+                prerm: text("prerm"),
+                postrm: text("postrm"),
             }
+        })
+        .collect();
+    Ok(Installed {
+        tree,
+        status,
+        scripts,
+    })
+}
+
+/// On a merged-/usr layout, the `bin`, `sbin`, `lib*` links into `/usr` the packages need that
+/// the layers below do not have yet.
+fn add_merged_usr_links(
+    tree: &mut LayerTree<'_>,
+    lower: &LowerView,
+    unpacked: &[Unpacked<'_>],
+    implied: Meta,
+) -> Result<(), InstallError> {
+    let used: Vec<&str> = MERGED
+        .into_iter()
+        .filter(|top| {
+            unpacked.iter().any(|(_, _, es)| {
+                es.iter()
+                    .any(|e| e.path == *top || e.path.starts_with(&format!("{top}/")))
+            })
+        })
+        .collect();
+    for top in used {
+        let path = ImagePath::from_relative(top).expect("fixed names");
+        if lower.get(&path).is_none() {
+            let link = Entry {
+                kind: EntryKind::Symlink {
+                    target: format!("usr/{top}"),
+                },
+                meta: Meta {
+                    mode: 0o777,
+                    ..implied
+                },
+            };
+            tree.insert(&path, link)?;
         }
     }
+    Ok(())
+}
 
+/// Puts every package's entries in the layer, following dpkg's rules for paths two packages
+/// ship (`Replaces`) and refusing the others.
+fn lay_out(
+    tree: &mut LayerTree<'_>,
+    lower: &LowerView,
+    unpacked: &[Unpacked<'_>],
+    controls: &[String],
+) -> Result<(), InstallError> {
     // Which package put each non-directory path (after mapping), for dpkg's conflict rules.
     let mut owners: HashMap<ImagePath, usize> = HashMap::new();
-    let controls: Vec<String> = unpacked.iter().map(|(_, d, _)| d.control()).collect();
     for (i, (p, _, entries)) in unpacked.iter().enumerate() {
         for e in entries {
             let path = ImagePath::from_relative(&e.path).map_err(|err| InstallError::Package {
@@ -169,7 +212,18 @@ pub fn install<'a>(
             })?;
         }
     }
+    Ok(())
+}
 
+/// The dpkg database of the packages: their info files, lists, and the status merged with
+/// the layers' below, which is returned.
+fn write_dpkg_database(
+    tree: &mut LayerTree<'_>,
+    unpacked: &[Unpacked<'_>],
+    controls: &[String],
+    lower_status: &str,
+    generated: u64,
+) -> Result<String, InstallError> {
     // The dpkg database.
     let mut paragraphs = Vec::new();
     let file_meta = Meta {
@@ -192,7 +246,7 @@ pub fn install<'a>(
             },
         )
     };
-    for ((_, deb, entries), control) in unpacked.iter().zip(&controls) {
+    for ((_, deb, entries), control) in unpacked.iter().zip(controls) {
         let name = dpkg::info_name(control);
         let text = |f: &str| {
             deb.control_file(f)
@@ -225,7 +279,7 @@ pub fn install<'a>(
             list.push('\n');
         }
         add_file(
-            &mut tree,
+            tree,
             &format!("var/lib/dpkg/info/{name}.list"),
             list.into_bytes(),
             0o644,
@@ -241,7 +295,7 @@ pub fn install<'a>(
                     0o644
                 };
             add_file(
-                &mut tree,
+                tree,
                 &format!("var/lib/dpkg/info/{name}.{file}"),
                 bytes.clone(),
                 mode,
@@ -250,40 +304,15 @@ pub fn install<'a>(
     }
     // Info database format 1: multi-arch names (`libc6:amd64.list`); without this file dpkg
     // assumes the old layout and reports the lists of `Multi-Arch: same` packages as missing.
-    add_file(
-        &mut tree,
-        "var/lib/dpkg/info/format",
-        b"1\n".to_vec(),
-        0o644,
-    )?;
+    add_file(tree, "var/lib/dpkg/info/format", b"1\n".to_vec(), 0o644)?;
     let status = dpkg::merge_status(lower_status, &paragraphs);
     add_file(
-        &mut tree,
+        tree,
         "var/lib/dpkg/status",
         status.clone().into_bytes(),
         0o644,
     )?;
-    let scripts = unpacked
-        .iter()
-        .map(|(p, deb, _)| {
-            let text = |f: &str| {
-                deb.control_file(f)
-                    .map(|b| String::from_utf8_lossy(b).into_owned())
-            };
-            PackageScripts {
-                package: p.name.clone(),
-                preinst: text("preinst"),
-                postinst: text("postinst"),
-                prerm: text("prerm"),
-                postrm: text("postrm"),
-            }
-        })
-        .collect();
-    Ok(Installed {
-        tree,
-        status,
-        scripts,
-    })
+    Ok(status)
 }
 
 /// Conffiles are small: read whole.
