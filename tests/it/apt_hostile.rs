@@ -160,7 +160,7 @@ fn a_signing_subkey_expired_since_it_signed_is_refused() {
 }
 
 #[test]
-fn a_replayed_release_past_its_valid_until_fails_the_cli_with_exit_3() {
+fn a_replayed_release_past_its_valid_until_fails_the_cli_with_exit_4() {
     let mut spec = RepoSpec::new(vec![TestDeb::new("app", "1")]);
     spec.release_fields = vec![("Valid-Until".into(), now_rfc2822(-60))];
     let repo = build_repo(&spec);
@@ -172,7 +172,8 @@ fn a_replayed_release_past_its_valid_until_fails_the_cli_with_exit_3() {
         &["lock", common::path_str(&recipe)],
     );
     let err = common::stderr(&out);
-    assert_eq!(out.status.code(), Some(3), "{err}");
+    // A stale mirror is an outside service failing (src/error.rs), not the recipe's fault.
+    assert_eq!(out.status.code(), Some(4), "{err}");
     assert!(
         err.contains("/dists/stable/InRelease") && err.contains("expired at"),
         "{err}"
