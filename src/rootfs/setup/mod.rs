@@ -799,6 +799,37 @@ esac
         );
     }
 
+    /// Both moments of the `rm` rule: in script order it undoes what an earlier command made;
+    /// in a function body, what a later line made (the function runs after it).
+    #[test]
+    fn rm_undoes_what_the_scripts_made() {
+        let mut root = base_root();
+        root.other("/var/lib/app");
+        let text = "#!/bin/sh\nset -e\ncleanup() {\n  rm -f /var/lib/app/fresh\n}\nif [ \"$1\" = configure ]; then\n  touch /var/lib/app/marker\n  rm -f /var/lib/app/marker\n  touch /var/lib/app/fresh\n  cleanup\n  rm -f /var/lib/app/old\nfi\n";
+        let s = setup(&root, &[postinst("app", text)], &Options::default()).unwrap();
+        assert!(
+            !s.effects
+                .iter()
+                .any(|e| e.path().starts_with("/var/lib/app/")),
+            "{:?}",
+            s.effects
+        );
+        assert_eq!(
+            status_of(&s, "rm -f /var/lib/app/marker"),
+            &Status::Reproduced("filesystem command (removes what an earlier command made)".into())
+        );
+        assert_eq!(
+            status_of(&s, "rm -f /var/lib/app/fresh"),
+            &Status::Reproduced(
+                "filesystem command (removes what another command of the script made)".into()
+            )
+        );
+        assert_eq!(
+            status_of(&s, "rm -f /var/lib/app/old"),
+            &Status::Ignored("/var/lib/app/old does not exist on a fresh install".into())
+        );
+    }
+
     /// passwd's postinst (bookworm): the shadow group must have gid 42.
     const PASSWD_POSTINST: &str = "#!/bin/sh\nset -e\n\nif ! getent group shadow | grep -q '^shadow:[^:]*:42'\nthen\n\tgroupadd -g 42 shadow || (\n\t\tcat <<EOF\nGroup ID 42 has been allocated for the shadow group.  You have either\nused 42 yourself or created a shadow group with a different ID.\nEOF\n\t\texit 1\n\t)\nfi\n";
 
