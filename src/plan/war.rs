@@ -263,11 +263,7 @@ pub fn read(path: &Path, max_size: u64) -> Result<WarContents, String> {
         let size = entry.size();
         total = total.saturating_add(size);
         if total > max_size {
-            return Err(bad(&format!(
-                "takes the war over its limit of {} uncompressed ({} in all so far); raise `max-size` of the war in the recipe if it is meant to be this large",
-                human_size(max_size),
-                human_size(total)
-            )));
+            return Err(bad(&over_limit(max_size, total)));
         }
         let content = match entry.compression() {
             CompressionMethod::Stored => {
@@ -374,10 +370,18 @@ fn check_layout<R: Read + Seek>(zip: &mut zip::ZipArchive<R>) -> Result<(), Stri
         .map_err(|e| format!("inconsistent zip archive: {e}"))
 }
 
+fn over_limit(max_size: u64, total: u64) -> String {
+    format!(
+        "takes the war over its limit of {} uncompressed ({} in all so far); raise `max-size` of the war in the recipe if it is meant to be this large",
+        human_size(max_size),
+        human_size(total)
+    )
+}
+
 /// `4 GiB`, `512 MiB`, `1000 bytes`: exact, in the largest unit that divides the size.
 pub fn human_size(n: u64) -> String {
     for (shift, unit) in [(30, "GiB"), (20, "MiB"), (10, "KiB")] {
-        if n >= 1 << shift && n % (1 << shift) == 0 {
+        if n >= 1 << shift && n.is_multiple_of(1 << shift) {
             return format!("{} {unit}", n >> shift);
         }
     }

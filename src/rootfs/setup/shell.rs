@@ -464,6 +464,9 @@ fn find_unquoted(line: &str, needle: &str) -> Option<usize> {
     None
 }
 
+/// A `for` loop: its variable and its values (`None`: not known before it runs).
+type Loop = (String, Option<std::rc::Rc<[String]>>);
+
 #[derive(Default)]
 struct Parser {
     out: Vec<Command>,
@@ -473,7 +476,7 @@ struct Parser {
     /// Open `for` loops: (variable, values or None when the list is unknowable); `while` and
     /// `until` push a loop without variable so `done` pops the right one.
     /// (Shared values: each command using the loop holds them while it is expanded.)
-    loops: Vec<Option<(String, Option<std::rc::Rc<[String]>>)>>,
+    loops: Vec<Option<Loop>>,
     in_case: usize,
     function_depth: usize,
     /// A function name was read (`name()`), its body opens on the next line.
@@ -904,10 +907,10 @@ impl Parser {
         }
     }
 
-    fn simple(&mut self, text: &str, lineno: usize, substitution: bool, sep: &str) {
-        let raw = lex(text);
-        let (raw, redirects_raw) = strip_redirects(raw);
-        let mut words: Vec<RawWord> = raw;
+    /// Leading keywords are syntax, not programs: applies them (conditions, frames, loops,
+    /// function ends) and returns how many there are and whether they negate the command;
+    /// `None` once the script is over budget.
+    fn keywords(&mut self, words: &[RawWord]) -> Option<(usize, bool)> {
         let mut negate = false;
         // Leading keywords are syntax, not programs (skipped by index: removing them one by
         // one from the front is quadratic on a line of ten thousand `while`s).
@@ -915,7 +918,7 @@ impl Parser {
         while let Some(w) = words.get(skip) {
             self.check_depth();
             if self.over.get().is_some() {
-                return;
+                return None;
             }
             let lit = w.text.as_str();
             if !w.quoted && KEYWORDS.contains(&lit) {
@@ -966,69 +969,71 @@ impl Parser {
                 break;
             }
         }
-        words.drain(..skip);
-        let Some(first) = words.first() else { return };
-        if !first.quoted {
-            match first.text.as_str() {
-                "case" => {
-                    self.in_case += 1;
-                    let word = words
-                        .get(1)
-                        .and_then(|w| self.expand(&w.text, &BTreeMap::new()));
-                    self.frames.push(Frame {
-                        is_case: true,
-                        live: None,
-                        taken: false,
-                        why: String::new(),
-                        word,
-                    });
-                    return self.check_depth();
+        Some((skip, negate))
+    }
+
+    /// `case WORD in`: opens a frame whose patterns are matched against WORD when it is known.
+    fn start_case(&mut self, words: &[RawWord]) {
+        self.in_case += 1;
+        let word = words
+            .get(1)
+            .and_then(|w| self.expand(&w.text, &BTreeMap::new()));
+        self.frames.push(Frame {
+            is_case: true,
+            live: None,
+            taken: false,
+            why: String::new(),
+            word,
+        });
+        self.check_depth();
+    }
+
+    /// `for VAR in WORDS`: opens a loop whose values are known when every word is a constant
+    /// (`$(seq …)` included), unknown otherwise (a glob, `$1`, a command substitution).
+    fn start_for(&mut self, words: &[RawWord]) {
+        let var = words.get(1).map(|w| w.text.clone()).unwrap_or_default();
+        let values = if words.get(2).is_some_and(|w| w.text == "in") {
+            let mut vals = Some(Vec::new());
+            let mut outputs = self.sub_outputs.iter();
+            for w in &words[3..] {
+                // `for i in $(seq 6 -1 0)` (ucf's preinst): a constant list.
+                if !w.quoted && w.text == "$(…)" {
+                    match (outputs.next().cloned().flatten(), vals.as_mut()) {
+                        (Some(out), Some(v)) => v.extend(out),
+                        _ => vals = None,
+                    }
+                    continue;
                 }
-                "for" => {
-                    let var = words.get(1).map(|w| w.text.clone()).unwrap_or_default();
-                    let values = if words.get(2).is_some_and(|w| w.text == "in") {
-                        let mut vals = Some(Vec::new());
-                        let mut outputs = self.sub_outputs.iter();
-                        for w in &words[3..] {
-                            // `for i in $(seq 6 -1 0)` (ucf's preinst): a constant list.
-                            if !w.quoted && w.text == "$(…)" {
-                                match (outputs.next().cloned().flatten(), vals.as_mut()) {
-                                    (Some(out), Some(v)) => v.extend(out),
-                                    _ => vals = None,
-                                }
-                                continue;
-                            }
-                            // A glob (`for file in *`) lists files at run time: unknowable.
-                            if !w.quoted && w.text.contains(['*', '?', '[']) {
-                                vals = None;
-                                break;
-                            }
-                            match self.expand(&w.text, &BTreeMap::new()) {
-                                Some(v) if w.quoted => vals.as_mut().map(|x| x.push(v)),
-                                Some(v) => vals
-                                    .as_mut()
-                                    .map(|x| x.extend(v.split_whitespace().map(str::to_owned))),
-                                None => {
-                                    vals = None;
-                                    None
-                                }
-                            };
-                            if vals.as_ref().is_some_and(|v| v.len() > MAX_LOOP_VALUES) {
-                                return self.exceed(Limit::LoopValues);
-                            }
-                        }
-                        vals
-                    } else {
+                // A glob (`for file in *`) lists files at run time: unknowable.
+                if !w.quoted && w.text.contains(['*', '?', '[']) {
+                    vals = None;
+                    break;
+                }
+                match self.expand(&w.text, &BTreeMap::new()) {
+                    Some(v) if w.quoted => vals.as_mut().map(|x| x.push(v)),
+                    Some(v) => vals
+                        .as_mut()
+                        .map(|x| x.extend(v.split_whitespace().map(str::to_owned))),
+                    None => {
+                        vals = None;
                         None
-                    };
-                    self.loops.push(Some((var, values.map(std::rc::Rc::from))));
-                    return self.check_depth();
+                    }
+                };
+                if vals.as_ref().is_some_and(|v| v.len() > MAX_LOOP_VALUES) {
+                    return self.exceed(Limit::LoopValues);
                 }
-                _ => {}
             }
-        }
-        // Assignments: `VAR=value` alone sets a variable; before a program they are env.
-        let mut assigned = false;
+            vals
+        } else {
+            None
+        };
+        self.loops.push(Some((var, values.map(std::rc::Rc::from))));
+        self.check_depth();
+    }
+
+    /// Leading `VAR=value` words: alone, they set the variable; before a program they are
+    /// its environment. Returns how many there are.
+    fn assignments(&mut self, words: &[RawWord], substitution: bool) -> usize {
         let mut env = 0;
         while let Some(w) = words.get(env) {
             let Some((name, value)) = assignment(w) else {
@@ -1042,17 +1047,14 @@ impl Parser {
                     self.frames.iter().any(|f| f.live.is_none()) && self.vars.contains_key(&name);
                 let value = (!computed && !conditional).then_some(value);
                 self.vars.insert(name, value);
-                assigned = true;
             }
             env += 1;
         }
-        words.drain(..env);
-        if words.is_empty() {
-            if !assigned {
-                return;
-            }
-            return;
-        }
+        env
+    }
+
+    /// `local` and `unset`, which change what the script's variables are known to hold.
+    fn variable_builtins(&mut self, words: &[RawWord], substitution: bool) {
         // `local NAME=value` inside functions (usr-is-merged's `local arch_directories="…"`
         // feeds a `for`): a variable like any other here; `local NAME` makes it unknown.
         if words[0].text == "local" && !words[0].quoted && !substitution && self.dead().is_none() {
@@ -1074,10 +1076,12 @@ impl Parser {
                 self.vars.remove(&w.text);
             }
         }
-        // One command per combination of the loop values it uses: how many is known before
-        // any is made (ten nested loops over a hundred values would be 10^20).
-        // A loop variable is used directly or through a variable whose value names it (each
-        // value scanned is paid for: a long value named by many words is a cost).
+    }
+
+    /// The loops whose variable `words` use, directly or through a variable whose value names
+    /// it (each value scanned is paid for: a long value named by many words is a cost);
+    /// `None` once the script is over budget.
+    fn used_loops(&self, words: &[RawWord]) -> Option<Vec<Loop>> {
         let names: std::collections::BTreeSet<&str> = words
             .iter()
             .flat_map(|w| referenced_names(&w.text))
@@ -1086,7 +1090,7 @@ impl Parser {
             .iter()
             .filter_map(|n| self.vars.get(*n)?.as_deref())
             .collect();
-        let used: Vec<(String, Option<std::rc::Rc<[String]>>)> = self
+        let used: Vec<Loop> = self
             .loops
             .iter()
             .flatten()
@@ -1098,9 +1102,36 @@ impl Parser {
             })
             .cloned()
             .collect();
-        if self.over.get().is_some() {
+        self.over.get().is_none().then_some(used)
+    }
+
+    fn simple(&mut self, text: &str, lineno: usize, substitution: bool, sep: &str) {
+        let raw = lex(text);
+        let (raw, redirects_raw) = strip_redirects(raw);
+        let mut words: Vec<RawWord> = raw;
+        let Some((skip, negate)) = self.keywords(&words) else {
+            return;
+        };
+        words.drain(..skip);
+        let Some(first) = words.first() else { return };
+        if !first.quoted {
+            match first.text.as_str() {
+                "case" => return self.start_case(&words),
+                "for" => return self.start_for(&words),
+                _ => {}
+            }
+        }
+        let env = self.assignments(&words, substitution);
+        words.drain(..env);
+        if words.is_empty() {
             return;
         }
+        self.variable_builtins(&words, substitution);
+        // One command per combination of the loop values it uses: how many is known before
+        // any is made (ten nested loops over a hundred values would be 10^20).
+        let Some(used) = self.used_loops(&words) else {
+            return;
+        };
         let count = used
             .iter()
             .filter_map(|(_, values)| values.as_ref().map(|v| v.len()))
