@@ -423,8 +423,11 @@ fn main() -> ExitCode {
         let at = info
             .location()
             .map_or_else(String::new, |l| format!(" at {l}"));
-        let what = info
-            .payload_as_str()
+        let payload = info.payload();
+        let what = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
             .unwrap_or("(no message)")
             .replace('\n', " ");
         // (Written, not `eprintln!`ed: a closed stderr must not panic inside the hook.)

@@ -323,7 +323,7 @@ fn a_war_over_its_size_limit_is_refused() {
     // The fixture holds a few KiB; the limit is set below them.
     write(
         &dir.path().join("recipe.toml"),
-        &RECIPE.replace(
+        RECIPE.replace(
             r#"owner = "1000:1001" }"#,
             r#"owner = "1000:1001", max-size = "2 KiB" }"#,
         ),
@@ -335,7 +335,7 @@ fn a_war_over_its_size_limit_is_refused() {
     // A limit that is not a size is a recipe error pointing at it.
     write(
         &dir.path().join("recipe.toml"),
-        &RECIPE.replace(
+        RECIPE.replace(
             r#"owner = "1000:1001" }"#,
             r#"owner = "1000:1001", max-size = "2 MB" }"#,
         ),
@@ -344,7 +344,7 @@ fn a_war_over_its_size_limit_is_refused() {
     // With room enough, the same WAR builds.
     write(
         &dir.path().join("recipe.toml"),
-        &RECIPE.replace(
+        RECIPE.replace(
             r#"owner = "1000:1001" }"#,
             r#"owner = "1000:1001", max-size = 1048576 }"#,
         ),
