@@ -1,5 +1,7 @@
 //! The `stevedore` command: parses arguments, calls the library, maps errors to exit codes.
 
+#![warn(clippy::too_many_lines)]
+
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;

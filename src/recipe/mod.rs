@@ -397,11 +397,11 @@ impl Validator<'_> {
             platform: inherited.map_or_else(Platform::host, |i| i.platform.clone()),
             annotations: BTreeMap::new(),
         };
-        let Some(section) = section else {
+        let Some(mut section) = section else {
             settings.tags.push("latest".into());
             return settings;
         };
-        if let Some(name) = section.name {
+        if let Some(name) = section.name.take() {
             if valid_repository(name.get_ref()) {
                 settings.name = Some(name.into_inner());
             } else {
@@ -412,7 +412,7 @@ impl Validator<'_> {
                 );
             }
         }
-        for tag in section.tags.unwrap_or_default() {
+        for tag in section.tags.take().unwrap_or_default() {
             if valid_tag(tag.get_ref()) {
                 settings.tags.push(tag.into_inner());
             } else {
@@ -437,6 +437,18 @@ impl Validator<'_> {
                 ),
             }
         }
+        self.image_compression(&section, &mut settings);
+        if let Some(platform) = section.platform {
+            self.image_platform(platform, inherited, &mut settings);
+        }
+        if let Some(table) = section.annotations {
+            settings.annotations = self.string_table(table, "annotation").into_iter().collect();
+        }
+        settings
+    }
+
+    /// `compression` and `compression-level`, and that Docker images cannot carry zstd.
+    fn image_compression(&mut self, section: &ImageSection, settings: &mut ImageSettings) {
         let level = section.compression_level.as_ref();
         if let Some(c) = &section.compression {
             match c.get_ref().as_str() {
@@ -488,34 +500,37 @@ impl Validator<'_> {
                 "use format = \"oci\" for zstd, or compression = \"gzip\" for Docker media types",
             );
         }
-        if let Some(platform) = section.platform {
-            match parse_platform(platform.get_ref()) {
-                Some(p) => {
-                    if let Some(parent) = inherited
-                        && parent.platform != p
-                    {
-                        self.error(
-                                platform.span(),
-                                format!(
-                                    "platform {p} differs from the base recipe's {}",
-                                    parent.platform
-                                ),
-                                "a recipe's layers run on its base's platform; remove `platform` or change the base",
-                            );
-                    }
-                    settings.platform = p;
+    }
+
+    /// `platform`: parsed, and equal to the base recipe's when there is one.
+    fn image_platform(
+        &mut self,
+        platform: Spanned<String>,
+        inherited: Option<&ImageSettings>,
+        settings: &mut ImageSettings,
+    ) {
+        match parse_platform(platform.get_ref()) {
+            Some(p) => {
+                if let Some(parent) = inherited
+                    && parent.platform != p
+                {
+                    self.error(
+                            platform.span(),
+                            format!(
+                                "platform {p} differs from the base recipe's {}",
+                                parent.platform
+                            ),
+                            "a recipe's layers run on its base's platform; remove `platform` or change the base",
+                        );
                 }
-                None => self.error(
-                    platform.span(),
-                    format!("`{}` is not a platform", platform.get_ref()),
-                    "write os/architecture[/variant], e.g. \"linux/amd64\" or \"linux/arm64/v8\"",
-                ),
+                settings.platform = p;
             }
+            None => self.error(
+                platform.span(),
+                format!("`{}` is not a platform", platform.get_ref()),
+                "write os/architecture[/variant], e.g. \"linux/amd64\" or \"linux/arm64/v8\"",
+            ),
         }
-        if let Some(table) = section.annotations {
-            settings.annotations = self.string_table(table, "annotation").into_iter().collect();
-        }
-        settings
     }
 
     fn string_table(&mut self, table: Spanned<toml::Table>, what: &str) -> Vec<(String, String)> {
