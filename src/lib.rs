@@ -23,6 +23,8 @@ pub mod build;
 pub mod cache;
 pub mod digest;
 pub mod error;
+#[cfg(test)]
+mod fuzz;
 pub mod image;
 pub mod image_path;
 pub mod layer;

@@ -169,7 +169,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+        #![proptest_config(crate::fuzz::config(200))]
         /// The comparator agrees with dpkg itself (dpkg is on every Debian host; its absence is a
         /// test failure, never a silent pass).
         #[test]

@@ -178,7 +178,7 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig { cases: 3000, ..Default::default() })]
+        #![proptest_config(crate::fuzz::config(3000))]
 
         /// Any text is a time the image can write, or an error; never a panic.
         #[test]

@@ -690,7 +690,7 @@ mod fuzz {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+        #![proptest_config(crate::fuzz::config(2000))]
 
         #[test]
         fn mutated_wars(mutations in proptest::collection::vec(mutation(), 1..6)) {

@@ -1541,7 +1541,7 @@ mod fuzz {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+        #![proptest_config(crate::fuzz::config(2000))]
 
         #[test]
         fn arbitrary_text(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {

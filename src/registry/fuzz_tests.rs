@@ -1,6 +1,6 @@
 //! Property tests over arbitrary input for every parser of registry data: whatever a registry
 //! (or a user) sends, parsing returns a value or an error, never a panic. A few thousand cases
-//! each; `PROPTEST_CASES=1000000 cargo test --lib registry::fuzz_tests` runs a longer search.
+//! each; `STEVEDORE_FUZZ_CASES=1000000 cargo test --lib registry::fuzz_tests` runs a longer search.
 
 use proptest::prelude::*;
 
@@ -11,11 +11,7 @@ use super::push::parse_range;
 use super::reference::Reference;
 
 fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: 3000,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
+    crate::fuzz::config(3000)
 }
 
 /// Text shaped like the input (its alphabet), so the search reaches deep into the parser, plus
