@@ -16,10 +16,11 @@ use super::BuildError;
 use crate::apt::Lockfile;
 use crate::cache::Cache;
 use crate::digest::Digest;
-use crate::image::BaseImage;
+use crate::image::{BaseImage, ImageError};
+use crate::oci::{self, Document, Manifest, Platform};
 use crate::plan::{self, LockMode};
 use crate::recipe::{ImageBase, Recipe};
-use crate::registry::{self, BlockingRegistry, Reference, RegistryError, RegistryOptions};
+use crate::registry::{BlockingRegistry, Reference, RegistryError, RegistryOptions};
 
 /// A base image resolved for one build.
 #[derive(Clone, Debug)]
@@ -125,7 +126,6 @@ fn resolve_image(
 ) -> Result<ResolvedBase, BuildError> {
     let reference = &base.reference;
     let want = &recipe.image.platform;
-    let platform = registry::Platform::new(&want.os, &want.architecture, want.variant.as_deref());
     // The top digest: the lock's, the reference's own, else what the tag names now.
     let top = match pinned.or_else(|| reference.digest.clone()) {
         Some(d) => d,
@@ -139,26 +139,26 @@ fn resolve_image(
         top.clone(),
         manifest_bytes(reference, &top, cache, registry)?,
     );
-    if let Some(child) = platform_child(&bytes, &platform, reference)? {
+    if let Some(child) = platform_child(&bytes, want, reference)? {
         bytes = manifest_bytes(reference, &child, cache, registry)?;
         digest = child;
     }
-    let (config_digest, config_size): (Digest, u64) =
-        serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .and_then(|m| {
-                let c = &m["config"];
-                Some((c["digest"].as_str()?.parse().ok()?, c["size"].as_u64()?))
-            })
-            .ok_or_else(|| BuildError::BaseNoConfig {
-                digest: digest.clone(),
-            })?;
-    let config = blob_bytes(reference, &config_digest, config_size, cache, registry)?;
+    let manifest = Manifest::parse(&bytes).map_err(|source| ImageError::BaseDocument {
+        digest: digest.clone(),
+        document: "manifest",
+        source,
+    })?;
+    let config = blob_bytes(
+        reference,
+        &manifest.config.digest,
+        manifest.config.size,
+        cache,
+        registry,
+    )?;
     let image = BaseImage::parse(digest.clone(), &bytes, &config)?;
-    let have = &image.platform;
-    if have.os != want.os || have.architecture != want.architecture {
+    if !want.matches(&image.platform) {
         return Err(BuildError::BasePlatform {
-            have: format!("{}/{}", have.os, have.architecture),
+            have: image.platform.to_string(),
             want: want.to_string(),
         });
     }
@@ -171,49 +171,28 @@ fn resolve_image(
 /// For an index: the digest of the manifest for `platform`. `None` for an image manifest.
 fn platform_child(
     bytes: &[u8],
-    platform: &registry::Platform,
+    platform: &Platform,
     reference: &Reference,
 ) -> Result<Option<Digest>, BuildError> {
-    #[derive(Deserialize)]
-    struct Index {
-        #[serde(rename = "mediaType")]
-        media_type: Option<String>,
-        #[serde(default)]
-        manifests: Vec<Entry>,
-    }
-    #[derive(Deserialize)]
-    struct Entry {
-        digest: Digest,
-        platform: Option<registry::Platform>,
-    }
-    let index: Index =
-        serde_json::from_slice(bytes).map_err(|source| BuildError::BaseManifest { source })?;
-    let is_index = index
-        .media_type
-        .as_deref()
-        .is_some_and(registry::media_types::is_index)
-        || (index.media_type.is_none() && !index.manifests.is_empty());
-    if !is_index {
+    let document = oci::parse(bytes)
+        .map_err(|source| RegistryError::InvalidManifest(format!("{reference}: {source}")))?;
+    let Document::Index(index) = document else {
         return Ok(None);
+    };
+    match index.find_platform(platform) {
+        Some(entry) => Ok(Some(entry.digest.clone())),
+        None => Err(RegistryError::NoMatchingPlatform {
+            reference: reference.to_string(),
+            platform: platform.to_string(),
+            available: index
+                .manifests
+                .iter()
+                .filter_map(|m| m.platform.as_ref().map(ToString::to_string))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+        .into()),
     }
-    index
-        .manifests
-        .iter()
-        .find(|m| m.platform.as_ref().is_some_and(|p| platform.matches(p)))
-        .map(|m| Some(m.digest.clone()))
-        .ok_or_else(|| {
-            RegistryError::NoMatchingPlatform {
-                reference: reference.to_string(),
-                platform: platform.to_string(),
-                available: index
-                    .manifests
-                    .iter()
-                    .filter_map(|m| m.platform.as_ref().map(|p| p.to_string()))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            }
-            .into()
-        })
 }
 
 /// A cached blob, if present and its bytes still hash to its name.
@@ -318,7 +297,7 @@ pub(crate) fn fetch_layers(
                     path: path.clone(),
                     source,
                 };
-                let compression = crate::image::layer_compression(&l.media_type)
+                let compression = crate::image::layer_compression(l.media_type.as_str())
                     .expect("base layer media types were checked when parsed");
                 let file = std::io::BufReader::new(std::fs::File::open(&path).map_err(io)?);
                 let reader = crate::layer::decompress(file, compression).map_err(io)?;

@@ -4,13 +4,9 @@
 //! Only the documents are read here; where the bytes come from (and whether they are ever
 //! downloaded) is the caller's business.
 
-use serde_json::Value;
-
-use super::{
-    ContainerConfig, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, Healthcheck, ImageError, ImageFormat,
-    OCI_LAYER_GZIP, OCI_MANIFEST, Platform,
-};
+use super::{ContainerConfig, Healthcheck, ImageError, ImageFormat, Platform};
 use crate::digest::Digest;
+use crate::oci::{History, ImageConfig, Manifest, MediaType, RuntimeConfig};
 
 /// A base image's manifest and config, parsed and cross-checked.
 #[derive(Clone, Debug)]
@@ -19,8 +15,8 @@ pub struct BaseImage {
     pub manifest_digest: Digest,
     pub config_digest: Digest,
     pub layers: Vec<BaseLayer>,
-    /// The config's history entries, verbatim (including `empty_layer` ones).
-    pub history: Vec<Value>,
+    /// The config's history entries, as written (including `empty_layer` ones).
+    pub history: Vec<History>,
     /// The runtime config the image inherits (`docker build FROM` semantics).
     pub config: ContainerConfig,
     pub platform: Platform,
@@ -31,7 +27,7 @@ pub struct BaseImage {
 pub struct BaseLayer {
     pub digest: Digest,
     pub size: u64,
-    pub media_type: String,
+    pub media_type: MediaType,
     pub diff_id: Digest,
 }
 
@@ -43,140 +39,114 @@ impl BaseImage {
         manifest: &[u8],
         config: &[u8],
     ) -> Result<BaseImage, ImageError> {
-        let bad = |m: String| ImageError(format!("base image {manifest_digest}: {m}"));
-        let m: Value = serde_json::from_slice(manifest)
-            .map_err(|e| bad(format!("manifest is not JSON: {e}")))?;
-        let media_type = m["mediaType"].as_str().unwrap_or(OCI_MANIFEST);
-        if media_type != OCI_MANIFEST && media_type != DOCKER_MANIFEST {
+        let unparsable = |document| {
+            let digest = manifest_digest.clone();
+            move |source| ImageError::BaseDocument {
+                digest,
+                document,
+                source,
+            }
+        };
+        let bad = |problem: String| ImageError::Base {
+            digest: manifest_digest.clone(),
+            problem,
+        };
+        let m = Manifest::parse(manifest).map_err(unparsable("manifest"))?;
+        if Digest::of(config) != m.config.digest {
             return Err(bad(format!(
-                "manifest media type {media_type} is not an image manifest"
+                "config bytes do not hash to {}",
+                m.config.digest
             )));
         }
-        let config_digest: Digest = m["config"]["digest"]
-            .as_str()
-            .and_then(|d| d.parse().ok())
-            .ok_or_else(|| bad("manifest has no config digest".into()))?;
-        if Digest::of(config) != config_digest {
-            return Err(bad(format!("config bytes do not hash to {config_digest}")));
-        }
-        let c: Value =
-            serde_json::from_slice(config).map_err(|e| bad(format!("config is not JSON: {e}")))?;
-        let descriptors = m["layers"].as_array().cloned().unwrap_or_default();
-        let diff_ids: Vec<Digest> = c["rootfs"]["diff_ids"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|d| d.as_str()?.parse().ok()).collect())
-            .unwrap_or_default();
-        if diff_ids.len() != descriptors.len() {
+        let c = ImageConfig::parse(config).map_err(unparsable("config"))?;
+        if c.rootfs.diff_ids.len() != m.layers.len() {
             return Err(bad(format!(
                 "the manifest lists {} layers, the config {} diff_ids",
-                descriptors.len(),
-                diff_ids.len()
+                m.layers.len(),
+                c.rootfs.diff_ids.len()
             )));
         }
-        let layers = descriptors
+        let layers = m
+            .layers
             .iter()
-            .zip(diff_ids)
+            .zip(&c.rootfs.diff_ids)
             .map(|(d, diff_id)| {
-                let digest = d["digest"]
-                    .as_str()
-                    .and_then(|s| s.parse().ok())
-                    .ok_or_else(|| bad(format!("bad layer descriptor {d}")))?;
-                let media_type = d["mediaType"].as_str().unwrap_or_default().to_string();
-                if super::layer_compression(&media_type).is_none() {
+                if super::layer_compression(d.media_type.as_str()).is_none() {
                     return Err(bad(format!(
-                        "layer {digest} has media type `{media_type}`, which stevedore cannot stack on"
+                        "layer {} has media type `{}`, which stevedore cannot stack on",
+                        d.digest, d.media_type
                     )));
                 }
                 Ok(BaseLayer {
-                    digest,
-                    size: d["size"].as_u64().unwrap_or_default(),
-                    media_type,
-                    diff_id,
+                    digest: d.digest.clone(),
+                    size: d.size,
+                    media_type: d.media_type.clone(),
+                    diff_id: diff_id.clone(),
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(BaseImage {
             manifest_digest: manifest_digest.clone(),
-            config_digest,
+            config_digest: m.config.digest,
             layers,
-            history: c["history"].as_array().cloned().unwrap_or_default(),
-            config: ContainerConfig::from_image_config(&c["config"]),
-            platform: Platform {
-                os: c["os"].as_str().unwrap_or_default().to_string(),
-                architecture: c["architecture"].as_str().unwrap_or_default().to_string(),
-                variant: c["variant"].as_str().map(str::to_string),
-            },
+            platform: c.platform(),
+            config: ContainerConfig::from_runtime_config(&c.config),
+            history: c.history,
         })
     }
 }
 
 /// The media type a base layer gets in an image of `format`: the same bytes under the other
-/// family's name for gzip (as `skopeo copy --format` does); zstd has no Docker v2.2 name.
-pub(super) fn layer_type_for(format: ImageFormat, media_type: &str) -> Result<String, ImageError> {
-    Ok(match format {
-        ImageFormat::Oci if media_type == DOCKER_LAYER_GZIP => OCI_LAYER_GZIP.to_string(),
-        ImageFormat::Docker if media_type == OCI_LAYER_GZIP => DOCKER_LAYER_GZIP.to_string(),
-        ImageFormat::Docker if !media_type.starts_with("application/vnd.docker.") => {
-            return Err(ImageError(format!(
-                "a base layer has media type {media_type}, which Docker v2.2 images cannot carry; use format = \"oci\""
-            )));
-        }
-        _ => media_type.to_string(),
-    })
+/// family's name (as `skopeo copy --format` does); zstd has no Docker v2.2 name.
+pub(super) fn layer_type_for(
+    format: ImageFormat,
+    media_type: &MediaType,
+) -> Result<MediaType, ImageError> {
+    media_type
+        .layer_in_family(format == ImageFormat::Docker)
+        .ok_or_else(|| ImageError::NotInDocker(media_type.clone()))
 }
 
 impl ContainerConfig {
-    /// The runtime config of an image config's `config` object (Docker's field names).
-    pub fn from_image_config(c: &Value) -> ContainerConfig {
-        let strings = |v: &Value| -> Option<Vec<String>> {
-            v.as_array().map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(str::to_string))
-                    .collect()
-            })
-        };
-        let text = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
-        let keys = |v: &Value| -> Vec<String> {
-            v.as_object()
-                .map(|o| o.keys().cloned().collect())
-                .unwrap_or_default()
-        };
-        let ns = |v: &Value| v.as_u64().filter(|n| *n > 0);
-        let h = &c["Healthcheck"];
+    /// The runtime config of an image config's `config` object (Docker's field names). Empty
+    /// strings are unset; non-positive durations are left out, as Docker reads them.
+    pub fn from_runtime_config(c: &RuntimeConfig) -> ContainerConfig {
+        let text = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+        let ns = |v: Option<i64>| v.and_then(|n| u64::try_from(n).ok()).filter(|n| *n > 0);
         ContainerConfig {
-            entrypoint: strings(&c["Entrypoint"]),
-            cmd: strings(&c["Cmd"]),
-            env: strings(&c["Env"])
-                .unwrap_or_default()
+            entrypoint: c.entrypoint.clone(),
+            cmd: c.cmd.clone(),
+            env: c
+                .env
                 .iter()
+                .flatten()
                 .map(|kv| match kv.split_once('=') {
                     Some((k, v)) => (k.to_string(), v.to_string()),
                     None => (kv.clone(), String::new()),
                 })
                 .collect(),
-            workdir: text(&c["WorkingDir"]),
-            user: text(&c["User"]),
-            exposed_ports: keys(&c["ExposedPorts"]),
-            volumes: keys(&c["Volumes"]),
-            labels: c["Labels"]
-                .as_object()
-                .map(|o| {
-                    o.iter()
-                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                        .collect()
+            workdir: text(&c.working_dir),
+            user: text(&c.user),
+            exposed_ports: c
+                .exposed_ports
+                .iter()
+                .flat_map(|m| m.keys().cloned())
+                .collect(),
+            volumes: c.volumes.iter().flat_map(|m| m.keys().cloned()).collect(),
+            labels: c.labels.clone().unwrap_or_default(),
+            stop_signal: text(&c.stop_signal),
+            shell: c.shell.clone(),
+            healthcheck: c.healthcheck.as_ref().and_then(|h| {
+                Some(Healthcheck {
+                    test: h.test.clone()?,
+                    interval_ns: ns(h.interval),
+                    timeout_ns: ns(h.timeout),
+                    start_period_ns: ns(h.start_period),
+                    start_interval_ns: ns(h.start_interval),
+                    retries: h.retries.and_then(|r| u32::try_from(r).ok()),
                 })
-                .unwrap_or_default(),
-            stop_signal: text(&c["StopSignal"]),
-            shell: strings(&c["Shell"]),
-            healthcheck: strings(&h["Test"]).map(|test| Healthcheck {
-                test,
-                interval_ns: ns(&h["Interval"]),
-                timeout_ns: ns(&h["Timeout"]),
-                start_period_ns: ns(&h["StartPeriod"]),
-                start_interval_ns: ns(&h["StartInterval"]),
-                retries: h["Retries"].as_u64().and_then(|r| u32::try_from(r).ok()),
             }),
-            onbuild: strings(&c["OnBuild"]).filter(|o| !o.is_empty()),
+            onbuild: c.on_build.clone().filter(|o| !o.is_empty()),
         }
     }
 }
@@ -184,11 +154,12 @@ impl ContainerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oci::names::{DOCKER_LAYER_GZIP, OCI_CONFIG, OCI_MANIFEST};
     use serde_json::json;
 
     #[test]
     fn reads_docker_config_fields() {
-        let c = ContainerConfig::from_image_config(&json!({
+        let c: RuntimeConfig = serde_json::from_value(json!({
             "Env": ["PATH=/usr/bin:/bin", "JAVA_HOME=/opt/java"],
             "Entrypoint": ["/docker-entrypoint.sh"],
             "Cmd": null,
@@ -198,7 +169,9 @@ mod tests {
             "Volumes": {"/data": {}},
             "Labels": {"a": "b"},
             "StopSignal": "SIGQUIT"
-        }));
+        }))
+        .unwrap();
+        let c = ContainerConfig::from_runtime_config(&c);
         assert_eq!(c.env[1], ("JAVA_HOME".into(), "/opt/java".into()));
         assert_eq!(
             c.entrypoint.as_deref(),
@@ -219,7 +192,7 @@ mod tests {
         let cd = Digest::of(config);
         let manifest = json!({
             "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": super::super::OCI_CONFIG, "digest": cd.to_string(), "size": config.len()},
+            "config": {"mediaType": OCI_CONFIG, "digest": cd.to_string(), "size": config.len()},
             "layers": [{"mediaType": DOCKER_LAYER_GZIP, "digest": cd.to_string(), "size": 5}]
         });
         let bytes = serde_json::to_vec(&manifest).unwrap();
@@ -229,11 +202,19 @@ mod tests {
         assert_eq!(b.platform.architecture, "amd64");
         assert_eq!(
             layer_type_for(ImageFormat::Oci, &b.layers[0].media_type).unwrap(),
-            OCI_LAYER_GZIP
+            MediaType::OCI_LAYER_GZIP
         );
         assert!(
-            BaseImage::parse(md, &bytes, b"{}").is_err(),
+            BaseImage::parse(md.clone(), &bytes, b"{}").is_err(),
             "config digest is checked"
         );
+        let two = serde_json::to_vec(&json!({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": cd.to_string(), "size": config.len()},
+            "layers": []
+        }))
+        .unwrap();
+        let err = BaseImage::parse(md, &two, config).unwrap_err().to_string();
+        assert!(err.contains("0 layers, the config 1 diff_ids"), "{err}");
     }
 }

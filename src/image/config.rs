@@ -3,12 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use oci_spec::image::{
-    Arch, ConfigBuilder, HistoryBuilder, ImageConfigurationBuilder, Os, RootFsBuilder,
-};
-use serde_json::{Value, json};
-
-use super::{ImageError, ImageSpec, oci_digest, rfc3339};
+use super::{ImageError, ImageSpec, rfc3339};
+use crate::oci::{Empty, HealthConfig, History, ImageConfig, RootFs, RuntimeConfig};
 
 /// Runtime defaults of a container. In a recipe, unset fields are inherited from the base.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -77,120 +73,76 @@ impl ContainerConfig {
     }
 }
 
-pub(super) fn config_json(spec: &ImageSpec) -> Result<Value, ImageError> {
-    let e = |e: oci_spec::OciSpecError| ImageError(e.to_string());
-    let c = spec.config;
-    let mut runtime = ConfigBuilder::default();
-    if let Some(u) = &c.user {
-        runtime = runtime.user(u.clone());
-    }
-    if !c.exposed_ports.is_empty() {
-        runtime = runtime.exposed_ports(c.exposed_ports.clone());
-    }
-    if !c.env.is_empty() {
-        runtime = runtime.env(
-            c.env
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>(),
-        );
-    }
-    if let Some(ep) = &c.entrypoint {
-        runtime = runtime.entrypoint(ep.clone());
-    }
-    if let Some(cmd) = &c.cmd {
-        runtime = runtime.cmd(cmd.clone());
-    }
-    if !c.volumes.is_empty() {
-        runtime = runtime.volumes(c.volumes.clone());
-    }
-    if let Some(w) = &c.workdir {
-        runtime = runtime.working_dir(w.clone());
-    }
-    if !c.labels.is_empty() {
-        runtime = runtime.labels(
-            c.labels
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect::<std::collections::HashMap<_, _>>(),
-        );
-    }
-    if let Some(s) = &c.stop_signal {
-        runtime = runtime.stop_signal(s.clone());
-    }
+/// The image config of a build: the recipe's runtime settings, platform, the diff_ids and
+/// history of the base's layers then ours.
+pub(super) fn image_config(spec: &ImageSpec) -> Result<ImageConfig, ImageError> {
     let created = rfc3339(spec.created);
+    let base_layers = spec.base.iter().flat_map(|b| &b.layers);
+    let diff_ids = base_layers
+        .map(|l| l.diff_id.clone())
+        .chain(spec.layers.iter().map(|l| l.record.diff_id.clone()))
+        .collect();
+    // A base image's history comes first, as it was written (every field the specs define).
     let history = spec
-        .layers
-        .iter()
-        .map(|l| {
-            HistoryBuilder::default()
-                .created(created.clone())
-                .created_by(l.created_by.clone())
-                .build()
-                .map_err(e)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    // A base image's layers come first: its diff_ids, then ours; its history is kept verbatim
-    // (below) since it may hold entries oci-spec's type would reshape.
-    let diff_ids = spec
         .base
         .iter()
-        .flat_map(|b| b.layers.iter().map(|l| &l.diff_id))
-        .chain(spec.layers.iter().map(|l| &l.record.diff_id))
-        .map(|d| oci_digest(d).map(|d| d.to_string()))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut builder = ImageConfigurationBuilder::default()
-        .created(created)
-        .architecture(Arch::from(spec.platform.architecture.as_str()))
-        .os(Os::from(spec.platform.os.as_str()))
-        .config(runtime.build().map_err(e)?)
-        .rootfs(
-            RootFsBuilder::default()
-                .typ("layers")
-                .diff_ids(diff_ids)
-                .build()
-                .map_err(e)?,
-        )
-        .history(history);
-    if let Some(v) = &spec.platform.variant {
-        builder = builder.variant(v.clone());
-    }
-    let config = builder.build().map_err(e)?;
-    let mut value = serde_json::to_value(&config).map_err(|e| ImageError(e.to_string()))?;
-    if let Some(base) = spec.base {
-        let ours = value["history"].as_array().cloned().unwrap_or_default();
-        value["history"] = Value::Array(base.history.iter().cloned().chain(ours).collect());
-    }
+        .flat_map(|b| b.history.iter().cloned())
+        .chain(spec.layers.iter().map(|l| History {
+            created: Some(created.clone()),
+            created_by: Some(l.created_by.clone()),
+            ..History::default()
+        }))
+        .collect();
+    Ok(ImageConfig {
+        created: Some(created),
+        author: None,
+        architecture: spec.platform.architecture.clone(),
+        os: spec.platform.os.clone(),
+        variant: spec.platform.variant.clone(),
+        config: runtime_config(spec.config)?,
+        rootfs: RootFs {
+            typ: "layers".into(),
+            diff_ids,
+        },
+        history,
+    })
+}
 
-    // Docker-only fields that OCI leaves out but `docker inspect` and Docker honour.
-    let obj = value["config"]
-        .as_object_mut()
-        .ok_or_else(|| ImageError("config object missing".into()))?;
-    if let Some(h) = &c.healthcheck {
-        let mut hc = serde_json::Map::new();
-        hc.insert("Test".into(), json!(h.test));
-        for (key, v) in [
-            ("Interval", h.interval_ns),
-            ("Timeout", h.timeout_ns),
-            ("StartPeriod", h.start_period_ns),
-            ("StartInterval", h.start_interval_ns),
-        ] {
-            if let Some(v) = v {
-                hc.insert(key.into(), json!(v));
-            }
-        }
-        if let Some(r) = h.retries {
-            hc.insert("Retries".into(), json!(r));
-        }
-        obj.insert("Healthcheck".into(), Value::Object(hc));
-    }
-    if let Some(s) = &c.shell {
-        obj.insert("Shell".into(), json!(s));
-    }
-    if let Some(o) = &c.onbuild {
-        obj.insert("OnBuild".into(), json!(o));
-    }
-    Ok(value)
+/// The `config` object. Empty lists and maps are left out (`None`), as Docker writes them;
+/// Healthcheck, Shell and OnBuild are Docker's own fields, which Docker honours.
+fn runtime_config(c: &ContainerConfig) -> Result<RuntimeConfig, ImageError> {
+    let set = |items: &[String]| -> Option<BTreeMap<String, Empty>> {
+        (!items.is_empty()).then(|| items.iter().map(|p| (p.clone(), Empty {})).collect())
+    };
+    Ok(RuntimeConfig {
+        user: c.user.clone(),
+        exposed_ports: set(&c.exposed_ports),
+        env: (!c.env.is_empty()).then(|| c.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        entrypoint: c.entrypoint.clone(),
+        cmd: c.cmd.clone(),
+        volumes: set(&c.volumes),
+        working_dir: c.workdir.clone(),
+        labels: (!c.labels.is_empty()).then(|| c.labels.clone()),
+        stop_signal: c.stop_signal.clone(),
+        healthcheck: c.healthcheck.as_ref().map(health_config).transpose()?,
+        shell: c.shell.clone(),
+        on_build: c.onbuild.clone(),
+    })
+}
+
+fn health_config(h: &Healthcheck) -> Result<HealthConfig, ImageError> {
+    let nanos = |field: &'static str, v: Option<u64>| -> Result<Option<i64>, ImageError> {
+        v.map(|nanos| i64::try_from(nanos).map_err(|_| ImageError::Duration { field, nanos }))
+            .transpose()
+    };
+    Ok(HealthConfig {
+        test: Some(h.test.clone()),
+        interval: nanos("Interval", h.interval_ns)?,
+        timeout: nanos("Timeout", h.timeout_ns)?,
+        start_period: nanos("StartPeriod", h.start_period_ns)?,
+        start_interval: nanos("StartInterval", h.start_interval_ns)?,
+        retries: h.retries.map(i64::from),
+    })
 }
 
 #[cfg(test)]

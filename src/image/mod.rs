@@ -1,17 +1,15 @@
-//! The OCI image model: config, manifest and index, serialised canonically.
+//! An image's documents: the config and manifest of a build, serialised canonically.
 //!
-//! The JSON documents are built with oci-spec's types, then written with sorted keys and no
-//! insignificant whitespace, so the same inputs always give the same bytes (oci-spec keeps labels
-//! in a `HashMap`, whose order would otherwise vary from run to run). Docker v2.2 media types are
-//! available for registries that predate OCI.
+//! The documents are the OCI model's types ([`crate::oci`]), written with sorted keys and no
+//! insignificant whitespace, so the same inputs always give the same bytes. Docker v2.2 media
+//! types are available for registries that predate OCI.
 
 mod base;
 mod config;
 
 use std::collections::BTreeMap;
 
-use oci_spec::image::{Descriptor, DescriptorBuilder, ImageManifestBuilder, MediaType};
-use serde_json::Value;
+use crate::oci::{Descriptor, LayerEncoding, Manifest, MediaType};
 
 pub use base::{BaseImage, BaseLayer};
 pub use config::{ContainerConfig, Healthcheck};
@@ -58,18 +56,17 @@ impl ImageFormat {
     }
 }
 
-/// Which compression a layer media type implies, for reading blobs back.
+/// Which compression a layer media type implies, for reading blobs back (`None` for
+/// uncompressed tar and anything that is not a layer).
 pub fn layer_compression(media_type: &str) -> Option<Compression> {
-    if media_type.ends_with("+zstd") || media_type.ends_with(".zstd") {
-        Some(Compression::Zstd {
+    match MediaType::from(media_type).layer_encoding()? {
+        LayerEncoding::Zstd => Some(Compression::Zstd {
             level: Compression::DEFAULT_ZSTD_LEVEL,
-        })
-    } else if media_type.ends_with("gzip") {
-        Some(Compression::Gzip {
+        }),
+        LayerEncoding::Gzip => Some(Compression::Gzip {
             level: Compression::DEFAULT_GZIP_LEVEL,
-        })
-    } else {
-        None
+        }),
+        LayerEncoding::Tar => None,
     }
 }
 
@@ -110,8 +107,25 @@ pub struct ImageDocuments {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("building the image documents: {0}")]
-pub struct ImageError(String);
+pub enum ImageError {
+    /// A base image's manifest or config that does not parse.
+    #[error("base image {digest}: its {document}: {source}")]
+    BaseDocument {
+        digest: Digest,
+        document: &'static str,
+        #[source]
+        source: crate::oci::ParseError,
+    },
+    /// A base image whose documents parse but do not fit together or cannot be built on.
+    #[error("base image {digest}: {problem}")]
+    Base { digest: Digest, problem: String },
+    #[error(
+        "a base layer has media type {0}, which Docker v2.2 images cannot carry; use format = \"oci\""
+    )]
+    NotInDocker(MediaType),
+    #[error("healthcheck {field} of {nanos} ns does not fit an image config (at most 292 years)")]
+    Duration { field: &'static str, nanos: u64 },
+}
 
 /// The last second [`rfc3339`] can write (9999-12-31T23:59:59Z: the year has four digits);
 /// times past it are refused where they come in (`SOURCE_DATE_EPOCH`, git commit times).
@@ -123,52 +137,42 @@ pub fn rfc3339(secs: u64) -> String {
 }
 
 pub fn assemble(spec: &ImageSpec) -> Result<ImageDocuments, ImageError> {
-    let config = config::config_json(spec)?;
-    let config = canonical_json(&config);
+    let config = canonical_json(&config::image_config(spec)?);
     let config_digest = Digest::of(&config);
 
-    let descriptor =
-        |media_type: &str, digest: &Digest, size: u64| -> Result<Descriptor, ImageError> {
-            DescriptorBuilder::default()
-                .media_type(MediaType::from(media_type))
-                .digest(oci_digest(digest)?)
-                .size(size)
-                .build()
-                .map_err(|e| ImageError(e.to_string()))
-        };
-    let layer_type = spec.format.layer_media_type(spec.compression);
+    let layer_type = MediaType::from_static(spec.format.layer_media_type(spec.compression));
     let mut layers = Vec::new();
-    let mut layer_media_types = Vec::new();
     for l in spec.base.iter().flat_map(|b| &b.layers) {
         let media_type = base::layer_type_for(spec.format, &l.media_type)?;
-        layers.push(descriptor(&media_type, &l.digest, l.size)?);
-        layer_media_types.push(media_type);
+        layers.push(Descriptor::new(media_type, l.digest.clone(), l.size));
     }
     for l in spec.layers {
-        layers.push(descriptor(layer_type, &l.record.digest, l.record.size)?);
-        layer_media_types.push(layer_type.to_string());
+        layers.push(Descriptor::new(
+            layer_type.clone(),
+            l.record.digest.clone(),
+            l.record.size,
+        ));
     }
-    let mut builder = ImageManifestBuilder::default()
-        .schema_version(2u32)
-        .media_type(MediaType::from(spec.format.manifest_media_type()))
-        .config(descriptor(
-            spec.format.config_media_type(),
-            &config_digest,
-            config.len() as u64,
-        )?)
-        .layers(layers);
+    let config_descriptor = Descriptor::new(
+        MediaType::from_static(spec.format.config_media_type()),
+        config_digest.clone(),
+        config.len() as u64,
+    );
+    let mut manifest = Manifest::new(
+        MediaType::from_static(spec.format.manifest_media_type()),
+        config_descriptor,
+        layers,
+    );
     // Docker v2.2 manifests have no annotations field.
-    if spec.format == ImageFormat::Oci && !spec.annotations.is_empty() {
-        builder = builder.annotations(
-            spec.annotations
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect::<std::collections::HashMap<_, _>>(),
-        );
+    if spec.format == ImageFormat::Oci {
+        manifest.annotations = spec.annotations.clone();
     }
-    let manifest = builder.build().map_err(|e| ImageError(e.to_string()))?;
-    let manifest =
-        canonical_json(&serde_json::to_value(&manifest).map_err(|e| ImageError(e.to_string()))?);
+    let layer_media_types = manifest
+        .layers
+        .iter()
+        .map(|l| l.media_type.to_string())
+        .collect();
+    let manifest = manifest.to_canonical_json();
     Ok(ImageDocuments {
         manifest_digest: Digest::of(&manifest),
         manifest,
@@ -179,31 +183,9 @@ pub fn assemble(spec: &ImageSpec) -> Result<ImageDocuments, ImageError> {
     })
 }
 
-pub fn oci_digest(d: &Digest) -> Result<oci_spec::image::Digest, ImageError> {
-    d.to_string()
-        .parse()
-        .map_err(|e: oci_spec::OciSpecError| ImageError(e.to_string()))
-}
-
-/// JSON with object keys sorted at every level and no whitespace.
-pub fn canonical_json(value: &Value) -> Vec<u8> {
-    fn sort(v: &Value) -> Value {
-        match v {
-            Value::Object(map) => {
-                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-                entries.sort_by(|a, b| a.0.cmp(b.0));
-                Value::Object(
-                    entries
-                        .into_iter()
-                        .map(|(k, v)| (k.clone(), sort(v)))
-                        .collect(),
-                )
-            }
-            Value::Array(items) => Value::Array(items.iter().map(sort).collect()),
-            other => other.clone(),
-        }
-    }
-    serde_json::to_vec(&sort(value)).expect("a JSON value always serialises")
+/// JSON with object keys sorted at every level and no whitespace (see [`crate::oci`]).
+pub fn canonical_json<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    crate::oci::canonical_json(value)
 }
 
 #[cfg(test)]
@@ -212,7 +194,7 @@ mod tests {
 
     #[test]
     fn canonical_json_sorts_nested_keys() {
-        let v: Value =
+        let v: serde_json::Value =
             serde_json::from_str(r#"{"b":1,"a":{"z":[{"y":1,"x":2}],"c":null}}"#).unwrap();
         assert_eq!(
             String::from_utf8(canonical_json(&v)).unwrap(),

@@ -14,8 +14,11 @@
 //! structs, which follow the spec's field names one for one. Like oci-spec (it has no
 //! `deny_unknown_fields`), unknown fields are accepted and dropped on reading.
 //!
-//! oci-spec stays where it fits: [`crate::image`] builds the image config with its builders,
-//! which keeps the bytes of every image built so far (golden digests) exactly as they were.
+//! oci-spec stays where it fits best, as an independent reader: the tests check that it reads
+//! what these types write back to the same document. The image config is written with
+//! [`ImageConfig`] too (it was oci-spec's builder plus JSON patches for the Docker fields and
+//! the base's history); the bytes are unchanged, golden digests included. (The one spelling
+//! oci-spec changed, `armbe` written as `arm64be`, is no longer changed; Debian has no armbe.)
 //!
 //! # Validation ([`parse`])
 //!

@@ -8,15 +8,14 @@ use std::fs;
 use std::io::{BufReader, BufWriter};
 use std::path::Path;
 
-use serde_json::json;
-
 use super::oci_layout::set_readable;
 use super::{OutputError, StoredImage, io_err};
 use crate::cache::Cache;
 use crate::digest::HashingReader;
-use crate::image::{canonical_json, layer_compression};
+use crate::image::layer_compression;
 use crate::image_path::ImagePath;
 use crate::layer::{Meta, TarWriter, decompress};
+use crate::oci::canonical_json;
 
 const META: Meta = Meta {
     mode: 0o644,
@@ -24,6 +23,15 @@ const META: Meta = Meta {
     gid: 0,
     mtime: 0,
 };
+
+/// One image in the archive's `manifest.json` (Docker's field names).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ArchiveManifest<'a> {
+    config: &'a str,
+    repo_tags: Vec<String>,
+    layers: &'a [String],
+}
 
 enum Member<'a> {
     Bytes(Vec<u8>),
@@ -42,11 +50,11 @@ pub(super) fn write(file: &Path, image: &StoredImage, cache: &Cache) -> Result<(
         Some(name) => image.tags.iter().map(|t| format!("{name}:{t}")).collect(),
         None => Vec::new(),
     };
-    let manifest = json!([{
-        "Config": config_name,
-        "RepoTags": repo_tags,
-        "Layers": layer_names,
-    }]);
+    let manifest = [ArchiveManifest {
+        config: &config_name,
+        repo_tags,
+        layers: &layer_names,
+    }];
     let mut members: BTreeMap<ImagePath, Member> = BTreeMap::new();
     let path = |s: &str| ImagePath::from_relative(s).expect("fixed member names are clean");
     members.insert(path(&config_name), Member::Bytes(config));
@@ -55,12 +63,13 @@ pub(super) fn write(file: &Path, image: &StoredImage, cache: &Cache) -> Result<(
         Member::Bytes(canonical_json(&manifest)),
     );
     if let Some(name) = &image.name {
+        // The legacy `repositories` file: name → tag → image id.
         let tags: BTreeMap<&String, String> = image
             .tags
             .iter()
             .map(|t| (t, image.config_digest.hex()))
             .collect();
-        let repos = json!({ name: tags });
+        let repos = BTreeMap::from([(name, tags)]);
         members.insert(path("repositories"), Member::Bytes(canonical_json(&repos)));
     }
     for (layer, name) in image.layers.iter().zip(&layer_names) {

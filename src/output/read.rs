@@ -9,7 +9,10 @@ use serde_json::Value;
 
 use super::{OutputError, OutputTarget, io_err};
 use crate::digest::Digest;
-use crate::image::{DOCKER_MANIFEST_LIST, OCI_INDEX, REF_NAME};
+use crate::oci::{self, Descriptor, Document, ImageConfig, Manifest, ParseError};
+
+/// How many nested indexes a layout entry may go through to reach an image manifest.
+const MAX_INDEX_DEPTH: usize = 4;
 
 #[derive(Clone, Debug)]
 pub struct InspectedImage {
@@ -17,8 +20,14 @@ pub struct InspectedImage {
     pub source: String,
     /// Digest of the manifest; docker archives carry no manifest, so `None` there.
     pub manifest_digest: Option<Digest>,
-    pub manifest: Option<Value>,
+    /// The manifest, parsed and validated; `None` for docker archives.
+    pub manifest_doc: Option<Manifest>,
     pub config_digest: Digest,
+    /// The config, parsed and validated.
+    pub image_config: ImageConfig,
+    /// The manifest and config as JSON, for display (`inspect --json`) and for callers not yet
+    /// moved to `manifest_doc`/`image_config`. Read nothing from them here.
+    pub manifest: Option<Value>,
     pub config: Value,
     pub layers: Vec<InspectedLayer>,
     /// The tag it was found under, for layouts.
@@ -69,14 +78,77 @@ fn read_blob(dir: &Path, digest: &Digest) -> Result<Vec<u8>, OutputError> {
     Ok(bytes)
 }
 
-fn parse_json(path: &Path, bytes: &[u8]) -> Result<Value, OutputError> {
+fn invalid(path: &Path, what: &str) -> impl FnOnce(ParseError) -> OutputError {
+    move |e| bad(path, format!("invalid {what}: {e}"))
+}
+
+/// A document's JSON for display; it parsed as its typed form already, so this cannot fail.
+fn display_json(path: &Path, bytes: &[u8]) -> Result<Value, OutputError> {
     serde_json::from_slice(bytes).map_err(|e| bad(path, format!("invalid JSON: {e}")))
 }
 
-fn digest_field(path: &Path, v: &Value) -> Result<Digest, OutputError> {
-    v.as_str()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| bad(path, format!("bad digest {v}")))
+/// The tags (`org.opencontainers.image.ref.name`) of a layout's entries.
+fn tags(index: &oci::Index) -> String {
+    let tags: Vec<&str> = index
+        .manifests
+        .iter()
+        .filter_map(Descriptor::ref_name)
+        .collect();
+    tags.join(", ")
+}
+
+/// The entry `tag` names, or the only entry.
+fn choose<'a>(
+    dir: &Path,
+    index: &'a oci::Index,
+    tag: Option<&str>,
+) -> Result<&'a Descriptor, OutputError> {
+    match tag {
+        Some(t) => index.find_ref_name(t).ok_or_else(|| {
+            bad(
+                dir,
+                format!("no image tagged `{t}` (tags: {})", tags(index)),
+            )
+        }),
+        None if index.manifests.len() == 1 => Ok(&index.manifests[0]),
+        None => Err(bad(
+            dir,
+            format!(
+                "holds {} images; name one as oci:{}:TAG (tags: {})",
+                index.manifests.len(),
+                dir.display(),
+                tags(index)
+            ),
+        )),
+    }
+}
+
+/// Follows an entry (through nested indexes, to the first manifest of each) to an image
+/// manifest: its digest, bytes and parsed form.
+fn follow_to_manifest(
+    dir: &Path,
+    entry: &Descriptor,
+) -> Result<(Digest, Vec<u8>, Manifest), OutputError> {
+    let mut digest = entry.digest.clone();
+    for _ in 0..=MAX_INDEX_DEPTH {
+        let bytes = read_blob(dir, &digest)?;
+        let path = dir.join("blobs/sha256").join(digest.hex());
+        match oci::parse(&bytes).map_err(invalid(&path, "manifest"))? {
+            Document::Manifest(m) => return Ok((digest, bytes, *m)),
+            Document::Index(i) => {
+                digest = i
+                    .manifests
+                    .first()
+                    .ok_or_else(|| bad(&path, "empty image index"))?
+                    .digest
+                    .clone();
+            }
+        }
+    }
+    Err(bad(
+        dir,
+        format!("indexes nested more than {MAX_INDEX_DEPTH} deep"),
+    ))
 }
 
 fn read_layout(dir: &Path, tag: Option<&str>, source: &str) -> Result<InspectedImage, OutputError> {
@@ -84,86 +156,38 @@ fn read_layout(dir: &Path, tag: Option<&str>, source: &str) -> Result<InspectedI
     if !dir.join("oci-layout").is_file() {
         return Err(bad(dir, "not an OCI image layout (no oci-layout file)"));
     }
-    let index = parse_json(
-        &index_path,
-        &fs::read(&index_path).map_err(io_err(&index_path))?,
-    )?;
-    let manifests = index["manifests"].as_array().cloned().unwrap_or_default();
-    let chosen = match tag {
-        Some(t) => manifests
-            .iter()
-            .find(|m| m["annotations"][REF_NAME].as_str() == Some(t))
-            .ok_or_else(|| {
-                let tags: Vec<&str> = manifests
-                    .iter()
-                    .filter_map(|m| m["annotations"][REF_NAME].as_str())
-                    .collect();
-                bad(
-                    dir,
-                    format!("no image tagged `{t}` (tags: {})", tags.join(", ")),
-                )
-            })?,
-        None if manifests.len() == 1 => &manifests[0],
-        None => {
-            let tags: Vec<&str> = manifests
-                .iter()
-                .filter_map(|m| m["annotations"][REF_NAME].as_str())
-                .collect();
-            return Err(bad(
-                dir,
-                format!(
-                    "holds {} images; name one as oci:{}:TAG (tags: {})",
-                    manifests.len(),
-                    dir.display(),
-                    tags.join(", ")
-                ),
-            ));
-        }
-    };
-    let chosen_tag = chosen["annotations"][REF_NAME].as_str().map(str::to_string);
-    let mut digest = digest_field(&index_path, &chosen["digest"])?;
-    let mut media_type = chosen["mediaType"].as_str().unwrap_or_default().to_string();
-    let mut manifest_bytes = read_blob(dir, &digest)?;
-    // An index inside the layout: follow it to the first (or only) image manifest.
-    for _ in 0..4 {
-        if media_type != OCI_INDEX && media_type != DOCKER_MANIFEST_LIST {
-            break;
-        }
-        let nested = parse_json(&index_path, &manifest_bytes)?;
-        let first = nested["manifests"]
-            .get(0)
-            .ok_or_else(|| bad(&index_path, "empty image index"))?
-            .clone();
-        digest = digest_field(&index_path, &first["digest"])?;
-        media_type = first["mediaType"].as_str().unwrap_or_default().to_string();
-        manifest_bytes = read_blob(dir, &digest)?;
-    }
+    let index_bytes = fs::read(&index_path).map_err(io_err(&index_path))?;
+    let index = oci::Index::parse(&index_bytes).map_err(invalid(&index_path, "index.json"))?;
+    let chosen = choose(dir, &index, tag)?;
+    let (digest, manifest_bytes, manifest) = follow_to_manifest(dir, chosen)?;
     let manifest_path = dir.join("blobs/sha256").join(digest.hex());
-    let manifest = parse_json(&manifest_path, &manifest_bytes)?;
-    let config_digest = digest_field(&manifest_path, &manifest["config"]["digest"])?;
-    let config = parse_json(&manifest_path, &read_blob(dir, &config_digest)?)?;
-    let diff_ids = diff_ids(&config);
-    let layers = manifest["layers"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    let config_digest = manifest.config.digest.clone();
+    let config_bytes = read_blob(dir, &config_digest)?;
+    let config_path = dir.join("blobs/sha256").join(config_digest.hex());
+    let image_config =
+        ImageConfig::parse(&config_bytes).map_err(invalid(&config_path, "config"))?;
+    let diff_ids = &image_config.rootfs.diff_ids;
+    let layers = manifest
+        .layers
         .iter()
         .enumerate()
         .map(|(i, l)| InspectedLayer {
-            id: l["digest"].as_str().unwrap_or_default().to_string(),
-            size: l["size"].as_u64().unwrap_or_default(),
-            media_type: l["mediaType"].as_str().unwrap_or_default().to_string(),
+            id: l.digest.to_string(),
+            size: l.size,
+            media_type: l.media_type.to_string(),
             diff_id: diff_ids.get(i).cloned(),
         })
         .collect();
     Ok(InspectedImage {
         source: source.to_string(),
         manifest_digest: Some(digest),
-        manifest: Some(manifest),
+        manifest: Some(display_json(&manifest_path, &manifest_bytes)?),
+        manifest_doc: Some(manifest),
         config_digest,
-        config,
+        config: display_json(&config_path, &config_bytes)?,
+        image_config,
         layers,
-        tag: chosen_tag,
+        tag: chosen.ref_name().map(str::to_string),
     })
 }
 
@@ -183,11 +207,13 @@ pub fn read_layout_for_push(target: &str) -> Result<(PathBuf, InspectedImage), O
     Ok((dir, image))
 }
 
-fn diff_ids(config: &Value) -> Vec<Digest> {
-    config["rootfs"]["diff_ids"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|d| d.as_str()?.parse().ok()).collect())
-        .unwrap_or_default()
+/// One image in a docker archive's `manifest.json` (Docker's field names).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ArchiveEntry {
+    config: String,
+    #[serde(default)]
+    layers: Vec<String>,
 }
 
 fn read_archive(file: &Path, source: &str) -> Result<InspectedImage, OutputError> {
@@ -213,13 +239,12 @@ fn read_archive(file: &Path, source: &str) -> Result<InspectedImage, OutputError
     let manifest = small
         .get("manifest.json")
         .ok_or_else(|| bad(file, "not a docker archive (no manifest.json)"))?;
-    let manifest = parse_json(file, manifest)?;
-    let first = manifest
-        .get(0)
+    let entries: Vec<ArchiveEntry> = serde_json::from_slice(manifest)
+        .map_err(|e| bad(file, format!("invalid manifest.json: {e}")))?;
+    let first = entries
+        .first()
         .ok_or_else(|| bad(file, "manifest.json lists no image"))?;
-    let config_name = first["Config"]
-        .as_str()
-        .ok_or_else(|| bad(file, "manifest.json has no Config"))?;
+    let config_name = first.config.as_str();
     let config_bytes = small.get(config_name).ok_or_else(|| {
         bad(
             file,
@@ -227,30 +252,28 @@ fn read_archive(file: &Path, source: &str) -> Result<InspectedImage, OutputError
         )
     })?;
     let config_digest = Digest::of(config_bytes);
-    let config = parse_json(&PathBuf::from(config_name), config_bytes)?;
-    let diff_ids = diff_ids(&config);
-    let layers = first["Layers"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    let config_path = PathBuf::from(config_name);
+    let image_config = ImageConfig::parse(config_bytes).map_err(invalid(&config_path, "config"))?;
+    let diff_ids = &image_config.rootfs.diff_ids;
+    let layers = first
+        .layers
         .iter()
         .enumerate()
-        .map(|(i, l)| {
-            let name = l.as_str().unwrap_or_default().to_string();
-            InspectedLayer {
-                size: sizes.get(&name).copied().unwrap_or_default(),
-                id: name,
-                media_type: "application/x-tar".into(),
-                diff_id: diff_ids.get(i).cloned(),
-            }
+        .map(|(i, name)| InspectedLayer {
+            size: sizes.get(name).copied().unwrap_or_default(),
+            id: name.clone(),
+            media_type: "application/x-tar".into(),
+            diff_id: diff_ids.get(i).cloned(),
         })
         .collect();
     Ok(InspectedImage {
         source: source.to_string(),
         manifest_digest: None,
         manifest: None,
+        manifest_doc: None,
         config_digest,
-        config,
+        config: display_json(&config_path, config_bytes)?,
+        image_config,
         layers,
         tag: None,
     })

@@ -25,6 +25,7 @@ mod exit_codes;
 mod git_times;
 mod hostile_inputs;
 mod mmdebstrap_compare;
+mod oci_layout;
 mod packages;
 mod registry_base;
 mod registry_env;
