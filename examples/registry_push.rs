@@ -9,9 +9,9 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use stevedore::digest::Digest;
+use stevedore::oci::names as media_types;
 use stevedore::registry::{
-    BlobRef, BlockingRegistry, HostCredential, ImageToPush, RawManifest, Reference,
-    RegistryOptions, media_types,
+    BlobRef, BlockingRegistry, HostCredential, ImageToPush, RawManifest, Reference, RegistryOptions,
 };
 
 fn read_manifest(layout: &Path, digest: &str, media_type: &str) -> anyhow::Result<RawManifest> {
@@ -74,7 +74,7 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or(media_types::OCI_MANIFEST);
     let manifest = read_manifest(layout, top["digest"].as_str().context("digest")?, top_type)?;
     let mut image = ImageToPush::new(manifest.clone(), vec![]);
-    if media_types::is_index(top_type) {
+    if stevedore::oci::MediaType::from(top_type).is_index() {
         let v: serde_json::Value = serde_json::from_slice(&manifest.bytes)?;
         for c in v["manifests"].as_array().cloned().unwrap_or_default() {
             let child = read_manifest(

@@ -497,7 +497,7 @@ impl BlockingRegistry {
     pub fn pull_manifest(
         &self,
         reference: &super::Reference,
-        platform: Option<&super::Platform>,
+        platform: Option<&crate::oci::Platform>,
     ) -> Result<(super::RawManifest, crate::digest::Digest)> {
         self.rt
             .block_on(self.registry.pull_manifest(reference, platform))

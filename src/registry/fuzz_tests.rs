@@ -6,9 +6,10 @@ use proptest::prelude::*;
 
 use super::auth::{parse_challenge, parse_token_answer, token_lifetime};
 use super::credentials::HostCredential;
-use super::manifest::{ManifestRefs, Platform};
+use super::manifest::ManifestRefs;
 use super::push::parse_range;
 use super::reference::Reference;
+use crate::oci::Platform;
 
 fn config() -> ProptestConfig {
     crate::fuzz::config(3000)

@@ -23,7 +23,7 @@
 //! })?;
 //! let manifest = RawManifest {
 //!     bytes: std::fs::read("manifest.json").unwrap(), // the exact bytes that were hashed
-//!     media_type: media_types::OCI_MANIFEST.into(),
+//!     media_type: stevedore::oci::names::OCI_MANIFEST.into(),
 //! };
 //! let mut image = ImageToPush::new(manifest, blobs());
 //! image.tags = vec!["latest".into()];
@@ -63,10 +63,11 @@ mod push;
 mod reference;
 mod transport;
 
+pub use crate::oci::Platform;
 pub use client::{BlockingRegistry, Registry};
 pub use credentials::{CredentialSource, HostCredential, Secret};
 pub use error::RegistryError;
-pub use manifest::{Platform, RawManifest, media_types};
+pub use manifest::RawManifest;
 pub use options::{Limits, RegistryOptions, RetryPolicy};
 pub use progress::{NoProgress, PushProgress};
 pub use push::{BlobRef, ImageToPush, PushReport};

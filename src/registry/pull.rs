@@ -8,10 +8,11 @@ use reqwest::header::ACCEPT;
 use reqwest::{Method, Response, Url};
 
 use super::client::{Host, pull_scope};
-use super::manifest::{ACCEPT_MANIFESTS, ManifestRefs, Platform, RawManifest, media_types};
+use super::manifest::{ManifestRefs, RawManifest, accept_manifests};
 use super::transport::{Activity, error_chain, strip_query};
 use super::{Reference, Registry, RegistryError, Result};
 use crate::digest::{Digest, Hasher};
+use crate::oci::{MediaType, Platform, names};
 
 pub(crate) fn header_str<'a>(resp: &'a Response, name: &str) -> Option<&'a str> {
     resp.headers().get(name).and_then(|v| v.to_str().ok())
@@ -38,7 +39,7 @@ impl Registry {
         let Some(platform) = platform else {
             return Ok((m, d));
         };
-        if !media_types::is_index(&m.media_type) {
+        if !MediaType::from(m.media_type.as_str()).is_index() {
             return Ok((m, d));
         }
         let index = ManifestRefs::parse(&m.bytes)?;
@@ -81,7 +82,7 @@ impl Registry {
         let t = self.transport();
         let scopes = [pull_scope(repo)];
         let accept = |rb: reqwest::RequestBuilder| -> Result<reqwest::RequestBuilder> {
-            Ok(rb.header(ACCEPT, ACCEPT_MANIFESTS))
+            Ok(rb.header(ACCEPT, accept_manifests()))
         };
         let resp = self
             .send(host, &scopes, Method::GET, url, &accept, None)
@@ -145,7 +146,7 @@ impl Registry {
             .and_then(|m| m.media_type);
         let media_type = body_type
             .or(served.content_type)
-            .unwrap_or_else(|| media_types::OCI_MANIFEST.to_owned());
+            .unwrap_or_else(|| names::OCI_MANIFEST.to_owned());
         Ok((
             RawManifest {
                 bytes: served.bytes,
@@ -208,7 +209,7 @@ impl Registry {
                     scopes,
                     Method::HEAD,
                     &url,
-                    &|rb| Ok(rb.header(ACCEPT, ACCEPT_MANIFESTS)),
+                    &|rb| Ok(rb.header(ACCEPT, accept_manifests())),
                     None,
                 )
                 .await?;

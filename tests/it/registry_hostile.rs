@@ -17,9 +17,9 @@ use base64::Engine;
 use registry_support::hostile::{HostileServer, Reply, Seen, run_bounded};
 use registry_support::{Rng, make_image};
 use stevedore::digest::Digest;
+use stevedore::oci::names as media_types;
 use stevedore::registry::{
-    CredentialSource, HostCredential, Limits, Registry, RegistryError, RegistryOptions,
-    RetryPolicy, media_types,
+    CredentialSource, HostCredential, Limits, Registry, RegistryError, RegistryOptions, RetryPolicy,
 };
 
 const SECRET: &str = "ci-Secret-for-the-push-destination-only";

@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use registry_support::*;
 use stevedore::digest::Digest;
+use stevedore::oci::names as media_types;
 use stevedore::registry::{
     BlockingRegistry, CredentialSource, HostCredential, ImageToPush, Platform, PushProgress,
-    RawManifest, RegistryOptions, media_types,
+    RawManifest, RegistryOptions,
 };
 
 /// The test registry's credentials, given for that registry only.

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use stevedore::digest::Digest;
-use stevedore::registry::{BlobRef, ImageToPush, RawManifest, media_types};
+use stevedore::oci::names as media_types;
+use stevedore::registry::{BlobRef, ImageToPush, RawManifest};
 
 pub const USER: &str = "testuser";
 /// Distinctive so tests can grep every error and log line for it.
