@@ -918,35 +918,22 @@ fn run_inspect(target: &str, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     out!("source:   {}", img.source);
-    if let (Some(d), Some(m)) = (&img.manifest_digest, &img.manifest) {
-        out!("manifest: {d} ({})", m["mediaType"].as_str().unwrap_or("?"));
+    if let (Some(d), Some(m)) = (&img.manifest_digest, &img.manifest_doc) {
+        out!("manifest: {d} ({})", m.effective_media_type());
     }
-    let c = &img.config;
+    let c = &img.image_config;
     out!("config:   {}", img.config_digest);
-    out!(
-        "platform: {}/{}{}",
-        c["os"].as_str().unwrap_or("?"),
-        c["architecture"].as_str().unwrap_or("?"),
-        c["variant"]
-            .as_str()
-            .map(|v| format!("/{v}"))
-            .unwrap_or_default()
-    );
-    out!("created:  {}", c["created"].as_str().unwrap_or("-"));
-    if let Some(cfg) = c["config"].as_object() {
+    out!("platform: {}", c.platform());
+    out!("created:  {}", c.created.as_deref().unwrap_or("-"));
+    // The runtime config's fields under their JSON names, as `docker inspect` shows them.
+    if let Ok(serde_json::Value::Object(cfg)) = serde_json::to_value(&c.config) {
         out!("Config:");
         for (k, v) in cfg {
             out!("  {k}: {v}");
         }
     }
-    let history: Vec<&str> = c["history"]
-        .as_array()
-        .map(|h| {
-            h.iter()
-                .map(|e| e["created_by"].as_str().unwrap_or(""))
-                .collect()
-        })
-        .unwrap_or_default();
+    // One history line per layer (entries that made no layer are skipped, so they line up).
+    let history: Vec<&str> = c.layer_history().collect();
     out!("layers:");
     for (i, l) in img.layers.iter().enumerate() {
         out!(

@@ -25,8 +25,9 @@ pub struct InspectedImage {
     pub config_digest: Digest,
     /// The config, parsed and validated.
     pub image_config: ImageConfig,
-    /// The manifest and config as JSON, for display (`inspect --json`) and for callers not yet
-    /// moved to `manifest_doc`/`image_config`. Read nothing from them here.
+    /// The manifest and config exactly as stored, for display only (`inspect --json`
+    /// shows them with every field, also those the typed model drops). Never read fields from
+    /// them: use `manifest_doc` and `image_config`.
     pub manifest: Option<Value>,
     pub config: Value,
     pub layers: Vec<InspectedLayer>,
