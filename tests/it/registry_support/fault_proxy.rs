@@ -116,8 +116,8 @@ impl Drop for FaultProxy {
     }
 }
 
-/// Reads an HTTP head; returns its lines (without CRLF).
-fn read_head(r: &mut impl BufRead) -> std::io::Result<Option<Vec<String>>> {
+/// Reads an HTTP head; returns its lines (without CRLF). Shared with the hostile server.
+pub(super) fn read_head(r: &mut impl BufRead) -> std::io::Result<Option<Vec<String>>> {
     let mut lines = vec![];
     loop {
         let mut l = String::new();

@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::fault_proxy::read_head;
+
 /// One request as the server saw it.
 #[derive(Clone, Debug)]
 pub struct Seen {
@@ -135,21 +137,6 @@ impl Drop for HostileServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         let _ = TcpStream::connect(("127.0.0.1", self.port));
-    }
-}
-
-fn read_head(r: &mut impl BufRead) -> std::io::Result<Option<Vec<String>>> {
-    let mut lines = vec![];
-    loop {
-        let mut l = String::new();
-        if r.read_line(&mut l)? == 0 {
-            return Ok(None);
-        }
-        let l = l.trim_end_matches(['\r', '\n']).to_owned();
-        if l.is_empty() {
-            return Ok(Some(lines));
-        }
-        lines.push(l);
     }
 }
 
