@@ -97,9 +97,13 @@ fn image_label(i: &Image, g: &Graph) -> String {
         .collect();
     let known: u64 = layers.iter().filter_map(|l| l.size).sum();
     let to_build = layers.iter().filter(|l| l.size.is_none()).count();
-    let mut summary = format!("{} layers, {}", layers.len(), human(known));
+    let n = layers.len();
+    let mut summary = format!("{n} layer{}", if n == 1 { "" } else { "s" });
+    if to_build < n {
+        let _ = write!(summary, ", {}", human(known));
+    }
     if to_build > 0 {
-        let _ = write!(summary, " + {to_build} to build");
+        let _ = write!(summary, ", {to_build} to build");
     }
     lines.push(summary);
     lines.join("\n")
@@ -186,7 +190,7 @@ mod tests {
         );
         assert!(dot.contains("label=\"nl2\\nto build\""), "{dot}");
         assert!(
-            dot.contains("label=\"localhost/app:v\\\"1\\nr.toml\\n2 layers, 1.5 KB + 1 to build\""),
+            dot.contains("label=\"localhost/app:v\\\"1\\nr.toml\\n2 layers, 1.5 KB, 1 to build\""),
             "{dot}"
         );
         assert_eq!(to_dot(&g), dot, "the same graph gives the same text");

@@ -399,6 +399,7 @@ fn webapp_and_xenial_tomcat7_graph_matches_their_built_images() {
         std::fs::create_dir_all(t.path().join(war).parent().unwrap()).unwrap();
         std::fs::copy(repo.join(war), t.path().join(war)).unwrap();
     }
+    assert!(!t.path().join("keyrings").exists() && !t.path().join("recipes/keyrings").exists());
     let cache = t.path().join("cache");
     let webapp = t.path().join("recipes/webapp.toml");
     let xenial = t.path().join("recipes/ubuntu-xenial-tomcat7.toml");
