@@ -246,6 +246,37 @@ mod tests {
         assert!(keyring_for(None, &other).is_err());
     }
 
+    /// apt's side: a signed source without a keyring loads the built-in one for Debian's
+    /// hosts and refuses any other host, naming it (and never its credentials).
+    #[test]
+    fn sources_without_a_keyring_load_the_built_in_one_or_say_why_not() {
+        let sources = |mirror: &str| crate::apt::Sources {
+            mirrors: vec![mirror.to_string()],
+            suites: vec!["stable".into()],
+            components: vec!["main".into()],
+            architecture: "amd64".into(),
+            keyring: None,
+            allow_unsigned: false,
+        };
+        assert!(
+            sources("http://deb.debian.org/debian")
+                .load_keyring()
+                .is_ok()
+        );
+        let e = sources("http://user:secret@127.0.0.1:1/repo")
+            .load_keyring()
+            .unwrap_err();
+        let text = e.to_string();
+        assert!(
+            matches!(e, crate::apt::AptError::NoKeyring { .. }),
+            "{text}"
+        );
+        assert!(
+            text.contains("127.0.0.1:1") && !text.contains("secret"),
+            "{text}"
+        );
+    }
+
     /// The embedded keyrings are the committed files byte for byte (so lockfile inputs do not
     /// change when a recipe drops its keyring line) and hold usable keys.
     #[test]
