@@ -15,8 +15,8 @@
 //! Ids are short hex digests of what identifies the node, so the output is the same for the
 //! same inputs whatever order things were found in; nodes and edges are written sorted.
 //!
-//! Output: DOT ([`dot`]), JSON (the [`Graph`] serialised), or SVG through graphviz's `dot`
-//! ([`svg`]).
+//! Output: DOT ([`to_dot`]), JSON (the [`Graph`] serialised), or SVG through graphviz's `dot`
+//! ([`to_svg`]).
 
 mod dot;
 mod svg;
