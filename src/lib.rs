@@ -11,6 +11,8 @@
 //! - [`image`] builds the OCI config, manifest and index from the layers;
 //! - [`output`] writes an OCI image layout or a `docker load` archive, and reads them back.
 //!
+//! [`graph`] draws the layers of some recipes' plans (which are cached, which are shared).
+//!
 //! [`build`] strings the stages together; the CLI only parses arguments and calls it, and maps
 //! every error's [`ErrorClass`] to its exit code.
 
@@ -25,6 +27,7 @@ pub mod digest;
 pub mod error;
 #[cfg(test)]
 mod fuzz;
+pub mod graph;
 pub mod image;
 pub mod image_path;
 pub mod layer;

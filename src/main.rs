@@ -42,6 +42,7 @@ Examples:
   stevedore build recipes/webapp.toml --push registry.local:5000/team/webapp:v1
   stevedore push oci:out/webapp:latest registry.local:5000/team/webapp
   stevedore plan recipes/webapp.toml
+  stevedore graph recipes/webapp.toml recipes/ubuntu-xenial-tomcat7.toml | dot -Tsvg > layers.svg
   stevedore inspect oci:out/webapp:latest
 
 Exit codes:
@@ -151,6 +152,20 @@ enum Command {
         /// Fail (exit 3) when a script command is not covered.
         #[arg(long)]
         strict: bool,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Print the layer graph of one or several recipes (DOT, JSON or SVG) without building:
+    /// images, their layers with sizes or "to build", shared layers drawn once.
+    #[command(
+        after_help = "Examples:\n  stevedore graph recipes/webapp.toml recipes/ubuntu-xenial-tomcat7.toml | dot -Tpng > layers.png\n  stevedore graph recipes/webapp.toml --format svg > layers.svg   # needs graphviz"
+    )]
+    Graph {
+        #[arg(required = true)]
+        recipes: Vec<PathBuf>,
+        /// dot, json, or svg (runs graphviz's `dot -Tsvg`).
+        #[arg(long, default_value = "dot", value_parser = clap::builder::TypedValueParser::map(clap::builder::PossibleValuesParser::new(stevedore::graph::Format::NAMES), |s| s.parse::<stevedore::graph::Format>().expect("a possible value")))]
+        format: stevedore::graph::Format,
         #[command(flatten)]
         registry: RegistryArgs,
     },
@@ -498,6 +513,11 @@ fn main() -> ExitCode {
             registry,
         } => run_plan(recipe, cache_dir, scripts, strict, &registry),
         Command::Inspect { target, json } => run_inspect(&target, json),
+        Command::Graph {
+            recipes,
+            format,
+            registry,
+        } => run_graph(&recipes, format, &cache_dir, &registry),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -901,6 +921,19 @@ fn run_plan(
             coverage.strict().map_err(BuildError::Strict)?;
         }
     }
+    Ok(())
+}
+
+fn run_graph(
+    recipes: &[PathBuf],
+    format: stevedore::graph::Format,
+    cache_dir: &std::path::Path,
+    registry_args: &RegistryArgs,
+) -> anyhow::Result<()> {
+    let cache = stevedore::cache::Cache::open(cache_dir)?;
+    let bytes =
+        stevedore::graph::render(recipes, &cache, &registry_args.options(true, None)?, format)?;
+    out!("{}", String::from_utf8_lossy(&bytes).trim_end());
     Ok(())
 }
 

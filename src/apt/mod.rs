@@ -17,6 +17,7 @@ pub mod deb;
 pub mod deb822;
 pub mod fetch;
 pub mod index;
+pub mod keyrings;
 pub mod lock;
 pub mod release;
 pub mod resolver;
@@ -32,6 +33,7 @@ use crate::digest::Digest;
 pub use deb::{Deb, DebError};
 pub use fetch::{FetchError, Fetcher, NoProgress, Progress, Wanted};
 pub use index::{Index, IndexError, Package};
+pub use keyrings::{BuiltinKeyring, KeyringSource, NoBuiltinKeyring};
 pub use lock::{LockedBase, LockedLayer, LockedPackage, Lockfile};
 pub use release::{Release, ReleaseError};
 pub use resolver::{
@@ -54,7 +56,9 @@ pub struct Sources {
     pub components: Vec<String>,
     /// Debian architecture (`amd64`).
     pub architecture: String,
-    /// OpenPGP keyring that must have signed each suite's InRelease.
+    /// OpenPGP keyring that must have signed each suite's InRelease. `None` (without
+    /// `allow_unsigned`): the keyring stevedore ships for the mirrors' archive, when they are
+    /// Debian's or Ubuntu's ([`keyrings`]).
     pub keyring: Option<PathBuf>,
     /// Skip signature checks. Only for local test repositories; every load warns about it.
     pub allow_unsigned: bool,
@@ -76,9 +80,12 @@ pub enum AptError {
     #[error(transparent)]
     Deb(#[from] DebError),
     #[error(
-        "no keyring configured for {url}; set a keyring (e.g. keyrings/debian-archive-keyring.gpg), or allow-unsigned for a local test repository"
+        "no keyring configured for {url}, and {reason}; set a keyring (the archive's signing keys), or allow-unsigned for a local test repository"
     )]
-    NoKeyring { url: String },
+    NoKeyring {
+        url: String,
+        reason: NoBuiltinKeyring,
+    },
     #[error("{url}: the suite has no architecture {architecture} (it has: {available})")]
     NoArchitecture {
         url: String,
@@ -131,6 +138,20 @@ pub fn redact_credentials(url: &str) -> String {
 pub const CREDENTIALS_ADVICE: &str = "remove `user:password@` from the URL: stevedore refuses credentials in mirror URLs, which would be written into the image's sources.list, the lockfile and logs. Serve the archive to the build without credentials (e.g. through an authenticating proxy such as apt-cacher-ng on the CI network)";
 
 impl Sources {
+    /// The keyring that verifies this source: its own file, else the built-in keyring of its
+    /// mirrors' archive ([`keyrings::keyring_for`]); for signed sources only.
+    fn load_keyring(&self) -> Result<Keyring, AptError> {
+        let no_keyring = |reason| AptError::NoKeyring {
+            url: redact_credentials(self.mirrors.first().map_or("", String::as_str)),
+            reason,
+        };
+        match keyrings::keyring_for(self.keyring.as_deref(), &self.mirrors) {
+            Ok(KeyringSource::File(path)) => Ok(Keyring::load(path)?),
+            Ok(KeyringSource::Builtin(k)) => Ok(k.load()?),
+            Err(reason) => Err(no_keyring(reason)),
+        }
+    }
+
     /// Refuses entries that could only fail later with a confusing message, and mirror URLs
     /// with credentials (see [`CREDENTIALS_ADVICE`]; messages show them redacted).
     pub fn validate(&self) -> Result<(), AptError> {
@@ -397,16 +418,14 @@ async fn verify_suites(
     wanted: &mut Vec<IndexDownload>,
 ) -> Result<(), AptError> {
     sources.validate()?;
-    let keyring = match (&sources.keyring, sources.allow_unsigned) {
-        (_, true) => {
-            tracing::warn!(
-                "allow-unsigned is set: InRelease signatures are NOT checked for {:?}; use this only for a local test repository",
-                sources.mirrors
-            );
-            None
-        }
-        (Some(path), false) => Some(Keyring::load(path)?),
-        (None, false) => None,
+    let keyring = if sources.allow_unsigned {
+        tracing::warn!(
+            "allow-unsigned is set: InRelease signatures are NOT checked for {:?}; use this only for a local test repository",
+            sources.mirrors
+        );
+        None
+    } else {
+        Some(sources.load_keyring()?)
     };
     for suite in &sources.suites {
         // Mirrors are alternatives: the first that serves the InRelease serves the suite.
@@ -439,10 +458,7 @@ async fn verify_suites(
                     let verified = signature::verify_inrelease_at(keyring, &text, &url, now)?;
                     (verified.text, verified.signers)
                 }
-                None if sources.allow_unsigned => {
-                    (release::cleartext_body(&text).unwrap_or(text), Vec::new())
-                }
-                None => return Err(AptError::NoKeyring { url }),
+                None => (release::cleartext_body(&text).unwrap_or(text), Vec::new()),
             };
             let release = Release::parse(&release_text, &url)?;
             let release_sha256 = Digest::of(release_text.as_bytes());

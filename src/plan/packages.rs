@@ -67,18 +67,36 @@ pub fn inputs_hash(recipe: &Recipe) -> Result<Digest, PlanError> {
             );
             for s in &r.sources {
                 h.update(sources_desc(s).as_bytes());
-                if let Some(k) = &s.keyring {
-                    let bytes = std::fs::read(k).map_err(|source| PlanError::Keyring {
-                        location: s.location.clone(),
-                        path: k.clone(),
-                        source,
-                    })?;
-                    h.update(&Digest::of(&bytes).to_string().into_bytes());
+                if let Some(digest) = keyring_digest(s)? {
+                    h.update(&digest.to_string().into_bytes());
                 }
             }
         }
     }
     Ok(h.finish().0)
+}
+
+/// The digest of the keyring that verifies a source: its file's, or the built-in keyring's
+/// (the same bytes as the file in keyrings/, so a recipe that drops its `keyring` line for
+/// Debian or Ubuntu keeps its inputs hash and its lockfile). `None` for an unsigned source
+/// without a keyring.
+fn keyring_digest(s: &AptSource) -> Result<Option<Digest>, PlanError> {
+    if s.keyring.is_none() && s.allow_unsigned {
+        return Ok(None);
+    }
+    match apt::keyrings::keyring_for(s.keyring.as_deref(), &s.mirrors) {
+        Ok(apt::KeyringSource::File(k)) => {
+            let bytes = std::fs::read(k).map_err(|source| PlanError::Keyring {
+                location: s.location.clone(),
+                path: k.to_path_buf(),
+                source,
+            })?;
+            Ok(Some(Digest::of(&bytes)))
+        }
+        Ok(apt::KeyringSource::Builtin(k)) => Ok(Some(Digest::of(k.bytes))),
+        // The recipe was checked for this; verification names the mirror if it happens.
+        Err(_) => Ok(None),
+    }
 }
 
 fn has_packages(recipe: &Recipe) -> bool {

@@ -347,22 +347,26 @@ impl Validator<'_> {
                     self.error(
                         k.span(),
                         format!("keyring `{}` not found (looked for {})", k.get_ref(), path.display()),
-                        "keyrings live in keyrings/ of the stevedore repository; give the path relative to this recipe",
+                        "give the path relative to this recipe (Debian's and Ubuntu's archives need no keyring line: stevedore ships theirs)",
                     );
                     ok = false;
                     None
                 }
             }
             None if allow_unsigned => None,
-            None => {
-                self.error(
-                    s.mirrors.span(),
-                    "no keyring for this archive",
-                    "add keyring = \"../keyrings/debian-archive-keyring.gpg\" (or the Ubuntu one); signatures are always checked",
-                );
-                ok = false;
-                None
-            }
+            // Debian's and Ubuntu's archives are verified with the keyrings stevedore ships.
+            None => match crate::apt::keyrings::builtin_for(s.mirrors.get_ref()) {
+                Ok(_) => None,
+                Err(why) => {
+                    self.error(
+                        s.mirrors.span(),
+                        format!("no keyring for this archive: {why}"),
+                        "add keyring = \"FILE\" (the archive's OpenPGP keys, relative to this recipe); signatures are always checked",
+                    );
+                    ok = false;
+                    None
+                }
+            },
         };
         ok.then(|| AptSource {
             mirrors: s

@@ -34,7 +34,9 @@ pub struct AptSource {
     pub mirrors: Vec<String>,
     pub suites: Vec<String>,
     pub components: Vec<String>,
-    /// Absolute path of the keyring file.
+    /// Absolute path of the keyring file. `None` without `allow_unsigned`: the mirrors are
+    /// Debian's or Ubuntu's (checked when the recipe was read) and their built-in keyring
+    /// verifies them ([`crate::apt::keyrings`]).
     pub keyring: Option<PathBuf>,
     pub allow_unsigned: bool,
     pub location: Location,
