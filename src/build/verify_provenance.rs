@@ -229,17 +229,33 @@ fn compare_settings(s: &Statement, lock: Option<&Lockfile>, out: &mut Vec<String
     }
 }
 
-/// The checkout's git commit against the provenance's (a note: it does not decide the digest).
-fn git_note(s: &Statement, root: &Path) -> Option<String> {
-    let theirs = s
-        .dependencies(kind::GIT)
-        .next()?
-        .digest
-        .get("gitCommit")?
-        .clone();
-    let ours = gix::discover(root)
-        .ok()
+/// The checkout's git facts against the provenance's: another commit is a note (it does not
+/// decide the digest by itself; the files it changed are compared above or show in the
+/// rebuild), another `origin` a difference (it is the image's `org.opencontainers.image.source`
+/// label).
+fn compare_git(s: &Statement, root: &Path, differences: &mut Vec<String>) -> Option<String> {
+    let dep = s.dependencies(kind::GIT).next()?;
+    let theirs = dep.digest.get("gitCommit")?.clone();
+    let repo = gix::discover(root).ok();
+    let ours = repo
+        .as_ref()
         .and_then(|r| r.head_id().ok().map(|id| id.detach().to_string()));
+    let remote = repo.as_ref().and_then(|r| {
+        let url = r
+            .find_remote("origin")
+            .ok()?
+            .url(gix::remote::Direction::Fetch)?
+            .to_bstring();
+        Some(crate::plan::git::strip_credentials(&url.to_string()))
+    });
+    if remote != dep.uri {
+        let show = |v: Option<&String>| v.map_or("none".to_owned(), |v| v.clone());
+        differences.push(format!(
+            "git remote origin: {} in the provenance, {} in the checkout",
+            show(dep.uri.as_ref()),
+            show(remote.as_ref())
+        ));
+    }
     match ours {
         Some(o) if o == theirs => None,
         Some(o) => Some(format!(
@@ -284,7 +300,9 @@ pub fn verify_provenance(
     compare_recipes(&statement, &root, &mut differences);
     compare_packages(&statement, lock.as_ref(), &mut differences);
     compare_settings(&statement, lock.as_ref(), &mut differences);
-    let notes = git_note(&statement, &root).into_iter().collect();
+    let notes = compare_git(&statement, &root, &mut differences)
+        .into_iter()
+        .collect();
     let (rebuilt, rebuild_error) =
         match rebuild(&recipe, &statement, cache_dir, fresh.path(), registry_opts) {
             Ok(d) => (Some(d), None),
