@@ -1015,7 +1015,7 @@ fn print_referrers(target: &str) -> anyhow::Result<()> {
 
 fn run_inspect(target: &str, json: bool) -> anyhow::Result<()> {
     // A registry reference: only its referrers are shown.
-    if !json && target.parse::<OutputTarget>().is_err() && !std::path::Path::new(target).exists() {
+    if !json && build::is_registry_reference(target) {
         return print_referrers(target);
     }
     let img = output::read_image(target)?;

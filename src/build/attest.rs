@@ -273,6 +273,23 @@ pub fn attach_to_layout(
     Ok(artifacts.len())
 }
 
+/// Whether `target` names an image in a registry (`host[:port]/repo…`, the host written out:
+/// `localhost`, or a name with a `.` or a `:port`), rather than a file: a bare `name` or
+/// `path/file` is never sent to Docker Hub by `inspect`.
+pub fn is_registry_reference(target: &str) -> bool {
+    let s = target.strip_prefix("docker://").unwrap_or(target);
+    match s.split_once('/') {
+        Some((host, rest)) => {
+            !rest.is_empty()
+                && !host.starts_with('.')
+                && (host == "localhost" || host.contains('.') || host.contains(':'))
+                && !Path::new(target).exists()
+                && target.parse::<OutputTarget>().is_err()
+        }
+        None => false,
+    }
+}
+
 /// One referrer of an image, as `inspect` lists it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -318,6 +335,11 @@ pub fn referrers(target: &str, registry: &RegistryOptions) -> Result<Vec<Referre
         };
         let found = output::layout_referrers(&dir, &digest).map_err(source)?;
         return Ok(found.iter().map(Referrer::from).collect());
+    }
+    if !is_registry_reference(target) {
+        // Neither a layout nor a registry: what read_image says about it is the right error.
+        output::read_image(target).map_err(source)?;
+        return Ok(Vec::new());
     }
     let reference: Reference = target.parse()?;
     let client = BlockingRegistry::new(registry.clone())?;
@@ -375,4 +397,22 @@ pub fn attest(
         }
     }
     Ok(lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_written_out_hosts_are_registries() {
+        assert!(is_registry_reference("127.0.0.1:5000/app@sha256:00"));
+        assert!(is_registry_reference("registry.local/team/app:v1"));
+        assert!(is_registry_reference("localhost/app"));
+        assert!(!is_registry_reference("app:v1"));
+        assert!(!is_registry_reference("out/layout"));
+        assert!(!is_registry_reference("./missing.tar"));
+        assert!(!is_registry_reference("../x/y"));
+        assert!(!is_registry_reference("oci:a.b/c:v1"));
+        assert!(!is_registry_reference("docker-archive:x.y/z.tar"));
+    }
 }

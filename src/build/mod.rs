@@ -21,7 +21,7 @@ mod verify_provenance;
 
 pub use attest::{
     AttestOptions, ProvenanceReport, Referrer, attach_to_layout, attach_to_registry, attest,
-    provenance_inputs, referrers, sbom_attachments, verify_provenance,
+    is_registry_reference, provenance_inputs, referrers, sbom_attachments, verify_provenance,
 };
 pub use base::ResolvedBase;
 pub use build_image::build;
