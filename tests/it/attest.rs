@@ -425,3 +425,82 @@ fn provenance_and_signatures_are_attached_checked_and_rebuilt() {
     assert_eq!(bad.status.code(), Some(3), "{}", stderr(&bad));
     assert!(!stderr(&bad).contains(&secret) && !stdout(&bad).contains(&secret));
 }
+
+/// A registry with the referrers API (answers the artifact's manifest PUT with `OCI-Subject`
+/// and lists referrers itself): no fallback tag is read or written, and the listing comes from
+/// the API.
+#[test]
+fn a_registry_with_the_referrers_api_gets_no_fallback_tag() {
+    use registry_support::hostile::{HostileServer, Reply};
+    use stevedore::oci::{Descriptor, MediaType};
+    use stevedore::registry::{
+        BlobRef, BlockingRegistry, ImageToPush, RawManifest, ReferrersVia, RegistryOptions,
+    };
+
+    let image = stevedore::digest::Digest::of(b"the image manifest");
+    let doc = stevedore::attach::Attachment::new(IN_TOTO, IN_TOTO, b"{\"x\":1}".to_vec());
+    let subject = Descriptor::new(MediaType::OCI_MANIFEST, image.clone(), 18);
+    let artifact = stevedore::attach::artifact(&doc, &subject, "2024-01-01T00:00:00Z");
+    let listing = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [artifact.referrer_entry()],
+    })
+    .to_string();
+    let subject_header = image.to_string();
+    let server = HostileServer::start(true, move |req| {
+        let t = req.target.as_str();
+        match req.method.as_str() {
+            "GET" if t == "/v2/" => Reply::status(200),
+            // Every blob is there already.
+            "HEAD" if t.contains("/blobs/") => Reply::status(200),
+            "PUT" if t.contains("/manifests/sha256:") => {
+                Reply::with(201, &[("OCI-Subject", subject_header.as_str())], b"")
+            }
+            "GET" if t.contains("/referrers/") => Reply::with(
+                200,
+                &[("Content-Type", "application/vnd.oci.image.index.v1+json")],
+                listing.as_bytes(),
+            ),
+            _ => Reply::json(404, r#"{"errors":[{"code":"MANIFEST_UNKNOWN"}]}"#),
+        }
+    });
+    let t = tempdir();
+    let blobs = artifact
+        .blobs
+        .iter()
+        .map(|b| {
+            let d = stevedore::digest::Digest::of(b);
+            let path = t.path().join(d.hex());
+            std::fs::write(&path, b).unwrap();
+            BlobRef {
+                digest: d,
+                size: b.len() as u64,
+                media_type: "application/octet-stream".into(),
+                path,
+            }
+        })
+        .collect();
+    let registry = BlockingRegistry::new(RegistryOptions::default()).unwrap();
+    let repo = format!("{}/app", server.host()).parse().unwrap();
+    let push = ImageToPush::new(
+        RawManifest {
+            bytes: artifact.manifest_bytes.clone(),
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        },
+        blobs,
+    );
+    let pushed = registry.push_referrer(&repo, &push, None).unwrap();
+    assert_eq!(pushed.via, ReferrersVia::Api);
+    assert_eq!(pushed.digest, artifact.digest());
+    let listed = registry.referrers(&repo, &image).unwrap();
+    assert_eq!(listed.manifests, vec![artifact.referrer_entry()]);
+    let tag = format!("sha256-{}", image.hex());
+    let touched: Vec<String> = server
+        .seen()
+        .iter()
+        .map(|s| format!("{} {}", s.method, s.target))
+        .filter(|s| s.contains(&tag))
+        .collect();
+    assert!(touched.is_empty(), "the fallback tag was used: {touched:?}");
+}
