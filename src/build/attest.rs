@@ -375,7 +375,8 @@ pub fn attest(
     if opts.is_empty() {
         return Ok(lines);
     }
-    for target in outputs {
+    let documents = opts.provenance || !opts.attachments.is_empty();
+    for target in outputs.iter().filter(|_| documents) {
         if let OutputTarget::OciLayout { dir, .. } = target {
             let n = attach_to_layout(recipe_path, result, opts, dir)?;
             lines.push(format!("attached {n} artifacts to {target}"));
