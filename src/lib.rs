@@ -9,7 +9,9 @@
 //! - [`oci`] is the OCI model: media types, platforms, descriptors, manifests, indexes and
 //!   configs, and the one validating `parse` every reader of outside documents uses;
 //! - [`image`] builds the OCI config, manifest and index from the layers;
-//! - [`output`] writes an OCI image layout or a `docker load` archive, and reads them back.
+//! - [`output`] writes an OCI image layout or a `docker load` archive, and reads them back;
+//! - [`attach`], [`provenance`] and [`sign`] make the documents attached to an image (OCI 1.1
+//!   artifacts: SBOMs, SLSA provenance, cosign signatures).
 //!
 //! [`graph`] draws the layers of some recipes' plans (which are cached, which are shared).
 //!
@@ -21,6 +23,7 @@
 #![warn(clippy::too_many_lines)]
 
 pub mod apt;
+pub mod attach;
 pub mod build;
 pub mod cache;
 pub mod digest;
@@ -34,9 +37,11 @@ pub mod layer;
 pub mod oci;
 pub mod output;
 pub mod plan;
+pub mod provenance;
 pub mod recipe;
 pub mod registry;
 pub mod rootfs;
+pub mod sign;
 pub mod tls;
 
 pub use error::{Classify, ErrorClass};

@@ -105,6 +105,8 @@ enum Command {
         #[arg(long, value_name = "REF", value_parser = parse_reference)]
         push: Option<Reference>,
         #[command(flatten)]
+        attest: AttestArgs,
+        #[command(flatten)]
         registry: RegistryArgs,
     },
     /// Push an image from an OCI layout to a registry; prints the manifest digest on stdout.
@@ -128,13 +130,20 @@ enum Command {
     /// Rebuild in a fresh cache and compare with the last build (or --against an OCI layout),
     /// naming every file that differs.
     Verify {
-        recipe: PathBuf,
+        #[arg(required_unless_present = "provenance")]
+        recipe: Option<PathBuf>,
         /// The reference image: oci:DIR[:TAG]. Default: the last build of RECIPE in this cache.
         #[arg(long, value_name = "TARGET")]
         against: Option<String>,
         /// Use only the lockfile.
         #[arg(long)]
         locked: bool,
+        /// Fetch the provenance attached to REF@DIGEST, rebuild the recipe it names in this
+        /// checkout in a fresh cache, and compare digests (exit 5 naming what differs).
+        #[arg(long, value_name = "REF@DIGEST", value_parser = parse_reference, conflicts_with_all = ["recipe", "against"])]
+        provenance: Option<Reference>,
+        #[command(flatten)]
+        registry: RegistryArgs,
     },
     /// Resolve the recipe's package layers and registry base; write RECIPE.lock next to it.
     Lock {
@@ -195,6 +204,21 @@ enum CacheAction {
         #[arg(long, value_name = "RECIPE")]
         keep: Vec<PathBuf>,
     },
+}
+
+/// Supply chain: what `build` attaches to the image (see README "Supply chain").
+#[derive(clap::Args)]
+struct AttestArgs {
+    /// Attach SLSA v1 provenance (an in-toto statement) to the pushed image and OCI layouts.
+    #[arg(long)]
+    provenance: bool,
+    /// Sign the pushed manifest digest as cosign does, with this ECDSA P-256 PKCS#8 PEM key
+    /// (default: the PEM in $STEVEDORE_SIGN_KEY, if set). Never printed.
+    #[arg(long, value_name = "FILE", requires = "push")]
+    sign_key: Option<PathBuf>,
+    /// Attach SBOMs in these formats (comma-separated: spdx, cyclonedx).
+    #[arg(long, value_name = "FORMATS", value_delimiter = ',')]
+    sbom: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -475,6 +499,7 @@ fn main() -> ExitCode {
             locked,
             strict,
             push,
+            attest,
             registry,
         } => run_build(
             recipe,
@@ -484,6 +509,7 @@ fn main() -> ExitCode {
                 jobs,
                 locked,
                 strict,
+                attest,
             },
             push,
             &registry,
@@ -493,10 +519,25 @@ fn main() -> ExitCode {
         Command::Lock { recipe, registry } => run_lock(&recipe, &cache_dir, &registry, cli.quiet),
         Command::Cache { action } => run_cache(action, &cache_dir),
         Command::Verify {
+            provenance: Some(reference),
+            registry,
+            ..
+        } => match run_verify_provenance(&reference, &cache_dir, &registry) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(ErrorClass::Different.exit_code()),
+            Err(e) => Err(e),
+        },
+        Command::Verify {
             recipe,
             against,
             locked,
-        } => match run_verify(&recipe, &cache_dir, against.as_deref(), locked) {
+            ..
+        } => match run_verify(
+            &recipe.expect("clap requires it without --provenance"),
+            &cache_dir,
+            against.as_deref(),
+            locked,
+        ) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::from(ErrorClass::Different.exit_code()),
             Err(e) => Err(e),
@@ -567,6 +608,7 @@ struct BuildFlags {
     jobs: Option<usize>,
     locked: bool,
     strict: bool,
+    attest: AttestArgs,
 }
 
 fn run_build(
@@ -593,8 +635,21 @@ fn run_build(
         strict: flags.strict,
         registry: registry_args.options(quiet, push.as_ref())?,
     };
+    // The key is read before building: a bad key fails at once, not after the build.
+    let mut attest = build::AttestOptions {
+        provenance: flags.attest.provenance,
+        sign_key: stevedore::sign::SigningKey::load(
+            flags.attest.sign_key.as_deref(),
+            std::env::var(stevedore::sign::KEY_ENV).ok().as_deref(),
+        )
+        .map_err(BuildError::from)?,
+        attachments: Vec::new(),
+        locked: flags.locked,
+        strict: flags.strict,
+    };
     let display = Display::new(quiet);
     let result = build::build(&recipe, &opts, &display)?;
+    attest.attachments = build::sbom_attachments(&flags.attest.sbom, &recipe, &result)?;
     display.finish();
     if !quiet {
         let built = result
@@ -625,17 +680,26 @@ fn run_build(
             );
         }
     }
-    if let Some(target) = push {
-        let registry = registry_args.connect(quiet, &target)?;
-        let cache = stevedore::cache::Cache::open(&cache_dir)?;
+    let cache = stevedore::cache::Cache::open(&cache_dir)?;
+    let registry = match &push {
+        Some(target) => Some(registry_args.connect(quiet, target)?),
+        None => None,
+    };
+    if let (Some(target), Some(registry)) = (&push, &registry) {
         let report = build::push_built(
             &result.image,
             result.base.as_ref(),
             &cache,
-            &target,
-            &registry,
+            target,
+            registry,
         )?;
-        report_push(&report, &target, quiet);
+        report_push(&report, target, quiet);
+    }
+    let pushed = push.as_ref().zip(registry.as_ref());
+    for line in build::attest(&recipe, &result, &attest, &opts.outputs, pushed, &cache)? {
+        if !quiet {
+            eprintln!("{line}");
+        }
     }
     out!("{}", result.manifest_digest());
     Ok(())
@@ -683,6 +747,38 @@ fn run_verify(
     }
     for c in &report.config_differences {
         out!("{c}");
+    }
+    Ok(false)
+}
+
+/// `verify --provenance`: prints the verdict; true when the rebuild has the same digest.
+fn run_verify_provenance(
+    reference: &Reference,
+    cache_dir: &std::path::Path,
+    registry_args: &RegistryArgs,
+) -> anyhow::Result<bool> {
+    let opts = registry_args.options(true, None)?;
+    let report = build::verify_provenance(reference, cache_dir, &opts)?;
+    for n in &report.notes {
+        eprintln!("note: {n}");
+    }
+    if report.identical() && report.differences.is_empty() {
+        out!(
+            "verified: the rebuild has the provenance's digest {}",
+            report.reference
+        );
+        return Ok(true);
+    }
+    match (&report.rebuilt, &report.rebuild_error) {
+        (Some(d), _) => out!("DIFFERENT: provenance {} vs rebuild {d}", report.reference),
+        (None, Some(e)) => out!(
+            "DIFFERENT: provenance {}; the rebuild failed: {e}",
+            report.reference
+        ),
+        (None, None) => out!("DIFFERENT: provenance {}", report.reference),
+    }
+    for d in &report.differences {
+        out!("  {d}");
     }
     Ok(false)
 }
@@ -937,7 +1033,24 @@ fn run_graph(
     Ok(())
 }
 
+/// The image's referrers (attached SBOMs, provenance, signatures), one line each.
+fn print_referrers(target: &str) -> anyhow::Result<()> {
+    let referrers = build::referrers(target, &RegistryOptions::default())?;
+    out!(
+        "referrers: {}",
+        if referrers.is_empty() { "none" } else { "" }
+    );
+    for r in &referrers {
+        out!("  {}  {}  {:>9}", r.artifact_type, r.digest, human(r.size));
+    }
+    Ok(())
+}
+
 fn run_inspect(target: &str, json: bool) -> anyhow::Result<()> {
+    // A registry reference: only its referrers are shown.
+    if !json && build::is_registry_reference(target) {
+        return print_referrers(target);
+    }
     let img = output::read_image(target)?;
     if json {
         let v = serde_json::json!({
@@ -978,5 +1091,5 @@ fn run_inspect(target: &str, json: bool) -> anyhow::Result<()> {
             history.get(i).copied().unwrap_or("")
         );
     }
-    Ok(())
+    print_referrers(target)
 }

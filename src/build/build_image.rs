@@ -79,6 +79,8 @@ pub fn build(
             .collect(),
         coverage,
         base,
+        lock: plan.lock.clone(),
+        created: plan.created,
         _cache_lock: lock,
     })
 }

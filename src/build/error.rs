@@ -131,6 +131,15 @@ pub enum BuildError {
         #[source]
         source: OutputError,
     },
+    /// `--sign-key` / `STEVEDORE_SIGN_KEY` cannot be used (the message never holds the key).
+    #[error(transparent)]
+    Sign(#[from] crate::sign::SignError),
+    /// `--sbom` was given but this build has no SBOM writer wired in.
+    #[error("--sbom {formats}: no SBOM writer is wired into this build of stevedore")]
+    SbomUnavailable { formats: String },
+    /// `verify --provenance`: the image has no readable provenance.
+    #[error("{reference}: {problem}")]
+    Provenance { reference: String, problem: String },
 }
 
 impl Classify for BuildError {
@@ -141,7 +150,10 @@ impl Classify for BuildError {
             E::Registry(e) => e.class(),
             E::Base { error, .. } => error.class(),
             E::Source { error, .. } => error.class(),
+            E::Sign(e) => e.class(),
+            E::Provenance { .. } => ErrorClass::Remote,
             E::Recipe(_)
+            | E::SbomUnavailable { .. }
             | E::Strict(_)
             | E::Time(_)
             | E::NothingToLock { .. }

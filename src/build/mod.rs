@@ -6,6 +6,7 @@
 //! them holds the cache's shared lock while it reads or writes the cache, so `cache gc` (which
 //! takes it exclusively) waits for them rather than removing what they use.
 
+mod attest;
 mod base;
 mod build_image;
 mod error;
@@ -16,7 +17,12 @@ mod push_built;
 mod push_layout;
 mod record;
 mod verify;
+mod verify_provenance;
 
+pub use attest::{
+    AttestOptions, ProvenanceReport, Referrer, attach_to_layout, attach_to_registry, attest,
+    is_registry_reference, provenance_inputs, referrers, sbom_attachments, verify_provenance,
+};
 pub use base::ResolvedBase;
 pub use build_image::build;
 pub use error::{BuildError, classify};
@@ -89,6 +95,10 @@ pub struct BuildResult {
     pub coverage: Option<crate::rootfs::setup::coverage::Coverage>,
     /// The registry image the recipe is built on, pinned (its layers are `image.layers[..n]`).
     pub base: Option<ResolvedBase>,
+    /// The package sets the build used (from the lockfile, or resolved): provenance material.
+    pub lock: Option<crate::apt::Lockfile>,
+    /// The image's `created`, seconds since the epoch (never the clock).
+    pub created: u64,
     /// The cache's shared lock, held while the result lives: `cache gc` cannot remove the
     /// blobs a push of this image reads.
     _cache_lock: CacheLock,

@@ -13,6 +13,12 @@ pub mod names {
     pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
     pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
     pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
+    /// An in-toto attestation statement (SLSA provenance).
+    pub const IN_TOTO: &str = "application/vnd.in-toto+json";
+    /// cosign's simple-signing payload, the layer of a `sha256-<hex>.sig` manifest.
+    pub const COSIGN_SIMPLESIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+    /// The `artifactType` cosign gives signatures stored as OCI 1.1 referrers.
+    pub const COSIGN_SIGNATURE_ARTIFACT: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
     pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
     pub const DOCKER_MANIFEST_LIST: &str =
         "application/vnd.docker.distribution.manifest.list.v2+json";

@@ -34,6 +34,7 @@
 //! Writers serialise with [`canonical_json`]: keys sorted at every level, no whitespace, so the
 //! same document always gives the same bytes and digest.
 
+mod artifact;
 mod config;
 mod descriptor;
 mod media_type;
@@ -41,6 +42,7 @@ mod platform;
 
 use serde::de::IgnoredAny;
 
+pub use artifact::{EMPTY_JSON, in_toto, referrers_tag, signature_tag};
 pub use config::{
     Empty, HealthConfig, History, ImageConfig, MAX_CONFIG_BYTES, RootFs, RuntimeConfig,
 };

@@ -150,6 +150,22 @@ pub fn write(target: &OutputTarget, image: &StoredImage, cache: &Cache) -> Resul
     }
 }
 
+/// Adds attached artifacts (manifests with a `subject`) to the OCI layout in `dir`.
+pub fn write_artifacts(
+    dir: &std::path::Path,
+    artifacts: &[crate::attach::Artifact],
+) -> Result<(), OutputError> {
+    oci_layout::write_artifacts(dir, artifacts)
+}
+
+/// The artifacts of the OCI layout in `dir` whose `subject` is the manifest `image`.
+pub fn layout_referrers(
+    dir: &std::path::Path,
+    image: &Digest,
+) -> Result<Vec<crate::oci::Descriptor>, OutputError> {
+    oci_layout::referrers(dir, image)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

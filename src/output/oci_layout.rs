@@ -8,6 +8,9 @@
 //! by temp file, fsync and rename (then the directory is fsynced), so a crash leaves the old or
 //! the new index, never a torn one. Blobs are content-addressed and placed atomically, so they
 //! need no lock, but placing them under it costs little and keeps the order simple.
+//!
+//! Artifacts attached to an image (OCI 1.1 referrers: SBOMs, provenance, signatures) are listed
+//! in `index.json` too, untagged, each with its `artifactType` ([`write_artifacts`]).
 
 use std::fs;
 use std::io::Write;
@@ -15,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::{OutputError, StoredImage, io_err};
+use crate::attach::Artifact;
 use crate::cache::Cache;
 use crate::digest::Digest;
 use crate::oci::{Descriptor, Index, MediaType, REF_NAME};
@@ -139,6 +143,60 @@ pub(super) fn write(
         index.manifests.push(entry);
     }
     atomic_write(&index_path, &index.to_canonical_json())
+}
+
+/// Adds artifacts (SBOMs, provenance, signatures: manifests with a `subject`) to the layout:
+/// their blobs and manifests under `blobs/`, then one untagged entry each in `index.json` (with
+/// its `artifactType` and annotations, as a referrers list holds it), as oras does; an entry of
+/// the same digest is not repeated and the entry an artifact `replaces` is dropped. Under the
+/// layout's lock, like an image write.
+pub(super) fn write_artifacts(dir: &Path, artifacts: &[Artifact]) -> Result<(), OutputError> {
+    check(dir)?;
+    fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let _lock = lock(dir)?;
+    check(dir)?;
+    let blobs = dir.join("blobs/sha256");
+    fs::create_dir_all(&blobs).map_err(io_err(&blobs))?;
+    for a in artifacts {
+        for bytes in a.blobs.iter().chain(std::iter::once(&a.manifest_bytes)) {
+            let path = blobs.join(Digest::of(bytes).hex());
+            if !fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64) {
+                atomic_write(&path, bytes)?;
+            }
+        }
+    }
+    let index_path = dir.join("index.json");
+    let mut index = read_index(&index_path)?;
+    for a in artifacts {
+        index.add_referrer(a.referrer_entry(), a.replaces.as_ref());
+    }
+    atomic_write(&index_path, &index.to_canonical_json())
+}
+
+/// The artifacts in a layout whose `subject` is `image`: the untagged entries of `index.json`
+/// that carry an `artifactType`, each manifest read (verified against its digest) and its
+/// subject checked.
+pub(super) fn referrers(dir: &Path, image: &Digest) -> Result<Vec<Descriptor>, OutputError> {
+    let index_path = dir.join("index.json");
+    let index = read_index(&index_path)?;
+    let mut found = Vec::new();
+    for entry in index.manifests.iter().filter(|m| m.artifact_type.is_some()) {
+        let path = dir.join("blobs/sha256").join(entry.digest.hex());
+        let bytes = fs::read(&path).map_err(io_err(&path))?;
+        if Digest::of(&bytes) != entry.digest {
+            return Err(OutputError::Target {
+                path,
+                message: "blob content does not match its digest".into(),
+            });
+        }
+        let subject = crate::oci::Manifest::parse(&bytes)
+            .ok()
+            .and_then(|m| m.subject);
+        if subject.is_some_and(|s| s.digest == *image) {
+            found.push(entry.clone());
+        }
+    }
+    Ok(found)
 }
 
 /// The layout's index, or an empty one for a new layout. Written back as an OCI index whatever

@@ -98,7 +98,11 @@ fn tags(index: &oci::Index) -> String {
     tags.join(", ")
 }
 
-/// The entry `tag` names, or the only entry.
+fn images(index: &oci::Index) -> impl Iterator<Item = &Descriptor> {
+    index.manifests.iter().filter(|m| m.artifact_type.is_none())
+}
+
+/// The entry `tag` names, or the only image entry.
 fn choose<'a>(
     dir: &Path,
     index: &'a oci::Index,
@@ -111,12 +115,13 @@ fn choose<'a>(
                 format!("no image tagged `{t}` (tags: {})", tags(index)),
             )
         }),
-        None if index.manifests.len() == 1 => Ok(&index.manifests[0]),
+        // Attached artifacts (entries with an `artifactType`) are not images to choose from.
+        None if images(index).count() == 1 => Ok(images(index).next().expect("counted")),
         None => Err(bad(
             dir,
             format!(
                 "holds {} images; name one as oci:{}:TAG (tags: {})",
-                index.manifests.len(),
+                images(index).count(),
                 dir.display(),
                 tags(index)
             ),

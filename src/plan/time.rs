@@ -74,6 +74,11 @@ impl TimePolicy {
         }
     }
 
+    /// The `SOURCE_DATE_EPOCH` in force, if any (recorded in provenance).
+    pub fn source_date_epoch(&self) -> Option<u64> {
+        self.source_date_epoch
+    }
+
     /// Reads `SOURCE_DATE_EPOCH`; a malformed or out-of-range value is an error, not
     /// silently ignored or clamped.
     pub fn from_env() -> Result<Self, TimePolicyError> {

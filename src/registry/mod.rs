@@ -48,7 +48,8 @@
 
 // Layers, bottom up (no module imports one above it): error, credentials, reference, manifest,
 // progress, options → transport (HTTP, TLS, retries, bounded reads) → auth (challenges,
-// tokens) → client (hosts, authorization by origin) → pull → push.
+// tokens) → client (hosts, authorization by origin) → pull → push → referrers (OCI 1.1
+// artifacts and the `sha256-<hex>` fallback tag).
 mod auth;
 mod client;
 mod credentials;
@@ -61,6 +62,7 @@ mod progress;
 mod pull;
 mod push;
 mod reference;
+mod referrers;
 mod transport;
 
 pub use crate::oci::Platform;
@@ -72,6 +74,7 @@ pub use options::{Limits, RegistryOptions, RetryPolicy};
 pub use progress::{NoProgress, PushProgress};
 pub use push::{BlobRef, ImageToPush, PushReport};
 pub use reference::Reference;
+pub use referrers::{PushedReferrer, ReferrersVia};
 pub use transport::install_crypto_provider;
 
 pub type Result<T, E = RegistryError> = std::result::Result<T, E>;

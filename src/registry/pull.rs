@@ -109,7 +109,11 @@ impl Registry {
         })
     }
 
-    async fn get_manifest(&self, r: &Reference, mref: &str) -> Result<(RawManifest, Digest)> {
+    pub(crate) async fn get_manifest(
+        &self,
+        r: &Reference,
+        mref: &str,
+    ) -> Result<(RawManifest, Digest)> {
         let host = self.host(&r.registry, r.api_host()).await?;
         let repo = r.repository.as_str();
         let url = host.url(&format!("v2/{repo}/manifests/{mref}"));

@@ -73,6 +73,9 @@ pub struct PushReport {
     pub bytes_uploaded: u64,
     /// Bytes actually sent, counting attempts that failed and were retried.
     pub bytes_sent: u64,
+    /// The registry answered the manifest PUT with `OCI-Subject`: it indexed the manifest's
+    /// `subject` itself (it has the referrers API), so no referrers tag is needed.
+    pub subject_indexed: bool,
 }
 
 enum Outcome {
@@ -193,6 +196,7 @@ impl Registry {
             blobs_uploaded: 0,
             bytes_uploaded: 0,
             bytes_sent: 0,
+            subject_indexed: false,
         };
         let remote_only: Vec<(Digest, u64)> = needed
             .iter()
@@ -240,7 +244,8 @@ impl Registry {
         report.bytes_sent = sent.load(Ordering::Relaxed);
 
         // Every blob is confirmed: children by digest, then the manifest by digest, then tags.
-        self.put_manifests(&host, repo, &scopes, image, target, &tags)
+        report.subject_indexed = self
+            .put_manifests(&host, repo, &scopes, image, target, &tags)
             .await
             .map_err(refine)?;
         report.tags = tags;
@@ -283,7 +288,8 @@ impl Registry {
     }
 
     /// The children by digest, then the manifest by digest, then each tag: a tag only ever
-    /// names an image whose every part is on the registry.
+    /// names an image whose every part is on the registry. True when the registry answered the
+    /// manifest's PUT with `OCI-Subject`.
     async fn put_manifests(
         &self,
         host: &Host,
@@ -292,16 +298,17 @@ impl Registry {
         image: &ImageToPush,
         target: &Reference,
         tags: &[String],
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let progress = &self.inner.opts.progress;
         for c in &image.children {
-            let d = self
+            let (d, _) = self
                 .put_manifest(host, repo, scopes, c, &c.digest().to_string())
                 .await?;
             progress.manifest_pushed(&format!("{}@{d}", target.name()), &d);
         }
         let digest = image.manifest.digest();
-        self.put_manifest(host, repo, scopes, &image.manifest, &digest.to_string())
+        let (_, subject_indexed) = self
+            .put_manifest(host, repo, scopes, &image.manifest, &digest.to_string())
             .await?;
         progress.manifest_pushed(&format!("{}@{digest}", target.name()), &digest);
         for t in tags {
@@ -309,7 +316,7 @@ impl Registry {
                 .await?;
             progress.manifest_pushed(&format!("{}:{t}", target.name()), &digest);
         }
-        Ok(())
+        Ok(subject_indexed)
     }
 
     /// A blob the image needs but that is not local: present, or mounted from a source.
@@ -715,7 +722,8 @@ impl Registry {
         Ok(next_offset(&resp, blob.size).unwrap_or(0))
     }
 
-    /// PUT a manifest under `reference` (a digest or a tag); checks the digest the registry computed.
+    /// PUT a manifest under `reference` (a digest or a tag); checks the digest the registry
+    /// computed. Also says whether the answer carried `OCI-Subject` (see [`PushReport`]).
     async fn put_manifest(
         &self,
         host: &Host,
@@ -723,7 +731,7 @@ impl Registry {
         scopes: &[String],
         m: &RawManifest,
         reference: &str,
-    ) -> Result<Digest> {
+    ) -> Result<(Digest, bool)> {
         let digest = m.digest();
         let url = host.url(&format!("v2/{repo}/manifests/{reference}"));
         self.retry(|| async {
@@ -746,7 +754,7 @@ impl Registry {
                 .expect_status(resp, &Method::PUT, &[201])
                 .await?;
             check_digest(&resp, &digest, &format!("manifest {reference}"))?;
-            Ok(digest.clone())
+            Ok((digest.clone(), header_str(&resp, "oci-subject").is_some()))
         })
         .await
     }

@@ -15,6 +15,7 @@ mod apt_mirror;
 mod apt_repo;
 mod apt_resolver;
 mod apt_robustness;
+mod attest;
 mod bad_input;
 mod cache;
 mod cli;
