@@ -9,7 +9,8 @@
 //! - [`oci`] is the OCI model: media types, platforms, descriptors, manifests, indexes and
 //!   configs, and the one validating `parse` every reader of outside documents uses;
 //! - [`image`] builds the OCI config, manifest and index from the layers;
-//! - [`output`] writes an OCI image layout or a `docker load` archive, and reads them back.
+//! - [`output`] writes an OCI image layout or a `docker load` archive, and reads them back;
+//! - [`sbom`] writes the SPDX and CycloneDX documents of a built image from what the build knows.
 //!
 //! [`build`] strings the stages together; the CLI only parses arguments and calls it, and maps
 //! every error's [`ErrorClass`] to its exit code.
@@ -34,6 +35,7 @@ pub mod plan;
 pub mod recipe;
 pub mod registry;
 pub mod rootfs;
+pub mod sbom;
 pub mod tls;
 
 pub use error::{Classify, ErrorClass};

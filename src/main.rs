@@ -19,6 +19,7 @@ use stevedore::registry::{
     BlockingRegistry, CredentialSource, HostCredential, PushProgress, PushReport, Reference,
     RegistryOptions,
 };
+use stevedore::sbom::SbomFormat;
 
 /// `println!` that ends the process quietly when stdout is closed (`stevedore plan | head`)
 /// instead of panicking on the broken pipe.
@@ -151,6 +152,22 @@ enum Command {
         /// Fail (exit 3) when a script command is not covered.
         #[arg(long)]
         strict: bool,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Print the SBOM of the recipe's image (built first if needed) on stdout: SPDX 2.3 or
+    /// CycloneDX 1.6 JSON, written from the lockfile and the layers.
+    #[command(
+        after_help = "Example:\n  stevedore sbom recipes/webapp.toml --format cyclonedx > webapp.cdx.json"
+    )]
+    Sbom {
+        recipe: PathBuf,
+        /// spdx (SPDX 2.3 JSON) or cyclonedx (CycloneDX 1.6 JSON).
+        #[arg(long, default_value = "spdx", value_name = "FORMAT")]
+        format: SbomFormat,
+        /// Use only the lockfile.
+        #[arg(long)]
+        locked: bool,
         #[command(flatten)]
         registry: RegistryArgs,
     },
@@ -498,6 +515,12 @@ fn main() -> ExitCode {
             registry,
         } => run_plan(recipe, cache_dir, scripts, strict, &registry),
         Command::Inspect { target, json } => run_inspect(&target, json),
+        Command::Sbom {
+            recipe,
+            format,
+            locked,
+            registry,
+        } => run_sbom(&recipe, format, locked, &registry, cache_dir, cli.quiet),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -618,6 +641,37 @@ fn run_build(
         report_push(&report, &target, quiet);
     }
     out!("{}", result.manifest_digest());
+    Ok(())
+}
+
+/// Builds the recipe if needed (no output) and prints its SBOM.
+fn run_sbom(
+    recipe: &std::path::Path,
+    format: SbomFormat,
+    locked: bool,
+    registry_args: &RegistryArgs,
+    cache_dir: PathBuf,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let opts = BuildOptions {
+        cache_dir,
+        outputs: Vec::new(),
+        tags: Vec::new(),
+        jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        lock_mode: if locked {
+            LockMode::Locked
+        } else {
+            LockMode::Prefer
+        },
+        strict: false,
+        registry: registry_args.options(quiet, None)?,
+    };
+    let display = Display::new(quiet);
+    let docs = build::sbom(recipe, &opts, &[format], &display)?;
+    display.finish();
+    for d in docs {
+        out!("{}", String::from_utf8_lossy(&d.bytes).trim_end());
+    }
     Ok(())
 }
 

@@ -79,6 +79,8 @@ pub fn build(
             .collect(),
         coverage,
         base,
+        plan,
+        recipe,
         _cache_lock: lock,
     })
 }

@@ -131,6 +131,8 @@ pub enum BuildError {
         #[source]
         source: OutputError,
     },
+    #[error("SBOM: {0}")]
+    Sbom(#[from] crate::sbom::SbomError),
 }
 
 impl Classify for BuildError {
@@ -141,6 +143,7 @@ impl Classify for BuildError {
             E::Registry(e) => e.class(),
             E::Base { error, .. } => error.class(),
             E::Source { error, .. } => error.class(),
+            E::Sbom(e) => e.class(),
             E::Recipe(_)
             | E::Strict(_)
             | E::Time(_)
@@ -197,7 +200,8 @@ fn known(e: &(dyn std::error::Error + 'static)) -> Option<ErrorClass> {
         crate::apt::FetchError,
         crate::rootfs::InstallError,
         CacheError,
-        OutputError
+        OutputError,
+        crate::sbom::SbomError
     );
     None
 }

@@ -15,6 +15,7 @@ mod lock;
 mod push_built;
 mod push_layout;
 mod record;
+mod sbom;
 mod verify;
 
 pub use base::ResolvedBase;
@@ -25,6 +26,7 @@ pub use load::load_plan;
 pub use lock::lock;
 pub use push_built::push_built;
 pub use push_layout::push_layout;
+pub use sbom::sbom;
 pub use verify::{LayerVerdict, VerifyReport, verify};
 
 use std::path::PathBuf;
@@ -89,6 +91,10 @@ pub struct BuildResult {
     pub coverage: Option<crate::rootfs::setup::coverage::Coverage>,
     /// The registry image the recipe is built on, pinned (its layers are `image.layers[..n]`).
     pub base: Option<ResolvedBase>,
+    /// The plan the image was built from and its recipe (what [`BuildResult::sbom_input`]
+    /// reads: the lock, the layers' entries and dpkg status).
+    pub plan: crate::plan::Plan,
+    pub recipe: crate::recipe::Recipe,
     /// The cache's shared lock, held while the result lives: `cache gc` cannot remove the
     /// blobs a push of this image reads.
     _cache_lock: CacheLock,
