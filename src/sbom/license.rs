@@ -152,7 +152,13 @@ fn license_ref(name: &str) -> String {
             }
         })
         .collect();
-    format!("LicenseRef-{}", clean.trim_matches('-'))
+    let mut collapsed = String::with_capacity(clean.len());
+    for c in clean.chars() {
+        if !(c == '-' && collapsed.ends_with('-')) {
+            collapsed.push(c);
+        }
+    }
+    format!("LicenseRef-{}", collapsed.trim_matches('-'))
 }
 
 /// Reads a copyright file; `None` unless it is DEP-5 with a `Files: *` paragraph.
