@@ -454,8 +454,7 @@ fn war_jars_with_pom_properties_are_maven_components() {
         .filter(|p| {
             p["externalRefs"][0]["referenceLocator"]
                 .as_str()
-                .unwrap()
-                .starts_with("pkg:maven/")
+                .is_some_and(|l| l.starts_with("pkg:maven/"))
         })
         .count();
     assert_eq!(spdx_maven, 2);
