@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::inventory::Inventory;
+use super::inventory::{DebPackage, ImageFacts, Inventory};
 use crate::digest::Digest;
 
 #[derive(Serialize)]
@@ -159,39 +159,7 @@ pub fn write(inv: &Inventory) -> Vec<u8> {
         image_deps.push(b.purl.clone());
     }
     for p in &inv.packages {
-        let mut properties = vec![
-            prop("stevedore:deb:architecture", p.architecture.clone()),
-            prop("stevedore:deb:source", p.source.clone()),
-            prop("stevedore:deb:source-version", p.source_version.clone()),
-        ];
-        if let Some(l) = &p.layer {
-            properties.push(prop("stevedore:layer", l.clone()));
-        }
-        components.push(Component {
-            kind: "library",
-            bom_ref: Some(p.purl.clone()),
-            name: p.name.clone(),
-            version: Some(p.version.clone()),
-            hashes: p.sha256.iter().map(sha256).collect(),
-            licenses: p
-                .license
-                .iter()
-                .map(|l| LicenseChoice {
-                    expression: l.expression.clone(),
-                })
-                .collect(),
-            purl: Some(p.purl.clone()),
-            external_references: p
-                .url
-                .iter()
-                .map(|u| ExternalReference {
-                    kind: "distribution",
-                    url: u.clone(),
-                })
-                .collect(),
-            properties,
-            ..Default::default()
-        });
+        components.push(deb_component(p));
         dependencies.push(Dependency {
             reference: p.purl.clone(),
             depends_on: p
@@ -248,40 +216,82 @@ pub fn write(inv: &Inventory) -> Vec<u8> {
         spec_version: "1.6",
         serial_number: serial_number(&img.manifest_digest),
         version: 1,
-        metadata: Metadata {
-            timestamp: crate::image::rfc3339(img.created),
-            tools: Tools {
-                components: vec![Component {
-                    kind: "application",
-                    name: "stevedore".into(),
-                    version: Some(env!("CARGO_PKG_VERSION").into()),
-                    ..Default::default()
-                }],
-            },
-            component: Component {
-                kind: "container",
-                bom_ref: Some(IMAGE_REF.into()),
-                name: img.name.clone(),
-                version: Some(img.manifest_digest.to_string()),
-                hashes: vec![sha256(&img.manifest_digest)],
-                purl: Some(super::purl::oci(
-                    &img.name,
-                    &img.manifest_digest.to_string(),
-                )),
-                properties: vec![
-                    prop("stevedore:config-digest", img.config_digest.to_string()),
-                    prop(
-                        "stevedore:platform",
-                        format!("{}/{}", img.os, img.architecture),
-                    ),
-                ],
-                ..Default::default()
-            },
-        },
+        metadata: metadata(img),
         components,
         dependencies,
     };
     let mut out = serde_json::to_vec_pretty(&bom).expect("CycloneDX documents serialize");
     out.push(b'\n');
     out
+}
+
+/// A Debian package: its purl is its bom-ref; source and layer as properties.
+fn deb_component(p: &DebPackage) -> Component {
+    let mut properties = vec![
+        prop("stevedore:deb:architecture", p.architecture.clone()),
+        prop("stevedore:deb:source", p.source.clone()),
+        prop("stevedore:deb:source-version", p.source_version.clone()),
+    ];
+    if let Some(l) = &p.layer {
+        properties.push(prop("stevedore:layer", l.clone()));
+    }
+    Component {
+        kind: "library",
+        bom_ref: Some(p.purl.clone()),
+        name: p.name.clone(),
+        version: Some(p.version.clone()),
+        hashes: p.sha256.iter().map(sha256).collect(),
+        licenses: p
+            .license
+            .iter()
+            .map(|l| LicenseChoice {
+                expression: l.expression.clone(),
+            })
+            .collect(),
+        purl: Some(p.purl.clone()),
+        external_references: p
+            .url
+            .iter()
+            .map(|u| ExternalReference {
+                kind: "distribution",
+                url: u.clone(),
+            })
+            .collect(),
+        properties,
+        ..Default::default()
+    }
+}
+
+/// The image as the BOM's subject, and the tool.
+fn metadata(img: &ImageFacts) -> Metadata {
+    Metadata {
+        timestamp: crate::image::rfc3339(img.created),
+        tools: Tools {
+            components: vec![Component {
+                kind: "application",
+                name: "stevedore".into(),
+                version: Some(env!("CARGO_PKG_VERSION").into()),
+                ..Default::default()
+            }],
+        },
+        component: Component {
+            kind: "container",
+            bom_ref: Some(IMAGE_REF.into()),
+            name: img.name.clone(),
+            version: Some(img.manifest_digest.to_string()),
+            hashes: vec![sha256(&img.manifest_digest)],
+            purl: Some(super::purl::oci(
+                &img.name,
+                &img.manifest_digest.to_string(),
+            )),
+            properties: vec![
+                prop("stevedore:config-digest", img.config_digest.to_string()),
+                prop(
+                    "stevedore:platform",
+                    format!("{}/{}", img.os, img.architecture),
+                ),
+            ],
+            ..Default::default()
+        },
+    }
 }

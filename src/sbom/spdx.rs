@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::inventory::{DebPackage, FileLayer, Inventory};
+use super::inventory::{BaseFacts, DebPackage, FileLayer, Inventory, MavenJar};
 use crate::digest::Digest;
 
 const NOASSERTION: &str = "NOASSERTION";
@@ -189,27 +189,7 @@ pub fn write(inv: &Inventory) -> Vec<u8> {
         }
     }
     for (i, jar) in inv.jars.iter().enumerate() {
-        let c = &jar.coordinates;
-        let pkg = Package {
-            spdx_id: spdx_ref(
-                "maven",
-                &format!("{}-{}-{}-{i}", c.group, c.artifact, c.version),
-            ),
-            name: c.artifact.clone(),
-            version_info: Some(c.version.clone()),
-            package_file_name: Some(jar.path.clone()),
-            supplier: NOASSERTION.into(),
-            download_location: NOASSERTION.into(),
-            files_analyzed: false,
-            package_verification_code: None,
-            checksums: vec![sha256(&jar.sha256)],
-            source_info: None,
-            license_concluded: NOASSERTION,
-            license_declared: NOASSERTION.into(),
-            copyright_text: NOASSERTION,
-            external_refs: vec![purl_ref(&jar.purl)],
-            primary_package_purpose: Some("LIBRARY"),
-        };
+        let pkg = maven_package(i, jar);
         contains(&pkg.spdx_id);
         packages.push(pkg);
     }
@@ -219,8 +199,8 @@ pub fn write(inv: &Inventory) -> Vec<u8> {
         related_spdx_element: id,
     }));
     let mut files = Vec::new();
-    for layer in &inv.file_layers {
-        let (pkg, layer_files) = layer_package(layer);
+    for (i, layer) in inv.file_layers.iter().enumerate() {
+        let (pkg, layer_files) = layer_package(i, layer);
         relationships.push(Relationship {
             spdx_element_id: IMAGE_ID.into(),
             relationship_type: "CONTAINS",
@@ -237,23 +217,7 @@ pub fn write(inv: &Inventory) -> Vec<u8> {
         files.extend(layer_files);
     }
     if let Some(b) = &inv.base {
-        packages.push(Package {
-            spdx_id: "SPDXRef-BaseImage".into(),
-            name: b.repository.clone(),
-            version_info: Some(b.digest.to_string()),
-            package_file_name: None,
-            supplier: NOASSERTION.into(),
-            download_location: NOASSERTION.into(),
-            files_analyzed: false,
-            package_verification_code: None,
-            checksums: vec![sha256(&b.digest)],
-            source_info: Some(format!("recipe `from = \"{}\"`", b.reference)),
-            license_concluded: NOASSERTION,
-            license_declared: NOASSERTION.into(),
-            copyright_text: NOASSERTION,
-            external_refs: vec![purl_ref(&b.purl)],
-            primary_package_purpose: Some("CONTAINER"),
-        });
+        packages.push(base_package(b));
         relationships.push(Relationship {
             spdx_element_id: IMAGE_ID.into(),
             relationship_type: "DESCENDANT_OF",
@@ -299,16 +263,17 @@ pub fn write(inv: &Inventory) -> Vec<u8> {
 
 /// A file or WAR layer as a package whose files are all listed (`filesAnalyzed`), with the
 /// verification code SPDX defines: the SHA1 of its files' sorted SHA1s.
-fn layer_package(layer: &FileLayer) -> (Package, Vec<File>) {
+/// `index` keeps ids unique when two recipes of a chain name a layer alike.
+fn layer_package(index: usize, layer: &FileLayer) -> (Package, Vec<File>) {
     use sha1::Digest as _;
-    let id = spdx_ref("Layer", &layer.name);
+    let id = spdx_ref("Layer", &format!("{index}-{}", layer.name));
     let files: Vec<File> = layer
         .files
         .iter()
         .map(|f| File {
             spdx_id: spdx_ref(
                 "File",
-                &Digest::of(format!("{}\0{}", layer.name, f.path).as_bytes()).hex()[..16],
+                &Digest::of(format!("{index}\0{}\0{}", layer.name, f.path).as_bytes()).hex()[..16],
             ),
             file_name: format!(".{}", f.path),
             checksums: vec![
@@ -412,5 +377,51 @@ fn actor(maintainer: &str) -> String {
             mail.trim_end().trim_end_matches('>')
         ),
         None => format!("Person: {}", maintainer.replace(['(', ')'], "")),
+    }
+}
+
+/// A jar that `pom.properties` names. `index` keeps ids unique (a jar may sit in two places).
+fn maven_package(index: usize, jar: &MavenJar) -> Package {
+    let (i, c) = (index, &jar.coordinates);
+    Package {
+        spdx_id: spdx_ref(
+            "maven",
+            &format!("{}-{}-{}-{i}", c.group, c.artifact, c.version),
+        ),
+        name: c.artifact.clone(),
+        version_info: Some(c.version.clone()),
+        package_file_name: Some(jar.path.clone()),
+        supplier: NOASSERTION.into(),
+        download_location: NOASSERTION.into(),
+        files_analyzed: false,
+        package_verification_code: None,
+        checksums: vec![sha256(&jar.sha256)],
+        source_info: None,
+        license_concluded: NOASSERTION,
+        license_declared: NOASSERTION.into(),
+        copyright_text: NOASSERTION,
+        external_refs: vec![purl_ref(&jar.purl)],
+        primary_package_purpose: Some("LIBRARY"),
+    }
+}
+
+/// The registry image the recipe is built `from`.
+fn base_package(b: &BaseFacts) -> Package {
+    Package {
+        spdx_id: "SPDXRef-BaseImage".into(),
+        name: b.repository.clone(),
+        version_info: Some(b.digest.to_string()),
+        package_file_name: None,
+        supplier: NOASSERTION.into(),
+        download_location: NOASSERTION.into(),
+        files_analyzed: false,
+        package_verification_code: None,
+        checksums: vec![sha256(&b.digest)],
+        source_info: Some(format!("recipe `from = \"{}\"`", b.reference)),
+        license_concluded: NOASSERTION,
+        license_declared: NOASSERTION.into(),
+        copyright_text: NOASSERTION,
+        external_refs: vec![purl_ref(&b.purl)],
+        primary_package_purpose: Some("CONTAINER"),
     }
 }
