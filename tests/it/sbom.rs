@@ -35,7 +35,7 @@ war = { src = "app.war", dest = "/var/lib/tomcat10/webapps/ROOT" }
 const INDEX_HTML: &str = "<h1>hello</h1>\n";
 
 struct Fixture {
-    dir: tempfile::TempDir,
+    dir: PathBuf,
     digest: String,
     /// From the cold build (`stevedore sbom` on an empty cache).
     spdx: Vec<u8>,
@@ -47,11 +47,11 @@ struct Fixture {
 
 impl Fixture {
     fn layout(&self) -> PathBuf {
-        self.dir.path().join("out")
+        self.dir.join("out")
     }
 
     fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let p = self.dir.path().join(name);
+        let p = self.dir.join(name);
         std::fs::write(&p, bytes).unwrap();
         p
     }
@@ -152,13 +152,17 @@ fn sbom(cache: &Path, recipe: &Path, format: &str) -> Vec<u8> {
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let dir = tempdir();
-        let recipe = project(dir.path());
-        let cache = dir.path().join("cache");
+        // A fixed folder under target/, emptied first: a static is never dropped, and a temp
+        // dir would leave the ~650 MB cache behind after every run.
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sbom-fixture");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let recipe = project(&dir);
+        let cache = dir.join("cache");
         let started = std::time::Instant::now();
         let spdx = sbom(&cache, &recipe, "spdx");
         eprintln!("cold build + SPDX in {:?}", started.elapsed());
-        let layout = dir.path().join("out");
+        let layout = dir.join("out");
         let digest = build_ok(
             &cache,
             &[
