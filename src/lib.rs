@@ -11,7 +11,8 @@
 //! - [`image`] builds the OCI config, manifest and index from the layers;
 //! - [`output`] writes an OCI image layout or a `docker load` archive, and reads them back;
 //! - [`attach`], [`provenance`] and [`sign`] make the documents attached to an image (OCI 1.1
-//!   artifacts: SBOMs, SLSA provenance, cosign signatures).
+//!   artifacts: SBOMs, SLSA provenance, cosign signatures);
+//! - [`sbom`] writes the SPDX and CycloneDX documents of a built image from what the build knows.
 //!
 //! [`graph`] draws the layers of some recipes' plans (which are cached, which are shared).
 //!
@@ -41,6 +42,7 @@ pub mod provenance;
 pub mod recipe;
 pub mod registry;
 pub mod rootfs;
+pub mod sbom;
 pub mod sign;
 pub mod tls;
 

@@ -19,6 +19,7 @@ use stevedore::registry::{
     BlockingRegistry, CredentialSource, HostCredential, PushProgress, PushReport, Reference,
     RegistryOptions,
 };
+use stevedore::sbom::SbomFormat;
 
 /// `println!` that ends the process quietly when stdout is closed (`stevedore plan | head`)
 /// instead of panicking on the broken pipe.
@@ -178,6 +179,22 @@ enum Command {
         #[command(flatten)]
         registry: RegistryArgs,
     },
+    /// Print the SBOM of the recipe's image (built first if needed) on stdout: SPDX 2.3 or
+    /// CycloneDX 1.6 JSON, written from the lockfile and the layers.
+    #[command(
+        after_help = "Example:\n  stevedore sbom recipes/webapp.toml --format cyclonedx > webapp.cdx.json"
+    )]
+    Sbom {
+        recipe: PathBuf,
+        /// spdx (SPDX 2.3 JSON) or cyclonedx (CycloneDX 1.6 JSON).
+        #[arg(long, default_value = "spdx", value_name = "FORMAT")]
+        format: SbomFormat,
+        /// Use only the lockfile.
+        #[arg(long)]
+        locked: bool,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
     /// Show the manifest, config and layers of an OCI layout or docker archive.
     #[command(after_help = "TARGET is oci:DIR[:TAG], docker-archive:FILE, or a bare path.")]
     Inspect {
@@ -218,7 +235,7 @@ struct AttestArgs {
     sign_key: Option<PathBuf>,
     /// Attach SBOMs in these formats (comma-separated: spdx, cyclonedx).
     #[arg(long, value_name = "FORMATS", value_delimiter = ',')]
-    sbom: Vec<String>,
+    sbom: Vec<SbomFormat>,
 }
 
 #[derive(clap::Args)]
@@ -559,6 +576,12 @@ fn main() -> ExitCode {
             format,
             registry,
         } => run_graph(&recipes, format, &cache_dir, &registry),
+        Command::Sbom {
+            recipe,
+            format,
+            locked,
+            registry,
+        } => run_sbom(&recipe, format, locked, &registry, cache_dir, cli.quiet),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -649,7 +672,7 @@ fn run_build(
     };
     let display = Display::new(quiet);
     let result = build::build(&recipe, &opts, &display)?;
-    attest.attachments = build::sbom_attachments(&flags.attest.sbom, &recipe, &result)?;
+    attest.attachments = build::sbom_attachments(&flags.attest.sbom, &result, &opts.cache_dir)?;
     display.finish();
     if !quiet {
         let built = result
@@ -702,6 +725,37 @@ fn run_build(
         }
     }
     out!("{}", result.manifest_digest());
+    Ok(())
+}
+
+/// Builds the recipe if needed (no output) and prints its SBOM.
+fn run_sbom(
+    recipe: &std::path::Path,
+    format: SbomFormat,
+    locked: bool,
+    registry_args: &RegistryArgs,
+    cache_dir: PathBuf,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let opts = BuildOptions {
+        cache_dir,
+        outputs: Vec::new(),
+        tags: Vec::new(),
+        jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        lock_mode: if locked {
+            LockMode::Locked
+        } else {
+            LockMode::Prefer
+        },
+        strict: false,
+        registry: registry_args.options(quiet, None)?,
+    };
+    let display = Display::new(quiet);
+    let docs = build::sbom(recipe, &opts, &[format], &display)?;
+    display.finish();
+    for d in docs {
+        out!("{}", String::from_utf8_lossy(&d.bytes).trim_end());
+    }
     Ok(())
 }
 

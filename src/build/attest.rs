@@ -15,6 +15,7 @@ use crate::recipe;
 use crate::registry::{
     BlobRef, BlockingRegistry, ImageToPush, PushedReferrer, RawManifest, Reference, RegistryOptions,
 };
+use crate::sbom::SbomFormat;
 use crate::sign::{self, SigningKey};
 
 pub use super::verify_provenance::{ProvenanceReport, verify_provenance};
@@ -39,21 +40,22 @@ impl AttestOptions {
     }
 }
 
-/// The hook `--sbom FORMATS` calls: SBOM documents of the built image as attachments. Each
-/// `SbomDocument { media_type, bytes, .. }` becomes `Attachment::new(media_type, media_type,
-/// bytes)`. No SBOM writer is wired in yet, so asking for one is an error rather than a
-/// silent nothing.
+/// `--sbom FORMATS`: the SBOM documents of the built image (written from the lock and the
+/// layers the build just used, never by scanning) as attachments, one per format.
 pub fn sbom_attachments(
-    formats: &[String],
-    _recipe: &Path,
-    _result: &BuildResult,
+    formats: &[SbomFormat],
+    result: &BuildResult,
+    cache_dir: &Path,
 ) -> Result<Vec<Attachment>, BuildError> {
     if formats.is_empty() {
         return Ok(Vec::new());
     }
-    Err(BuildError::SbomUnavailable {
-        formats: formats.join(","),
-    })
+    let cache = Cache::open(cache_dir)?;
+    let documents = crate::sbom::documents(&result.sbom_input(&cache), formats)?;
+    Ok(documents
+        .into_iter()
+        .map(|d| Attachment::new(d.media_type, d.media_type, d.bytes))
+        .collect())
 }
 
 /// The image manifest as a `subject` descriptor.

@@ -81,6 +81,8 @@ pub fn build(
         base,
         lock: plan.lock.clone(),
         created: plan.created,
+        plan,
+        recipe,
         _cache_lock: lock,
     })
 }

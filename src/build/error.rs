@@ -134,12 +134,11 @@ pub enum BuildError {
     /// `--sign-key` / `STEVEDORE_SIGN_KEY` cannot be used (the message never holds the key).
     #[error(transparent)]
     Sign(#[from] crate::sign::SignError),
-    /// `--sbom` was given but this build has no SBOM writer wired in.
-    #[error("--sbom {formats}: no SBOM writer is wired into this build of stevedore")]
-    SbomUnavailable { formats: String },
     /// `verify --provenance`: the image has no readable provenance.
     #[error("{reference}: {problem}")]
     Provenance { reference: String, problem: String },
+    #[error("SBOM: {0}")]
+    Sbom(#[from] crate::sbom::SbomError),
 }
 
 impl Classify for BuildError {
@@ -152,8 +151,8 @@ impl Classify for BuildError {
             E::Source { error, .. } => error.class(),
             E::Sign(e) => e.class(),
             E::Provenance { .. } => ErrorClass::Remote,
+            E::Sbom(e) => e.class(),
             E::Recipe(_)
-            | E::SbomUnavailable { .. }
             | E::Strict(_)
             | E::Time(_)
             | E::NothingToLock { .. }
@@ -209,7 +208,8 @@ fn known(e: &(dyn std::error::Error + 'static)) -> Option<ErrorClass> {
         crate::apt::FetchError,
         crate::rootfs::InstallError,
         CacheError,
-        OutputError
+        OutputError,
+        crate::sbom::SbomError
     );
     None
 }

@@ -16,6 +16,7 @@ mod lock;
 mod push_built;
 mod push_layout;
 mod record;
+mod sbom;
 mod verify;
 mod verify_provenance;
 
@@ -31,6 +32,7 @@ pub use load::load_plan;
 pub use lock::lock;
 pub use push_built::push_built;
 pub use push_layout::push_layout;
+pub use sbom::sbom;
 pub use verify::{LayerVerdict, VerifyReport, verify};
 
 use std::path::PathBuf;
@@ -99,6 +101,10 @@ pub struct BuildResult {
     pub lock: Option<crate::apt::Lockfile>,
     /// The image's `created`, seconds since the epoch (never the clock).
     pub created: u64,
+    /// The plan the image was built from and its recipe (what [`BuildResult::sbom_input`]
+    /// reads: the lock, the layers' entries and dpkg status).
+    pub plan: crate::plan::Plan,
+    pub recipe: crate::recipe::Recipe,
     /// The cache's shared lock, held while the result lives: `cache gc` cannot remove the
     /// blobs a push of this image reads.
     _cache_lock: CacheLock,

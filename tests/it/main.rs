@@ -37,6 +37,7 @@ mod registry_faults;
 mod registry_hostile;
 mod registry_push;
 mod roundtrip;
+mod sbom;
 mod setup_packages;
 mod tomcat_images;
 mod verify;
