@@ -12,7 +12,8 @@
 //! - [`output`] writes an OCI image layout or a `docker load` archive, and reads them back.
 //!
 //! [`build`] strings the stages together; the CLI only parses arguments and calls it, and maps
-//! every error's [`ErrorClass`] to its exit code.
+//! every error's [`ErrorClass`] to its exit code. [`cli`] is what the command shows: logs,
+//! progress, and the `plan` and `inspect` reports.
 
 // Issue 13: one function per decision, short enough to read at once (threshold in clippy.toml).
 // Tests are exempt: a test reads top to bottom as one story.
@@ -21,6 +22,7 @@
 pub mod apt;
 pub mod build;
 pub mod cache;
+pub mod cli;
 pub mod digest;
 pub mod error;
 #[cfg(test)]
