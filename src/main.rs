@@ -6,12 +6,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use stevedore::ErrorClass;
+use stevedore::apt::fetch::MirrorNetwork;
 use stevedore::build::{self, BuildError, BuildOptions};
 use stevedore::cli::log::{self, LogFormat};
 use stevedore::cli::progress::{self, BuildLines, PushLines, report_push};
-use stevedore::cli::{Format, human, metadata, show};
+use stevedore::cli::{Format, docs, human, metadata, show};
 use stevedore::output::{self, OutputTarget};
 use stevedore::plan::LockMode;
 use stevedore::registry::{
@@ -67,7 +68,13 @@ struct Cli {
     quiet: bool,
     /// How stderr logs are written: text (coloured only on a terminal; NO_COLOR and
     /// CLICOLOR_FORCE are honoured) or json (one object per line, for log collectors).
-    #[arg(long, global = true, value_enum, default_value_t, env = "STEVEDORE_LOG_FORMAT")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t,
+        env = "STEVEDORE_LOG_FORMAT"
+    )]
     log_format: LogFormat,
     /// Cache directory (blobs and layer records), shared by all builds.
     #[arg(long, env = "STEVEDORE_CACHE", global = true, value_name = "DIR")]
@@ -177,6 +184,20 @@ enum Command {
         #[arg(long, conflicts_with = "format")]
         json: bool,
     },
+    /// Print the completion script for SHELL on stdout.
+    #[command(
+        after_help = "Examples:\n  stevedore completions bash > /usr/share/bash-completion/completions/stevedore\n  stevedore completions zsh > \"${fpath[1]}/_stevedore\""
+    )]
+    Completions {
+        #[arg(value_enum)]
+        shell: docs::Shell,
+    },
+    /// Print the man page (roff) on stdout, or write one page per command into --out-dir.
+    #[command(after_help = "Example:\n  stevedore man --out-dir /usr/share/man/man1")]
+    Man {
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -225,12 +246,28 @@ struct RegistryArgs {
     /// Extra CA certificate (PEM) to trust for the registry; SSL_CERT_FILE works too.
     #[arg(long, value_name = "FILE")]
     ca_file: Option<PathBuf>,
-    /// Seconds a registry connection may move no byte before the request is retried (default
-    /// 60); a manifest or token must also arrive whole within 4 times this.
-    #[arg(long, env = "STEVEDORE_REGISTRY_TIMEOUT", value_name = "SECS")]
+    /// Seconds a registry or mirror connection may move no byte before the request is retried
+    /// (default 60); a registry's manifest or token must also arrive whole within 4 times this.
+    #[arg(long, env = "STEVEDORE_TIMEOUT", value_name = "SECS")]
+    timeout: Option<u64>,
+    /// Retries of a failed registry or mirror request (default 5 for registries, 4 for mirrors).
+    #[arg(long, env = "STEVEDORE_RETRIES", value_name = "N")]
+    retries: Option<usize>,
+    /// --timeout for registries only (the older spelling; it wins over --timeout there).
+    #[arg(
+        long,
+        env = "STEVEDORE_REGISTRY_TIMEOUT",
+        value_name = "SECS",
+        hide = true
+    )]
     registry_timeout: Option<u64>,
-    /// Retries of a failed registry request (default 5).
-    #[arg(long, env = "STEVEDORE_REGISTRY_RETRIES", value_name = "N")]
+    /// --retries for registries only (the older spelling; it wins over --retries there).
+    #[arg(
+        long,
+        env = "STEVEDORE_REGISTRY_RETRIES",
+        value_name = "N",
+        hide = true
+    )]
     registry_retries: Option<usize>,
 }
 
@@ -275,14 +312,28 @@ impl RegistryArgs {
             progress,
             ..Default::default()
         };
-        if let Some(secs) = self.registry_timeout {
+        self.mirror_network().set();
+        if let Some(secs) = self.registry_timeout.or(self.timeout) {
             opts.stall_timeout = Duration::from_secs(secs.max(1));
             opts.connect_timeout = opts.connect_timeout.min(opts.stall_timeout);
         }
-        if let Some(n) = self.registry_retries {
+        if let Some(n) = self.registry_retries.or(self.retries) {
             opts.retry.max_retries = n;
         }
         Ok(opts)
+    }
+
+    /// `--timeout` and `--retries` for apt mirrors (their own defaults otherwise).
+    fn mirror_network(&self) -> MirrorNetwork {
+        let mut net = MirrorNetwork::default();
+        if let Some(secs) = self.timeout {
+            net.read_timeout = Duration::from_secs(secs.max(1));
+            net.connect_timeout = net.connect_timeout.min(net.read_timeout);
+        }
+        if let Some(n) = self.retries {
+            net.retries = n;
+        }
+        net
     }
 
     fn connect(&self, quiet: bool, push: &Reference) -> anyhow::Result<BlockingRegistry> {
@@ -397,6 +448,11 @@ fn main() -> ExitCode {
             format,
             json,
         } => run_inspect(&target, if json { Format::Json } else { format }),
+        Command::Completions { shell } => {
+            docs::completions(Cli::command(), shell, &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man { out_dir } => run_man(out_dir.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -479,13 +535,14 @@ fn run_build(
         pushed = Some(report);
     }
     if let Some(file) = &flags.metadata_file {
-        let pushed = push.as_ref().zip(pushed.as_ref()).map(|(target, report)| {
-            metadata::Pushed {
+        let pushed = push
+            .as_ref()
+            .zip(pushed.as_ref())
+            .map(|(target, report)| metadata::Pushed {
                 target,
                 report,
                 blobs: pushes.log().blobs(),
-            }
-        });
+            });
         let doc = metadata::document(&result, &flags.outputs, pushed.as_ref());
         metadata::write(file, &doc)?;
     }
@@ -639,6 +696,22 @@ fn run_inspect(target: &str, format: Format) -> anyhow::Result<()> {
     match format {
         Format::Text => out!("{}", show::inspect_text(&img).trim_end()),
         Format::Json => out!("{:#}", show::inspect_json(&img)),
+    }
+    Ok(())
+}
+
+fn run_man(out_dir: Option<&std::path::Path>) -> anyhow::Result<()> {
+    match out_dir {
+        Some(dir) => {
+            for page in docs::man_pages(Cli::command(), dir)? {
+                out!("{}", page.display());
+            }
+        }
+        None => {
+            let mut page = Vec::new();
+            docs::man_page(Cli::command(), &mut page)?;
+            out!("{}", String::from_utf8_lossy(&page).trim_end());
+        }
     }
     Ok(())
 }

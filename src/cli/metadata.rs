@@ -90,7 +90,9 @@ pub fn document(result: &BuildResult, outputs: &[OutputTarget], push: Option<&Pu
         .iter()
         .enumerate()
         .map(|(i, l)| {
-            let own = i.checked_sub(base_layers).and_then(|j| result.layers.get(j));
+            let own = i
+                .checked_sub(base_layers)
+                .and_then(|j| result.layers.get(j));
             let status = match own.map(|o| &o.status) {
                 None => "base",
                 Some(LayerStatus::Built) => "built",

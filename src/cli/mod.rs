@@ -7,6 +7,7 @@
 //! This module sits at the end of the pipeline: it reads what [`crate::build`], [`crate::plan`],
 //! [`crate::output`] and [`crate::registry`] report and never calls back into them for work.
 
+pub mod docs;
 pub mod log;
 pub mod metadata;
 pub mod progress;

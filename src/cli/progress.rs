@@ -214,7 +214,8 @@ impl PushProgress for PushLines {
     }
     fn blob_mounted(&self, digest: &Digest, size: u64, from: &str) {
         self.finish(digest);
-        self.log.record(digest, size, Outcome::Mounted(from.to_string()));
+        self.log
+            .record(digest, size, Outcome::Mounted(from.to_string()));
         self.line(format!("blob {} mounted from {from}", digest.short()));
     }
     fn blob_retrying(&self, digest: &Digest, reason: &str) {

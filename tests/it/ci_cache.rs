@@ -37,7 +37,10 @@ fn gc_removes_old_temp_files_and_keeps_fresh_ones() {
     ];
     let fresh = [
         plant(&cache.join("tmp/.tmpFresh1"), minutes(5)),
-        plant(&cache.join(format!("apt/sha256/.partial/{hex}.lock")), minutes(1)),
+        plant(
+            &cache.join(format!("apt/sha256/.partial/{hex}.lock")),
+            minutes(1),
+        ),
         plant(&cache.join("debs-unpacked/.tmpFresh2"), Duration::ZERO),
         plant(&cache.join("resolutions/.tmpFresh3"), minutes(59)),
     ];
@@ -52,7 +55,11 @@ fn gc_removes_old_temp_files_and_keeps_fresh_ones() {
         stdout(&gc)
     );
     for p in &old {
-        assert!(!p.exists(), "an abandoned temp file survived: {}", p.display());
+        assert!(
+            !p.exists(),
+            "an abandoned temp file survived: {}",
+            p.display()
+        );
     }
     for p in fresh.iter().chain([&stored]) {
         assert!(p.exists(), "gc removed {}", p.display());

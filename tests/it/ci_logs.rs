@@ -122,7 +122,9 @@ fn json_logs_are_one_object_per_line() {
         "progress is not in the JSON stream: {messages:?}"
     );
     assert!(
-        messages.iter().any(|m| m.starts_with("built 1 of 1 layers")),
+        messages
+            .iter()
+            .any(|m| m.starts_with("built 1 of 1 layers")),
         "the summary is not in the JSON stream: {messages:?}"
     );
     assert!(!out.stderr.contains(&0x1b), "{}", stderr(&out));

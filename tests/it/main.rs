@@ -18,6 +18,8 @@ mod apt_robustness;
 mod bad_input;
 mod cache;
 mod ci_cache;
+mod ci_conventions;
+mod ci_json;
 mod ci_labels;
 mod ci_logs;
 mod cli;
