@@ -19,6 +19,7 @@ mod bad_input;
 mod cache;
 mod ci_cache;
 mod ci_conventions;
+mod ci_image;
 mod ci_json;
 mod ci_labels;
 mod ci_logs;
