@@ -88,6 +88,8 @@ fn the_stevedore_image_builds_an_image_as_a_non_root_user() {
         ],
     )
     .env_clear()
+    // (env_clear dropped the user chroot_command set: give it again)
+    .env("CHROOT_OPTS", format!("--userspec={UID}:{UID}"))
     // (sbin for the host side: chroot and mount live there)
     .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
     .env("HOME", "/home/stevedore")
