@@ -17,7 +17,8 @@
 //! [`graph`] draws the layers of some recipes' plans (which are cached, which are shared).
 //!
 //! [`build`] strings the stages together; the CLI only parses arguments and calls it, and maps
-//! every error's [`ErrorClass`] to its exit code.
+//! every error's [`ErrorClass`] to its exit code. [`cli`] is what the command shows: logs,
+//! progress, and the `plan` and `inspect` reports.
 
 // Issue 13: one function per decision, short enough to read at once (threshold in clippy.toml).
 // Tests are exempt: a test reads top to bottom as one story.
@@ -27,6 +28,7 @@ pub mod apt;
 pub mod attach;
 pub mod build;
 pub mod cache;
+pub mod cli;
 pub mod digest;
 pub mod error;
 #[cfg(test)]

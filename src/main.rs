@@ -2,22 +2,21 @@
 
 #![warn(clippy::too_many_lines)]
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use clap::{CommandFactory, Parser, Subcommand};
 use stevedore::ErrorClass;
-use stevedore::build::{self, BuildError, BuildOptions, LayerStatus, Progress};
-use stevedore::cache::LayerRecord;
-use stevedore::digest::Digest;
+use stevedore::apt::fetch::MirrorNetwork;
+use stevedore::build::{self, BuildError, BuildOptions};
+use stevedore::cli::log::{self, LogFormat};
+use stevedore::cli::progress::{self, BuildLines, PushLines, report_push};
+use stevedore::cli::{Format, docs, human, metadata, show};
 use stevedore::output::{self, OutputTarget};
-use stevedore::plan::{LockMode, PlannedLayer};
+use stevedore::plan::LockMode;
 use stevedore::registry::{
-    BlockingRegistry, CredentialSource, HostCredential, PushProgress, PushReport, Reference,
-    RegistryOptions,
+    BlockingRegistry, CredentialSource, HostCredential, PushProgress, Reference, RegistryOptions,
 };
 use stevedore::sbom::SbomFormat;
 
@@ -69,6 +68,16 @@ struct Cli {
     /// Only errors on stderr.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     quiet: bool,
+    /// How stderr logs are written: text (coloured only on a terminal; NO_COLOR and
+    /// CLICOLOR_FORCE are honoured) or json (one object per line, for log collectors).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t,
+        env = "STEVEDORE_LOG_FORMAT"
+    )]
+    log_format: LogFormat,
     /// Cache directory (blobs and layer records), shared by all builds.
     #[arg(long, env = "STEVEDORE_CACHE", global = true, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
@@ -105,6 +114,11 @@ enum Command {
         /// Push the image to REF (registry/repository[:tag]); without a tag, the image's tags.
         #[arg(long, value_name = "REF", value_parser = parse_reference)]
         push: Option<Reference>,
+        /// After a successful build (and push), write what was made and where it went as JSON
+        /// (buildx's keys such as containerimage.digest, plus stevedore.*; see
+        /// schemas/metadata.schema.json).
+        #[arg(long, value_name = "FILE")]
+        metadata_file: Option<PathBuf>,
         #[command(flatten)]
         attest: AttestArgs,
         #[command(flatten)]
@@ -162,6 +176,10 @@ enum Command {
         /// Fail (exit 3) when a script command is not covered.
         #[arg(long)]
         strict: bool,
+        /// text, or json (schemas/plan.schema.json): layers, keys, cached or not, packages and
+        /// why each was chosen.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
         #[command(flatten)]
         registry: RegistryArgs,
     },
@@ -199,9 +217,27 @@ enum Command {
     #[command(after_help = "TARGET is oci:DIR[:TAG], docker-archive:FILE, or a bare path.")]
     Inspect {
         target: String,
-        /// Print JSON instead of a summary.
-        #[arg(long)]
+        /// text, or json (schemas/inspect.schema.json): the manifest and config as stored, and
+        /// the layers with their history.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+        /// Same as --format json.
+        #[arg(long, conflicts_with = "format")]
         json: bool,
+    },
+    /// Print the completion script for SHELL on stdout.
+    #[command(
+        after_help = "Examples:\n  stevedore completions bash > /usr/share/bash-completion/completions/stevedore\n  stevedore completions zsh > \"${fpath[1]}/_stevedore\""
+    )]
+    Completions {
+        #[arg(value_enum)]
+        shell: docs::Shell,
+    },
+    /// Print the man page (roff) on stdout, or write one page per command into --out-dir.
+    #[command(after_help = "Example:\n  stevedore man --out-dir /usr/share/man/man1")]
+    Man {
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
     },
 }
 
@@ -266,12 +302,28 @@ struct RegistryArgs {
     /// Extra CA certificate (PEM) to trust for the registry; SSL_CERT_FILE works too.
     #[arg(long, value_name = "FILE")]
     ca_file: Option<PathBuf>,
-    /// Seconds a registry connection may move no byte before the request is retried (default
-    /// 60); a manifest or token must also arrive whole within 4 times this.
-    #[arg(long, env = "STEVEDORE_REGISTRY_TIMEOUT", value_name = "SECS")]
+    /// Seconds a registry or mirror connection may move no byte before the request is retried
+    /// (default 60); a registry's manifest or token must also arrive whole within 4 times this.
+    #[arg(long, env = "STEVEDORE_TIMEOUT", value_name = "SECS")]
+    timeout: Option<u64>,
+    /// Retries of a failed registry or mirror request (default 5 for registries, 4 for mirrors).
+    #[arg(long, env = "STEVEDORE_RETRIES", value_name = "N")]
+    retries: Option<usize>,
+    /// --timeout for registries only (the older spelling; it wins over --timeout there).
+    #[arg(
+        long,
+        env = "STEVEDORE_REGISTRY_TIMEOUT",
+        value_name = "SECS",
+        hide = true
+    )]
     registry_timeout: Option<u64>,
-    /// Retries of a failed registry request (default 5).
-    #[arg(long, env = "STEVEDORE_REGISTRY_RETRIES", value_name = "N")]
+    /// --retries for registries only (the older spelling; it wins over --retries there).
+    #[arg(
+        long,
+        env = "STEVEDORE_REGISTRY_RETRIES",
+        value_name = "N",
+        hide = true
+    )]
     registry_retries: Option<usize>,
 }
 
@@ -316,141 +368,32 @@ impl RegistryArgs {
             progress,
             ..Default::default()
         };
-        if let Some(secs) = self.registry_timeout {
+        self.mirror_network().set();
+        if let Some(secs) = self.registry_timeout.or(self.timeout) {
             opts.stall_timeout = Duration::from_secs(secs.max(1));
             opts.connect_timeout = opts.connect_timeout.min(opts.stall_timeout);
         }
-        if let Some(n) = self.registry_retries {
+        if let Some(n) = self.registry_retries.or(self.retries) {
             opts.retry.max_retries = n;
         }
         Ok(opts)
     }
 
+    /// `--timeout` and `--retries` for apt mirrors (their own defaults otherwise).
+    fn mirror_network(&self) -> MirrorNetwork {
+        let mut net = MirrorNetwork::default();
+        if let Some(secs) = self.timeout {
+            net.read_timeout = Duration::from_secs(secs.max(1));
+            net.connect_timeout = net.connect_timeout.min(net.read_timeout);
+        }
+        if let Some(n) = self.retries {
+            net.retries = n;
+        }
+        net
+    }
+
     fn connect(&self, quiet: bool, push: &Reference) -> anyhow::Result<BlockingRegistry> {
         Ok(BlockingRegistry::new(self.options(quiet, Some(push))?)?)
-    }
-}
-
-/// Push progress on stderr: a bar per blob in flight (bytes, rate) on a terminal, and one line
-/// per blob when it is done — uploaded (size, time, rate), mounted or already there.
-struct PushLines {
-    quiet: bool,
-    bars: Option<MultiProgress>,
-    /// Blobs in flight: when each started, and its bar on a terminal.
-    active: std::sync::Mutex<std::collections::HashMap<Digest, (Instant, Option<ProgressBar>)>>,
-}
-
-impl PushLines {
-    fn new(quiet: bool) -> PushLines {
-        PushLines {
-            quiet,
-            bars: (!quiet && std::io::stderr().is_terminal()).then(MultiProgress::new),
-            active: Default::default(),
-        }
-    }
-
-    fn line(&self, text: String) {
-        match &self.bars {
-            Some(b) => b.suspend(|| eprintln!("{text}")),
-            None => eprintln!("{text}"),
-        }
-    }
-
-    /// Forgets a blob, clearing its bar; how long it was in flight.
-    fn finish(&self, digest: &Digest) -> Option<Duration> {
-        let (started, bar) = self
-            .active
-            .lock()
-            .expect("no panics hold this lock")
-            .remove(digest)?;
-        if let Some(bar) = bar {
-            bar.finish_and_clear();
-        }
-        Some(started.elapsed())
-    }
-}
-
-impl PushProgress for PushLines {
-    fn blob_started(&self, digest: &Digest, size: u64) {
-        if self.quiet {
-            return;
-        }
-        let bar = self.bars.as_ref().map(|b| {
-            let bar = b.add(ProgressBar::new(size));
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "blob {msg} {bar:30} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec}",
-                )
-                .expect("valid template"),
-            );
-            bar.set_message(digest.short().to_string());
-            bar
-        });
-        self.active
-            .lock()
-            .expect("no panics hold this lock")
-            .insert(digest.clone(), (Instant::now(), bar));
-    }
-    fn blob_progress(&self, digest: &Digest, done: u64, _size: u64) {
-        if let Some((_, Some(bar))) = self
-            .active
-            .lock()
-            .expect("no panics hold this lock")
-            .get(digest)
-        {
-            bar.set_position(done);
-        }
-    }
-    fn blob_uploaded(&self, digest: &Digest, size: u64) {
-        let took = self.finish(digest);
-        if !self.quiet {
-            let rate = took
-                .filter(|t| t.as_secs_f64() > 0.0)
-                .map(|t| {
-                    format!(
-                        " in {:.2}s, {}/s",
-                        t.as_secs_f64(),
-                        human((size as f64 / t.as_secs_f64()) as u64)
-                    )
-                })
-                .unwrap_or_default();
-            self.line(format!(
-                "blob {} uploaded ({}){rate}",
-                digest.short(),
-                human(size)
-            ));
-        }
-    }
-    fn blob_skipped(&self, digest: &Digest, _size: u64) {
-        self.finish(digest);
-        if !self.quiet {
-            self.line(format!("blob {} already there", digest.short()));
-        }
-    }
-    fn blob_mounted(&self, digest: &Digest, _size: u64, from: &str) {
-        self.finish(digest);
-        if !self.quiet {
-            self.line(format!("blob {} mounted from {from}", digest.short()));
-        }
-    }
-    fn blob_retrying(&self, digest: &Digest, reason: &str) {
-        if !self.quiet {
-            self.line(format!("blob {} retrying: {reason}", digest.short()));
-        }
-    }
-}
-
-fn report_push(report: &PushReport, target: &Reference, quiet: bool) {
-    if !quiet {
-        eprintln!(
-            "pushed {} [{}]: {} uploaded ({}), {} mounted, {} already there",
-            target.name(),
-            report.tags.join(", "),
-            report.blobs_uploaded,
-            human(report.bytes_uploaded),
-            report.blobs_mounted,
-            report.blobs_skipped
-        );
     }
 }
 
@@ -502,7 +445,7 @@ fn main() -> ExitCode {
     }));
     limit_allocator_retention();
     let cli = Cli::parse();
-    init_logging(cli.verbose, cli.quiet);
+    log::init(cli.verbose, cli.quiet, cli.log_format);
     let cache_dir = cli
         .cache_dir
         .clone()
@@ -517,6 +460,7 @@ fn main() -> ExitCode {
             strict,
             push,
             attest,
+            metadata_file,
             registry,
         } => run_build(
             recipe,
@@ -527,6 +471,7 @@ fn main() -> ExitCode {
                 locked,
                 strict,
                 attest,
+                metadata_file,
             },
             push,
             &registry,
@@ -568,9 +513,14 @@ fn main() -> ExitCode {
             recipe,
             scripts,
             strict,
+            format,
             registry,
-        } => run_plan(recipe, cache_dir, scripts, strict, &registry),
-        Command::Inspect { target, json } => run_inspect(&target, json),
+        } => run_plan(recipe, cache_dir, scripts, format, strict, &registry),
+        Command::Inspect {
+            target,
+            format,
+            json,
+        } => run_inspect(&target, if json { Format::Json } else { format }),
         Command::Graph {
             recipes,
             format,
@@ -582,11 +532,16 @@ fn main() -> ExitCode {
             locked,
             registry,
         } => run_sbom(&recipe, format, locked, &registry, cache_dir, cli.quiet),
+        Command::Completions { shell } => {
+            docs::completions(Cli::command(), shell, &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man { out_dir } => run_man(out_dir.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", render(&e));
+            progress::error(&render(&e));
             ExitCode::from(build::classify(&*e).exit_code())
         }
     }
@@ -606,24 +561,6 @@ fn render(e: &anyhow::Error) -> String {
     out
 }
 
-fn init_logging(verbose: u8, quiet: bool) {
-    let default = match (quiet, verbose) {
-        (true, _) => "error",
-        (_, 0) => "warn",
-        (_, 1) => "debug",
-        _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        // rPGP warns about every Trust packet in Ubuntu's keyring (GnuPG keyring files carry
-        // them; they are rightly ignored): not something the user can act on.
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default},pgp=error")));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
-}
-
 /// The build options given on the command line.
 struct BuildFlags {
     outputs: Vec<OutputTarget>,
@@ -632,6 +569,7 @@ struct BuildFlags {
     locked: bool,
     strict: bool,
     attest: AttestArgs,
+    metadata_file: Option<PathBuf>,
 }
 
 fn run_build(
@@ -645,9 +583,14 @@ fn run_build(
     let jobs = flags
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    // One push-progress writer for the base pull and the push, which also keeps what became
+    // of each blob for --metadata-file.
+    let pushes = std::sync::Arc::new(PushLines::new(quiet));
+    let mut registry = registry_args.options(quiet, push.as_ref())?;
+    registry.progress = pushes.clone();
     let opts = BuildOptions {
         cache_dir: cache_dir.clone(),
-        outputs: flags.outputs,
+        outputs: flags.outputs.clone(),
         tags: flags.tags,
         jobs,
         lock_mode: if flags.locked {
@@ -656,7 +599,7 @@ fn run_build(
             LockMode::Prefer
         },
         strict: flags.strict,
-        registry: registry_args.options(quiet, push.as_ref())?,
+        registry: registry.clone(),
     };
     // The key is read before building: a bad key fails at once, not after the build.
     let mut attest = build::AttestOptions {
@@ -670,59 +613,45 @@ fn run_build(
         locked: flags.locked,
         strict: flags.strict,
     };
-    let display = Display::new(quiet);
+    let display = BuildLines::new(quiet);
     let result = build::build(&recipe, &opts, &display)?;
     attest.attachments = build::sbom_attachments(&flags.attest.sbom, &result, &opts.cache_dir)?;
     display.finish();
-    if !quiet {
-        let built = result
-            .layers
-            .iter()
-            .filter(|l| l.status == LayerStatus::Built)
-            .count();
-        if built == 0 {
-            eprintln!(
-                "image is up to date ({} layers cached)",
-                result.layers.len()
-            );
-        } else {
-            eprintln!(
-                "built {built} of {} layers; image {}",
-                result.layers.len(),
-                result.manifest_digest().short()
-            );
-        }
-    }
-    if let (false, Some(c)) = (quiet, &result.coverage) {
-        let summary = c.summary();
-        eprintln!("setup: {summary}");
-        if summary.not_covered > 0 {
-            eprintln!(
-                "  see `stevedore plan --scripts {}` for each command; --strict makes this an error",
-                recipe.display()
-            );
-        }
-    }
+    progress::build_summary(&result, &recipe, quiet);
     let cache = stevedore::cache::Cache::open(&cache_dir)?;
-    let registry = match &push {
-        Some(target) => Some(registry_args.connect(quiet, target)?),
+    let connected = match &push {
+        Some(_) => Some(BlockingRegistry::new(registry)?),
         None => None,
     };
-    if let (Some(target), Some(registry)) = (&push, &registry) {
+    let mut pushed = None;
+    if let (Some(target), Some(connected)) = (&push, &connected) {
         let report = build::push_built(
             &result.image,
             result.base.as_ref(),
             &cache,
             target,
-            registry,
+            connected,
         )?;
         report_push(&report, target, quiet);
+        pushed = Some(report);
     }
-    let pushed = push.as_ref().zip(registry.as_ref());
-    for line in build::attest(&recipe, &result, &attest, &opts.outputs, pushed, &cache)? {
+    let attach_to = push.as_ref().zip(connected.as_ref());
+    for line in build::attest(&recipe, &result, &attest, &opts.outputs, attach_to, &cache)? {
         if !quiet {
             eprintln!("{line}");
         }
+    }
+    if let Some(file) = &flags.metadata_file {
+        let pushed = push
+            .as_ref()
+            .zip(pushed.as_ref())
+            .map(|(target, report)| metadata::Pushed {
+                target,
+                report,
+                blobs: pushes.log().blobs(),
+            });
+        let doc = metadata::document(&result, &flags.outputs, pushed.as_ref());
+        metadata::write(file, &doc)?;
     }
     out!("{}", result.manifest_digest());
     Ok(())
@@ -750,7 +679,7 @@ fn run_sbom(
         strict: false,
         registry: registry_args.options(quiet, None)?,
     };
-    let display = Display::new(quiet);
+    let display = BuildLines::new(quiet);
     let docs = build::sbom(recipe, &opts, &[format], &display)?;
     display.finish();
     for d in docs {
@@ -884,10 +813,10 @@ fn run_lock(
     let (path, lock) = build::lock(recipe, cache_dir, &registry_args.options(quiet, None)?)?;
     if !quiet {
         if let Some(b) = &lock.base {
-            eprintln!("base {} pinned to {}", b.reference, b.digest);
+            progress::note(&format!("base {} pinned to {}", b.reference, b.digest));
         }
         for l in &lock.layers {
-            eprintln!("layer {}: {} packages", l.name, l.packages.len());
+            progress::note(&format!("layer {}: {} packages", l.name, l.packages.len()));
         }
     }
     out!("{}", path.display());
@@ -907,112 +836,11 @@ fn run_push(
     Ok(())
 }
 
-/// Progress on stderr: bars on a terminal, one plain line per event otherwise (CI logs).
-struct Display {
-    quiet: bool,
-    bars: Option<MultiProgress>,
-    active: std::sync::Mutex<Vec<(String, ProgressBar)>>,
-}
-
-impl Display {
-    fn new(quiet: bool) -> Self {
-        let bars = (!quiet && std::io::stderr().is_terminal()).then(MultiProgress::new);
-        Display {
-            quiet,
-            bars,
-            active: Default::default(),
-        }
-    }
-
-    fn line(&self, msg: String) {
-        if self.quiet {
-            return;
-        }
-        match &self.bars {
-            Some(b) => {
-                let _ = b.println(msg);
-            }
-            None => eprintln!("{msg}"),
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(b) = &self.bars {
-            let _ = b.clear();
-        }
-    }
-}
-
-fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u < UNITS.len() - 1 {
-        v /= 1000.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
-
-impl Progress for Display {
-    fn base_resolved(&self, reference: &str, digest: &Digest, layers: usize) {
-        self.line(format!("base  {reference} = {digest} ({layers} layers)"));
-    }
-
-    fn layer_cached(&self, layer: &PlannedLayer, record: &LayerRecord) {
-        self.line(format!(
-            "layer {:<16} cached  {} ({})",
-            layer.name,
-            record.digest.short(),
-            human(record.size)
-        ));
-    }
-
-    fn layer_started(&self, layer: &PlannedLayer) {
-        if let Some(b) = &self.bars {
-            let bar = b.add(ProgressBar::new_spinner());
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} layer {msg} {elapsed}")
-                    .expect("valid template"),
-            );
-            bar.set_message(layer.name.clone());
-            bar.enable_steady_tick(Duration::from_millis(100));
-            self.active
-                .lock()
-                .expect("no panics hold this lock")
-                .push((layer.name.clone(), bar));
-        }
-    }
-
-    fn layer_written(&self, layer: &PlannedLayer, record: &LayerRecord, elapsed: Duration) {
-        let mut active = self.active.lock().expect("no panics hold this lock");
-        if let Some(pos) = active.iter().position(|(n, _)| *n == layer.name) {
-            active.remove(pos).1.finish_and_clear();
-        }
-        drop(active);
-        self.line(format!(
-            "layer {:<16} built   {} ({} from {} of tar) in {:.2}s",
-            layer.name,
-            record.digest.short(),
-            human(record.size),
-            human(record.diff_size),
-            elapsed.as_secs_f64()
-        ));
-    }
-
-    fn output_written(&self, target: &OutputTarget, elapsed: Duration) {
-        self.line(format!("wrote {target} in {:.2}s", elapsed.as_secs_f64()));
-    }
-}
-
 fn run_plan(
     recipe: PathBuf,
     cache_dir: PathBuf,
     scripts: bool,
+    format: Format,
     strict: bool,
     registry_args: &RegistryArgs,
 ) -> anyhow::Result<()> {
@@ -1023,53 +851,12 @@ fn run_plan(
         LockMode::Prefer,
         &registry_args.options(true, None)?,
     )?;
-    let cache = Some(cache);
-    let img = &plan.image;
-    out!(
-        "image {} tags [{}]  platform {}  format {:?}  compression {}",
-        img.name.as_deref().unwrap_or("(unnamed)"),
-        img.tags.join(", "),
-        img.platform,
-        img.format,
-        img.compression
-    );
-    if let Some(base) = &plan.base {
-        out!("base  registry image {base} (its layers come first, never rebuilt)");
+    match format {
+        Format::Text => out!("{}", show::plan_text(&plan, &cache, scripts).trim_end()),
+        Format::Json => out!("{:#}", show::plan_json(&plan, &cache)),
     }
-    for (i, layer) in plan.layers.iter().enumerate() {
-        let status = match cache.as_ref().and_then(|c| c.layer_record(&layer.key)) {
-            Some(r) => format!("cached {} ({})", r.digest.short(), human(r.size)),
-            None => "would build".to_string(),
-        };
-        out!(
-            "layer {}/{} {:<16} {}  [{}; {} entries; key {}]",
-            i + 1,
-            plan.layers.len(),
-            layer.name,
-            status,
-            layer.location,
-            layer
-                .contents
-                .as_ref()
-                .map_or_else(|| "cached".to_string(), |c| c.entries.len().to_string()),
-            layer.key.short()
-        );
-        for s in &layer.sources {
-            out!("    {s}");
-        }
-    }
-    if let Some(coverage) = plan.coverage() {
-        if scripts {
-            out!("");
-            for line in coverage.report().lines() {
-                out!("{line}");
-            }
-        } else {
-            out!("setup: {}", coverage.summary());
-        }
-        if strict {
-            coverage.strict().map_err(BuildError::Strict)?;
-        }
+    if let (true, Some(coverage)) = (strict, plan.coverage()) {
+        coverage.strict().map_err(BuildError::Strict)?;
     }
     Ok(())
 }
@@ -1100,50 +887,34 @@ fn print_referrers(target: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_inspect(target: &str, json: bool) -> anyhow::Result<()> {
+fn run_inspect(target: &str, format: Format) -> anyhow::Result<()> {
     // A registry reference: only its referrers are shown.
-    if !json && build::is_registry_reference(target) {
+    if format == Format::Text && build::is_registry_reference(target) {
         return print_referrers(target);
     }
     let img = output::read_image(target)?;
-    if json {
-        let v = serde_json::json!({
-            "source": img.source,
-            "manifestDigest": img.manifest_digest.as_ref().map(|d| d.to_string()),
-            "manifest": img.manifest,
-            "configDigest": img.config_digest.to_string(),
-            "config": img.config,
-        });
-        out!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
+    match format {
+        Format::Text => {
+            out!("{}", show::inspect_text(&img).trim_end());
+            print_referrers(target)?;
+        }
+        Format::Json => out!("{:#}", show::inspect_json(&img)),
     }
-    out!("source:   {}", img.source);
-    if let (Some(d), Some(m)) = (&img.manifest_digest, &img.manifest_doc) {
-        out!("manifest: {d} ({})", m.effective_media_type());
-    }
-    let c = &img.image_config;
-    out!("config:   {}", img.config_digest);
-    out!("platform: {}", c.platform());
-    out!("created:  {}", c.created.as_deref().unwrap_or("-"));
-    // The runtime config's fields under their JSON names, as `docker inspect` shows them.
-    if let Ok(serde_json::Value::Object(cfg)) = serde_json::to_value(&c.config) {
-        out!("Config:");
-        for (k, v) in cfg {
-            out!("  {k}: {v}");
+    Ok(())
+}
+
+fn run_man(out_dir: Option<&std::path::Path>) -> anyhow::Result<()> {
+    match out_dir {
+        Some(dir) => {
+            for page in docs::man_pages(Cli::command(), dir)? {
+                out!("{}", page.display());
+            }
+        }
+        None => {
+            let mut page = Vec::new();
+            docs::man_page(Cli::command(), &mut page)?;
+            out!("{}", String::from_utf8_lossy(&page).trim_end());
         }
     }
-    // One history line per layer (entries that made no layer are skipped, so they line up).
-    let history: Vec<&str> = c.layer_history().collect();
-    out!("layers:");
-    for (i, l) in img.layers.iter().enumerate() {
-        out!(
-            "  {:>2}  {}  {:>9}  diff_id {}  {}",
-            i + 1,
-            l.id,
-            human(l.size),
-            l.diff_id.as_ref().map_or("?".into(), |d| d.short()),
-            history.get(i).copied().unwrap_or("")
-        );
-    }
-    print_referrers(target)
+    Ok(())
 }

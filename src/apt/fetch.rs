@@ -110,6 +110,44 @@ pub struct Wanted {
 
 pub use crate::tls::install_crypto_provider;
 
+/// Timeouts and retries of every mirror download in this process. Set once by the command line
+/// (`--timeout`, `--retries`, which registries share) before any download; a process-wide
+/// setting because the fetchers are made deep in planning, which has no network options of its
+/// own to pass them through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MirrorNetwork {
+    /// How long a connection may take to open.
+    pub connect_timeout: Duration,
+    /// How long a response may move no byte.
+    pub read_timeout: Duration,
+    /// Retries after the first attempt.
+    pub retries: usize,
+}
+
+impl Default for MirrorNetwork {
+    fn default() -> Self {
+        MirrorNetwork {
+            connect_timeout: Duration::from_secs(15),
+            read_timeout: Duration::from_secs(60),
+            retries: 4,
+        }
+    }
+}
+
+static MIRROR_NETWORK: std::sync::OnceLock<MirrorNetwork> = std::sync::OnceLock::new();
+
+impl MirrorNetwork {
+    /// Sets the process's mirror settings; false if they were set already (the first wins).
+    pub fn set(self) -> bool {
+        MIRROR_NETWORK.set(self).is_ok()
+    }
+
+    /// The process's settings (the defaults unless [`MirrorNetwork::set`] ran).
+    pub fn current() -> MirrorNetwork {
+        MIRROR_NETWORK.get().copied().unwrap_or_default()
+    }
+}
+
 /// A download client bound to one store directory.
 #[derive(Clone)]
 pub struct Fetcher {
@@ -122,13 +160,15 @@ pub struct Fetcher {
 }
 
 impl Fetcher {
-    /// Files are stored under `<cache_dir>/sha256/`.
+    /// Files are stored under `<cache_dir>/sha256/`. Timeouts and retries are the process's
+    /// [`MirrorNetwork`] (the command line's `--timeout` and `--retries`).
     pub fn new(cache_dir: &Path) -> Result<Fetcher, FetchError> {
         install_crypto_provider();
+        let net = MirrorNetwork::current();
         let client = reqwest::Client::builder()
             .user_agent(concat!("stevedore/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(15))
-            .read_timeout(Duration::from_secs(60))
+            .connect_timeout(net.connect_timeout)
+            .read_timeout(net.read_timeout)
             .build()
             .map_err(|e| FetchError::network("(client setup)", e))?;
         let store = cache_dir.join("sha256");
@@ -137,7 +177,7 @@ impl Fetcher {
             client,
             store,
             parallel: 6,
-            retries: 4,
+            retries: net.retries,
             min_delay: Duration::from_millis(300),
             progress: Arc::new(NoProgress),
         })

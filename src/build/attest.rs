@@ -73,14 +73,10 @@ fn git_of(dir: &Path) -> Option<(std::path::PathBuf, String, Option<String>)> {
     let repo = gix::discover(dir).ok()?;
     let workdir = repo.workdir()?.canonicalize().ok()?;
     let head = repo.head_id().ok()?.detach().to_string();
-    let remote = repo
-        .find_remote("origin")
-        .ok()
-        .and_then(|r| {
-            r.url(gix::remote::Direction::Fetch)
-                .map(|u| u.to_bstring().to_string())
-        })
-        .map(|u| crate::plan::git::strip_credentials(&u));
+    let remote = repo.find_remote("origin").ok().and_then(|r| {
+        r.url(gix::remote::Direction::Fetch)
+            .and_then(crate::plan::git::source_url)
+    });
     Some((workdir, head, remote))
 }
 

@@ -241,12 +241,8 @@ fn compare_git(s: &Statement, root: &Path, differences: &mut Vec<String>) -> Opt
         .as_ref()
         .and_then(|r| r.head_id().ok().map(|id| id.detach().to_string()));
     let remote = repo.as_ref().and_then(|r| {
-        let url = r
-            .find_remote("origin")
-            .ok()?
-            .url(gix::remote::Direction::Fetch)?
-            .to_bstring();
-        Some(crate::plan::git::strip_credentials(&url.to_string()))
+        let remote = r.find_remote("origin").ok()?;
+        crate::plan::git::source_url(remote.url(gix::remote::Direction::Fetch)?)
     });
     if remote != dep.uri {
         let show = |v: Option<&String>| v.map_or("none".to_owned(), |v| v.clone());

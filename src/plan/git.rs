@@ -28,7 +28,8 @@ pub struct GitInfo {
     pub branch: Option<String>,
     /// A tag pointing at HEAD, if any (the first in name order).
     pub tag: Option<String>,
-    /// `origin`'s URL without credentials.
+    /// `origin`'s URL as an image may publish it ([`source_url`]): a network URL without
+    /// credentials; `None` for a local folder or any other remote that is not a URL.
     pub remote_url: Option<String>,
     /// Path (relative to the work tree, `/`-separated) → (blob id at HEAD, time of last change).
     times: HashMap<String, (ObjectId, u64)>,
@@ -64,11 +65,7 @@ impl GitInfo {
         let remote_url = repo
             .find_remote("origin")
             .ok()
-            .and_then(|r| {
-                r.url(gix::remote::Direction::Fetch)
-                    .map(|u| u.to_bstring().to_string())
-            })
-            .map(|u| strip_credentials(&u));
+            .and_then(|r| r.url(gix::remote::Direction::Fetch).and_then(source_url));
         let prefix = dir
             .canonicalize()
             .map_err(|e| fail(e.to_string()))?
@@ -260,18 +257,54 @@ fn tag_at(repo: &gix::Repository, head: ObjectId) -> Option<String> {
     names.into_iter().next()
 }
 
-/// `https://user:token@host/x` → `https://host/x`: a URL that goes into an image label must not
-/// carry a secret.
-pub fn strip_credentials(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://") {
-        let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
-        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-        if path.is_empty() && !rest.contains('/') {
-            return format!("{scheme}://{host}");
-        }
-        return format!("{scheme}://{host}/{path}");
+/// What `org.opencontainers.image.source` says for a remote: where anyone may fetch the source,
+/// never where it happens to lie on the building machine.
+///
+/// - `https://`, `http://`, `git://` and `ssh://` URLs are kept, without user, password, query
+///   and fragment (a token may sit in any of them: `https://user:token@host/repo.git` gives
+///   `https://host/repo.git`).
+/// - The scp-like form `[user@]host:path` (`git@github.com:team/app.git`) becomes
+///   `https://host/path`: every public forge serves the same path over HTTPS, and that is the
+///   form registries such as GHCR read to link a package to its repository. (An explicit
+///   `ssh://` URL is kept as ssh, with its port: there the writer chose the transport.)
+/// - Anything else gives no label: a local folder or `file://` URL (a machine's path, which
+///   would also make two clones of one commit build different configs), remote helpers, and
+///   paths that are not printable ASCII (they would need escaping a reader may not undo).
+pub fn source_url(url: &gix::Url) -> Option<String> {
+    use gix::url::Scheme;
+    let host = url.host().filter(|h| !h.is_empty())?;
+    let scp_like = url.scheme == Scheme::Ssh && url.serialize_alternative_form;
+    let scheme = match url.scheme {
+        Scheme::Https => "https",
+        Scheme::Http => "http",
+        Scheme::Git => "git",
+        Scheme::Ssh if scp_like => "https",
+        Scheme::Ssh => "ssh",
+        _ => return None,
+    };
+    let path = url.path_query_fragment().path.to_str().ok()?;
+    if !path.bytes().all(|b| b.is_ascii_graphic()) {
+        return None;
     }
-    url.to_string()
+    let host_ok = host
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._:".contains(&b));
+    if !host_ok {
+        return None;
+    }
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    let port = match url.port {
+        Some(p) if !scp_like => format!(":{p}"),
+        _ => String::new(),
+    };
+    Some(format!(
+        "{scheme}://{host}{port}/{}",
+        path.trim_start_matches('/')
+    ))
 }
 
 /// The git blob id of `data` (what `git hash-object` prints), to tell a clean tracked file from
@@ -289,19 +322,62 @@ pub fn blob_id(data_len: u64) -> gix::hash::Hasher {
 mod tests {
     use super::*;
 
+    fn label(remote: &str) -> Option<String> {
+        source_url(&gix::url::parse(remote).unwrap())
+    }
+
     #[test]
     fn credentials_never_reach_labels() {
         assert_eq!(
-            strip_credentials("https://user:tok@example.org/team/app.git"),
-            "https://example.org/team/app.git"
+            label("https://user:tok@example.org/team/app.git").as_deref(),
+            Some("https://example.org/team/app.git")
         );
         assert_eq!(
-            strip_credentials("https://example.org"),
-            "https://example.org"
+            label("https://oauth2:glpat-x@gitlab.example.org:8443/team/app.git?private_token=y#z")
+                .as_deref(),
+            Some("https://gitlab.example.org:8443/team/app.git")
         );
         assert_eq!(
-            strip_credentials("git@example.org:team/app.git"),
-            "git@example.org:team/app.git"
+            label("ssh://git:pw@example.org:2222/team/app.git").as_deref(),
+            Some("ssh://example.org:2222/team/app.git")
         );
+        assert_eq!(
+            label("http://example.org").as_deref(),
+            Some("http://example.org/")
+        );
+        assert_eq!(
+            label("git://example.org/app.git").as_deref(),
+            Some("git://example.org/app.git")
+        );
+    }
+
+    #[test]
+    fn scp_like_remotes_become_https() {
+        assert_eq!(
+            label("git@github.com:team/app.git").as_deref(),
+            Some("https://github.com/team/app.git")
+        );
+        assert_eq!(
+            label("example.org:team/app").as_deref(),
+            Some("https://example.org/team/app")
+        );
+    }
+
+    #[test]
+    fn local_folders_give_no_label() {
+        for remote in [
+            "/home/me/src/app",
+            "../app",
+            "./app",
+            "file:///home/me/src/app.git",
+            "file://localhost/srv/app.git",
+            "ext::ssh -i key host %S repo",
+        ] {
+            assert_eq!(
+                gix::url::parse(remote).ok().and_then(|u| source_url(&u)),
+                None,
+                "{remote}"
+            );
+        }
     }
 }
