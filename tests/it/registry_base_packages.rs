@@ -97,10 +97,11 @@ fn write_base(dir: &Path, url: &str) -> PathBuf {
 
 /// What the children add: beta (a new sysusers user, a higher-priority alternative) and app
 /// (whose dependency the base has) in one layer, and a recipe user of their own.
-const CHILD_LAYERS: &str = "\n[[users]]\nname = \"www\"\nuid = 1500\nhome = \"/srv/www\"\n\n[[users]]\nname = \"svc\"\nuid = 1600\nhome = \"/srv/svc\"\n\n[[layers]]\nname = \"more\"\npackages = [\"beta\", \"app\"]\n";
+const CHILD_LAYERS: &str = "\n[[users]]\nname = \"www\"\nuid = 1500\nhome = \"/srv/www\"\n\n[[users]]\nname = \"svc\"\nuid = 1600\nhome = \"/srv/svc\"\n\n[[layers]]\nname = \"more\"\npackages = [\"beta\", \"app\"]\n\n[[layers]]\nname = \"tool\"\nfiles = [{ src = \"tool\", dest = \"/bin/tool\", owner = \"svc\" }]\n";
 
 fn write_child(dir: &Path, name: &str, from: &str, url: &str) -> PathBuf {
     let path = dir.join(format!("{name}.toml"));
+    write(&dir.join("tool"), "tool\n");
     write(
         &path,
         format!(
@@ -209,6 +210,13 @@ fn child_continues_the_registry_bases_state_like_the_recipe_chain() {
         ],
     );
     let top = layer_count(&child_out, &child_digest) - 1;
+    // A file for /bin/tool goes through the base's /bin → usr/bin symlink, owned by the
+    // child's user; no `bin/` entry replaces the symlink.
+    let tool = layer_entries(&child_out, &child_digest, top);
+    assert_eq!(tool["usr/bin/tool"], "644 1600:1600 tool\n", "{tool:?}");
+    assert!(tool.keys().all(|k| !k.starts_with("bin")), "{tool:?}");
+    assert_eq!(tool["usr/"], "755 0:0 ", "parents keep the base's metadata");
+    let top = top - 1;
     let mine = layer_entries(&child_out, &child_digest, top);
     let passwd = &mine["etc/passwd"];
     assert!(
@@ -249,7 +257,8 @@ fn child_continues_the_registry_bases_state_like_the_recipe_chain() {
             &format!("oci:{}", chain_out.display()),
         ],
     );
-    assert_eq!(layer_count(&chain_out, &chain_digest) - 1, top);
+    assert_eq!(layer_count(&chain_out, &chain_digest) - 2, top);
+    assert_eq!(layer_entries(&chain_out, &chain_digest, top + 1), tool);
     let theirs = layer_entries(&chain_out, &chain_digest, top);
     let differ: Vec<_> = mine
         .keys()
@@ -263,9 +272,345 @@ fn child_continues_the_registry_bases_state_like_the_recipe_chain() {
         differ.join("\n")
     );
 
+    // Pushed to the base's registry, the child mounts the base's layers, never uploads them.
+    let out = stevedore(
+        &cache,
+        &[
+            "build",
+            "--locked",
+            path_str(&child),
+            "--push",
+            &format!("{}/app/child:1", reg.host()),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("{top} mounted")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("mounted from base/pkgs"),
+        "{}",
+        stderr(&out)
+    );
+
     // Offline: the registry and the apt server stopped, the cache and the lock suffice.
     drop(reg);
     drop(server);
     let again = build_ok(&cache, &["--locked", path_str(&child)]);
     assert_eq!(again, child_digest);
+}
+
+// ---- End to end from the real mirrors: Tomcat over a registry base -------------------------
+
+use crate::tomcat_images::{Server as Tomcat, free_port, http_get, process, recipes_copy};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// bookworm's two sources blocks, keyrings beside the recipes as in `recipes/`.
+const BOOKWORM_SOURCES: &str = r#"[[sources]]
+mirrors = ["http://deb.debian.org/debian"]
+suites = ["bookworm", "bookworm-updates"]
+components = ["main"]
+keyring = "../keyrings/debian-archive-keyring.gpg"
+
+[[sources]]
+mirrors = ["http://deb.debian.org/debian-security"]
+suites = ["bookworm-security"]
+components = ["main"]
+keyring = "../keyrings/debian-archive-keyring.gpg"
+"#;
+
+/// `recipes/openjdk.toml` + `tomcat.toml` + `webapp.toml` in one recipe, over `from`.
+fn write_registry_webapp(t: &Path, from: &str) -> PathBuf {
+    let path = t.join("recipes/registry-webapp.toml");
+    write(
+        &path,
+        format!(
+            r#"from = "{from}"
+context = ".."
+
+[image]
+name = "localhost/registry-webapp"
+tags = ["latest"]
+
+{BOOKWORM_SOURCES}
+[config]
+entrypoint = ["/usr/share/tomcat10/bin/catalina.sh"]
+cmd = ["run"]
+user = "tomcat"
+workdir = "/var/lib/tomcat10"
+env = {{ JAVA_HOME = "/usr/lib/jvm/java-17-openjdk-amd64", PATH = "/usr/lib/jvm/java-17-openjdk-amd64/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", CATALINA_HOME = "/usr/share/tomcat10", CATALINA_BASE = "/var/lib/tomcat10", CATALINA_TMPDIR = "/tmp", JAVA_OPTS = "-Djava.awt.headless=true" }}
+
+[[layers]]
+name = "jdk"
+packages = ["openjdk-17-jre-headless"]
+
+[[layers]]
+name = "tomcat"
+packages = ["tomcat10", "systemd-standalone-sysusers", "systemd-standalone-tmpfiles"]
+
+[[layers]]
+name = "app"
+files = [
+  {{ src = "fixtures/war/jakarta/hello-jakarta.war", dest = "/var/lib/tomcat10/webapps/ROOT.war", mode = "0644" }},
+]
+"#
+        ),
+    );
+    path
+}
+
+/// Builds `recipe` (locked first) into an OCI layout and unpacks it with umoci; the bundle.
+fn build_and_unpack(t: &Path, cache: &Path, recipe: &Path, name: &str) -> PathBuf {
+    let out = stevedore(cache, &["lock", path_str(recipe)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let layout = t.join(format!("{name}-oci"));
+    build_ok(
+        cache,
+        &[
+            "--locked",
+            path_str(recipe),
+            "-o",
+            &format!("oci:{}", layout.display()),
+        ],
+    );
+    let bundle = t.join(format!("{name}-bundle"));
+    run(Command::new("umoci")
+        .args(["unpack", "--image", &format!("{}:latest", layout.display())])
+        .arg(&bundle));
+    bundle
+}
+
+/// Runs the image's own command as its configured user (tomcat) and asks for the WAR's JSP
+/// and servlet.
+fn serves_the_war(t: &Path, bundle: &Path) {
+    let rootfs = bundle.join("rootfs");
+    let p = process(bundle);
+    let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap();
+    let tomcat_uid = passwd
+        .lines()
+        .find(|l| l.starts_with("tomcat:"))
+        .map(|l| l.split(':').nth(2).unwrap().parse::<u64>().unwrap());
+    assert_eq!(tomcat_uid, Some(p.uid), "config.user is tomcat: {passwd}");
+    assert_ne!(p.uid, 0);
+    let port = free_port();
+    let server_xml = rootfs.join("etc/tomcat10/server.xml");
+    let xml = std::fs::read_to_string(&server_xml)
+        .unwrap()
+        .replace("port=\"8080\"", &format!("port=\"{port}\""))
+        .replace("port=\"8005\"", "port=\"-1\"");
+    std::fs::write(&server_xml, xml).unwrap();
+    let mut args: Vec<String> = vec!["env".into(), "-i".into()];
+    args.extend(p.env.iter().cloned());
+    args.extend([
+        "/bin/sh".into(),
+        "-c".into(),
+        format!("cd '{}' && exec \"$@\"", p.cwd),
+        "sh".into(),
+    ]);
+    args.extend(p.args.iter().cloned());
+    let log_path = t.join("tomcat.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let child = chroot_command(&rootfs, Some(&format!("{}:{}", p.uid, p.gid)), &args)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = Tomcat(child);
+    let started = Instant::now();
+    let mut page = None;
+    while started.elapsed() < Duration::from_secs(120) {
+        if let Some((200, body)) = http_get(port, "/") {
+            page = Some(body);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let page = page.unwrap_or_else(|| panic!("Tomcat did not serve / in 120 s:\n{}", log()));
+    assert!(page.contains("hello from jsp on java 17"), "{page}");
+    let (code, body) = http_get(port, "/hello").unwrap();
+    assert_eq!(
+        (code, body.trim()),
+        (200, "hello from servlet"),
+        "{}",
+        log()
+    );
+}
+
+fn require_e2e_tools() {
+    registry_support::require_all();
+    require_tool("umoci", "umoci");
+    require_tool("unshare", "util-linux");
+    require_tool("pgrep", "procps");
+    require_root("umoci unpack keeps owners, and chroot needs root");
+}
+
+/// Paths whose difference between the registry child and the recipe chain is expected, with
+/// why. Empty: the child over the pushed base lays the same files as the chain.
+const CHAIN_DIFFERENCES: &[&str] = &[];
+
+/// The issue's proof: `debian-bookworm.toml`'s image pushed to a loopback registry, a child
+/// `from` it adds the JDK, Tomcat and the WAR; Tomcat serves as `tomcat`, and every file equals
+/// the recipe chain's (`webapp.toml` → `tomcat.toml` → `openjdk.toml` → `debian-bookworm.toml`).
+#[test]
+fn tomcat_over_a_pushed_bookworm_base_serves_and_equals_the_recipe_chain() {
+    require_e2e_tools();
+    let reg = TestRegistry::start(Auth::None);
+    let t = tempdir();
+    recipes_copy(
+        t.path(),
+        &[
+            "debian-bookworm.toml",
+            "openjdk.toml",
+            "tomcat.toml",
+            "webapp.toml",
+        ],
+    );
+    let cache = t.path().join("cache");
+    let base = t.path().join("recipes/debian-bookworm.toml");
+    let out = stevedore(&cache, &["lock", path_str(&base)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let reference = format!("{}/base/debian:bookworm", reg.host());
+    build_ok(&cache, &["--locked", path_str(&base), "--push", &reference]);
+
+    // The chain first, in the same cache: both resolve against the same mirror state.
+    let chain = build_and_unpack(
+        t.path(),
+        &cache,
+        &t.path().join("recipes/webapp.toml"),
+        "chain",
+    );
+    // The child in a cache of its own: the base comes from the registry only.
+    let child_recipe = write_registry_webapp(t.path(), &reference);
+    let child = build_and_unpack(
+        t.path(),
+        &t.path().join("cache-child"),
+        &child_recipe,
+        "child",
+    );
+
+    let mine = snapshot(&child.join("rootfs"));
+    let theirs = snapshot(&chain.join("rootfs"));
+    let differ: Vec<String> = mine
+        .keys()
+        .chain(theirs.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .filter(|k| !CHAIN_DIFFERENCES.contains(&k.as_str()))
+        .filter(|k| {
+            let (a, b) = (mine.get(*k), theirs.get(*k));
+            let key = |n: &common::Node| {
+                (
+                    n.kind,
+                    n.mode,
+                    n.uid,
+                    n.gid,
+                    n.link.clone(),
+                    n.content.clone(),
+                )
+            };
+            a.map(key) != b.map(key)
+        })
+        .map(|k| {
+            let show = |n: Option<&common::Node>| {
+                n.map(|n| format!("{} {:o} {}:{} {:?}", n.kind, n.mode, n.uid, n.gid, n.link))
+            };
+            format!(
+                "{k}: child {:?} / chain {:?}",
+                show(mine.get(k)),
+                show(theirs.get(k))
+            )
+        })
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "{} paths differ:\n{}",
+        differ.len(),
+        differ.join("\n")
+    );
+    serves_the_war(t.path(), &child);
+}
+
+/// A foreign base: mmdebstrap's bookworm minbase tarball made into an OCI image with umoci and
+/// pushed with skopeo; the child adds the JDK, Tomcat and the WAR, and Tomcat serves; the
+/// base's accounts are kept and the new ones take free ids.
+#[test]
+fn tomcat_over_a_foreign_mmdebstrap_base_serves() {
+    require_e2e_tools();
+    require_tool("mmdebstrap", "mmdebstrap");
+    let reg = TestRegistry::start(Auth::None);
+    let t = tempdir();
+    recipes_copy(t.path(), &[]);
+    let tarball = t.path().join("minbase.tar");
+    run(Command::new("mmdebstrap")
+        .args([
+            "--mode=root",
+            "--variant=minbase",
+            "--format=tar",
+            "--include=usr-is-merged",
+            "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
+            "--quiet",
+            "bookworm",
+        ])
+        .arg(&tarball)
+        .args([
+            "deb http://deb.debian.org/debian bookworm main",
+            "deb http://deb.debian.org/debian bookworm-updates main",
+            "deb http://deb.debian.org/debian-security bookworm-security main",
+        ])
+        .env("SOURCE_DATE_EPOCH", "1735689600"));
+    // Into an OCI image: a new image, the tarball unpacked into its bundle, repacked.
+    let layout = t.path().join("mm-oci");
+    let bundle = t.path().join("mm-bundle");
+    run(Command::new("umoci")
+        .args(["init", "--layout"])
+        .arg(&layout));
+    run(Command::new("umoci").args(["new", "--image", &format!("{}:bookworm", layout.display())]));
+    run(Command::new("umoci")
+        .args([
+            "unpack",
+            "--image",
+            &format!("{}:bookworm", layout.display()),
+        ])
+        .arg(&bundle));
+    run(Command::new("tar")
+        .args(["-xpf"])
+        .arg(&tarball)
+        .args(["--numeric-owner", "-C"])
+        .arg(bundle.join("rootfs")));
+    run(Command::new("umoci")
+        .args([
+            "repack",
+            "--image",
+            &format!("{}:bookworm", layout.display()),
+        ])
+        .arg(&bundle));
+    let reference = format!("{}/foreign/debian:bookworm", reg.host());
+    run(Command::new("skopeo").args([
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:bookworm", layout.display()),
+        &format!("docker://{reference}"),
+    ]));
+
+    let child_recipe = write_registry_webapp(t.path(), &reference);
+    let child = build_and_unpack(t.path(), &t.path().join("cache"), &child_recipe, "child");
+    let rootfs = child.join("rootfs");
+    // mmdebstrap's own accounts are kept; tomcat got the next free system id.
+    let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap();
+    assert!(passwd.starts_with("root:x:0:0:"), "{passwd}");
+    let mut uids: Vec<&str> = passwd.lines().filter_map(|l| l.split(':').nth(2)).collect();
+    let all = uids.len();
+    uids.sort_unstable();
+    uids.dedup();
+    assert_eq!(uids.len(), all, "no id given twice: {passwd}");
+    assert!(
+        passwd.contains("\n_apt:x:"),
+        "mmdebstrap's _apt is kept: {passwd}"
+    );
+    serves_the_war(t.path(), &child);
 }
