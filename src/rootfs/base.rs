@@ -365,5 +365,18 @@ mod tests {
         let bad = tar_of(&[("etc/x", T::Link, b"", "etc/nothing")]);
         let err = read(&[bad.path().to_path_buf()]).unwrap_err().to_string();
         assert!(err.contains("hard link"), "{err}");
+        // A name climbing out of the root (written raw: tar::Builder refuses it) is refused.
+        let mut h = tar::Header::new_old();
+        h.as_old_mut().name[..10].copy_from_slice(b"../etc/out");
+        h.set_entry_type(T::Regular);
+        h.set_mode(0o644);
+        h.set_size(1);
+        h.set_cksum();
+        let mut b = tar::Builder::new(Vec::new());
+        b.append(&h, &b"x"[..]).unwrap();
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut f, &b.into_inner().unwrap()).unwrap();
+        let err = read(&[f.path().to_path_buf()]).unwrap_err().to_string();
+        assert!(err.contains("../etc/out"), "{err}");
     }
 }

@@ -155,6 +155,33 @@ fn layer_count(layout: &Path, digest: &str) -> usize {
     m["layers"].as_array().unwrap().len()
 }
 
+/// The paths whose entries differ between two layers, each with both sides.
+fn differences(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> Vec<String> {
+    a.keys()
+        .chain(b.keys())
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(|k| format!("{k}: {:?} / {:?}", a.get(k), b.get(k)))
+        .collect()
+}
+
+/// Pushes `recipe` to `reg` (where its base is): the base's `base_layers` are mounted.
+fn pushes_mounting_the_base(cache: &Path, recipe: &Path, reg: &TestRegistry, base_layers: usize) {
+    let out = stevedore(
+        cache,
+        &[
+            "build",
+            "--locked",
+            path_str(recipe),
+            "--push",
+            &format!("{}/app/child:1", reg.host()),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains(&format!("{base_layers} mounted")), "{err}");
+    assert!(err.contains("mounted from base/pkgs"), "{err}");
+}
+
 /// The child over the registry base resolves from the base's installed set, keeps the base's
 /// users and ids, continues its alternatives and dpkg database, and lays exactly the layer the
 /// recipe chain (`from = "base.toml"`) lays; a second build works with the registry and the
@@ -271,12 +298,7 @@ fn child_continues_the_registry_bases_state_like_the_recipe_chain() {
     assert_eq!(layer_count(&chain_out, &chain_digest) - 2, top);
     assert_eq!(layer_entries(&chain_out, &chain_digest, top + 1), tool);
     let theirs = layer_entries(&chain_out, &chain_digest, top);
-    let differ: Vec<_> = mine
-        .keys()
-        .chain(theirs.keys())
-        .filter(|k| mine.get(*k) != theirs.get(*k))
-        .map(|k| format!("{k}: {:?} / {:?}", mine.get(k), theirs.get(k)))
-        .collect();
+    let differ = differences(&mine, &theirs);
     assert!(
         differ.is_empty(),
         "the registry child's layer differs from the chain's:\n{}",
@@ -284,27 +306,7 @@ fn child_continues_the_registry_bases_state_like_the_recipe_chain() {
     );
 
     // Pushed to the base's registry, the child mounts the base's layers, never uploads them.
-    let out = stevedore(
-        &cache,
-        &[
-            "build",
-            "--locked",
-            path_str(&child),
-            "--push",
-            &format!("{}/app/child:1", reg.host()),
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains(&format!("{top} mounted")),
-        "{}",
-        stderr(&out)
-    );
-    assert!(
-        stderr(&out).contains("mounted from base/pkgs"),
-        "{}",
-        stderr(&out)
-    );
+    pushes_mounting_the_base(&cache, &child, &reg, top);
 
     // Offline: the registry and the apt server stopped, the cache and the lock suffice.
     drop(reg);
