@@ -4,9 +4,10 @@
 //! platform — pinned by digest: the lockfile's when it has one for this `from`, else what the
 //! tag names now (one manifest HEAD). Manifests and the config are kept in the cache's blob store
 //! by digest and checked against it when read back, so a pinned rebuild with a warm cache talks
-//! to no registry at all. Base *layers* are never downloaded to build: they are only needed as
-//! bytes by local outputs and pushes to another registry ([`fetch_layers`]); a push to the
-//! base's own registry mounts them.
+//! to no registry at all. Base *layers* are downloaded to build only when the chain puts
+//! package layers or `[[users]]` on the base ([`tree`]: their state is read from the layers);
+//! otherwise they are only needed as bytes by local outputs and pushes to another registry
+//! ([`fetch_layers`]); a push to the base's own registry mounts them.
 
 use std::sync::OnceLock;
 
@@ -21,6 +22,7 @@ use crate::oci::{self, Document, Manifest, Platform};
 use crate::plan::{self, LockMode};
 use crate::recipe::{ImageBase, Recipe};
 use crate::registry::{BlockingRegistry, Reference, RegistryError, RegistryOptions};
+use crate::rootfs::base::BaseTree;
 
 /// A base image resolved for one build.
 #[derive(Clone, Debug)]
@@ -319,4 +321,125 @@ pub(crate) fn fetch_layers(
         sizes.push(facts.diff_size);
     }
     Ok(sizes)
+}
+
+/// Whether the chain needs the base's tree: package layers or `[[users]]`/`[[groups]]` over
+/// it (they continue what the base's packages set up), or a path the recipe names below
+/// `/bin`, `/sbin` or `/lib*` (on a merged-/usr base those are symlinks the path must follow).
+/// Other file layers keep the base's layers undownloaded: a push to the base's registry
+/// mounts them and the build never reads them.
+pub(crate) fn needs_tree(recipe: &Recipe) -> bool {
+    recipe.chain().iter().any(|r| {
+        !r.users.is_empty()
+            || !r.groups.is_empty()
+            || r.layers.iter().any(|l| {
+                l.packages.is_some() || l.items.iter().any(|i| below_usr_links(item_path(i)))
+            })
+    })
+}
+
+fn item_path(item: &crate::recipe::LayerItem) -> &crate::image_path::ImagePath {
+    use crate::recipe::LayerItem as I;
+    match item {
+        I::Files(f) => &f.dest,
+        I::Dir { path, .. } | I::Symlink { path, .. } | I::Hardlink { path, .. } => path,
+    }
+}
+
+/// Whether `path` is at or below one of the tops merged-/usr systems link into `/usr`.
+fn below_usr_links(path: &crate::image_path::ImagePath) -> bool {
+    const LINKS: [&str; 6] = ["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
+    path.components()
+        .next()
+        .is_some_and(|top| LINKS.contains(&top))
+}
+
+/// The base's merged tree and dpkg database, when the chain needs them ([`needs_tree`]); a base
+/// without a dpkg database is refused at the recipe's `from` line.
+pub(crate) fn tree(
+    recipe: &Recipe,
+    base: Option<&ResolvedBase>,
+    cache: &Cache,
+    registry: &LazyRegistry,
+) -> Result<Option<BaseTree>, BuildError> {
+    let (Some(base), Some(from)) = (base, recipe.image_base()) else {
+        return Ok(None);
+    };
+    if !needs_tree(recipe) {
+        return Ok(None);
+    }
+    let packages_or_accounts = recipe.chain().iter().any(|r| {
+        !r.users.is_empty() || !r.groups.is_empty() || r.layers.iter().any(|l| l.packages.is_some())
+    });
+    let read = || -> Result<BaseTree, BuildError> {
+        let tars = layer_tars(base, cache, registry)?;
+        let tree = crate::rootfs::base::read(&tars)?;
+        if packages_or_accounts {
+            tree.dpkg_status()?;
+        }
+        Ok(tree)
+    };
+    read().map(Some).map_err(|e| at(from, e))
+}
+
+/// Every base layer as an uncompressed tar in the cache's blob store, named by its diff_id:
+/// downloaded (verified by digest) and decompressed (verified against the config's diff_id)
+/// once, then read in place by [`crate::rootfs::base`] — file contents stay in these tars.
+fn layer_tars(
+    base: &ResolvedBase,
+    cache: &Cache,
+    registry: &LazyRegistry,
+) -> Result<Vec<std::path::PathBuf>, BuildError> {
+    let mut out = Vec::new();
+    for l in &base.image.layers {
+        if !cache.has_blob(&l.diff_id) {
+            if !cache.has_blob(&l.digest) {
+                tracing::info!(
+                    "downloading base layer {} from {}",
+                    l.digest,
+                    base.reference
+                );
+                fetch_blob(&base.reference, &l.digest, l.size, cache, registry)?;
+            }
+            decompress_layer(base, l, cache)?;
+        }
+        out.push(cache.blob_path(&l.diff_id));
+    }
+    Ok(out)
+}
+
+/// Decompresses a cached base layer into the blob store under its diff_id, refusing bytes
+/// that do not hash to it; records the facts [`fetch_layers`] would otherwise compute again.
+fn decompress_layer(
+    base: &ResolvedBase,
+    l: &crate::image::BaseLayer,
+    cache: &Cache,
+) -> Result<(), BuildError> {
+    let path = cache.blob_path(&l.digest);
+    let io = |source| crate::cache::CacheError {
+        path: path.clone(),
+        source,
+    };
+    let compression = crate::image::layer_compression(l.media_type.as_str())
+        .expect("base layer media types were checked when parsed");
+    let file = std::io::BufReader::new(std::fs::File::open(&path).map_err(io)?);
+    let mut reader = crate::layer::decompress(file, compression).map_err(io)?;
+    let tmp = cache.temp_file()?;
+    let mut writer = crate::digest::HashingWriter::new(std::io::BufWriter::new(tmp));
+    std::io::copy(&mut reader, &mut writer).map_err(io)?;
+    let (buffered, diff_id, diff_size) = writer.finish();
+    let tmp = buffered.into_inner().map_err(|e| io(e.into_error()))?;
+    if diff_id != l.diff_id {
+        return Err(BuildError::BaseLayerDiffId {
+            digest: l.digest.clone(),
+            reference: base.reference.to_string(),
+            actual: diff_id,
+            expected: l.diff_id.clone(),
+        });
+    }
+    cache.commit_blob(tmp, &diff_id)?;
+    let facts = LayerFacts { diff_id, diff_size };
+    let json = serde_json::to_vec(&facts).expect("facts serialize");
+    cache.put_named("base-layers", &l.digest.hex(), &json)?;
+    Ok(())
 }

@@ -38,8 +38,12 @@ pub fn build(
         );
     }
     let base_image = base.as_ref().map(|b| &b.image);
-    let (plan, written) =
-        plan_and_build_layers(&recipe, base_image, &time, &cache, opts, progress)?;
+    let tree = base::tree(&recipe, base.as_ref(), &cache, &registry)?;
+    let plan_base = base_image.map(|image| plan::PlanBase {
+        image,
+        tree: tree.as_ref(),
+    });
+    let (plan, written) = plan_and_build_layers(&recipe, plan_base, &time, &cache, opts, progress)?;
     let docs = assemble(&plan, &written, base_image, &cache)?;
 
     // Local outputs need the base layers' bytes (and, for docker archives, their sizes
@@ -281,7 +285,7 @@ fn cached_or_written(
 /// by then are valid cache entries, not output.
 fn plan_and_build_layers(
     recipe: &recipe::Recipe,
-    base: Option<&BaseImage>,
+    base: Option<plan::PlanBase<'_>>,
     time: &TimePolicy,
     cache: &Cache,
     opts: &BuildOptions,

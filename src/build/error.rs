@@ -79,6 +79,10 @@ pub enum BuildError {
         #[source]
         error: Box<BuildError>,
     },
+    /// The base's layers do not hold what package layers and accounts need (or are not valid
+    /// layers).
+    #[error(transparent)]
+    BaseTree(#[from] crate::rootfs::base::BaseTreeError),
     /// The lockfile that pins the base image cannot be read.
     #[error("{source}")]
     BaseLockfile {
@@ -152,6 +156,8 @@ impl Classify for BuildError {
             E::Sign(e) => e.class(),
             E::Provenance { .. } => ErrorClass::Remote,
             E::Sbom(e) => e.class(),
+            E::BaseTree(crate::rootfs::base::BaseTreeError::Io { .. }) => ErrorClass::Build,
+            E::BaseTree(_) => ErrorClass::Input,
             E::Recipe(_)
             | E::Strict(_)
             | E::Time(_)

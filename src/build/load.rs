@@ -19,15 +19,15 @@ pub fn load_plan(
     let recipe = recipe::load(recipe_path)?;
     let time = TimePolicy::from_env()?;
     let _lock = cache.lock_shared()?;
-    let base = base::resolve(
-        &recipe,
-        cache,
-        lock_mode,
-        &base::LazyRegistry::new(registry),
-    )?;
+    let registry = base::LazyRegistry::new(registry);
+    let base = base::resolve(&recipe, cache, lock_mode, &registry)?;
+    let tree = base::tree(&recipe, base.as_ref(), cache, &registry)?;
     Ok(plan::plan(
         &recipe,
-        base.as_ref().map(|b| &b.image),
+        base.as_ref().map(|b| plan::PlanBase {
+            image: &b.image,
+            tree: tree.as_ref(),
+        }),
         &time,
         cache,
         lock_mode,

@@ -21,17 +21,24 @@ pub fn lock(
     let recipe = recipe::load(recipe_path)?;
     let cache = Cache::open(cache_dir)?;
     let cache_lock = cache.lock_shared()?;
-    let packages = plan::packages::lock_for(&recipe, &cache, LockMode::Fresh)?;
-    let base = base::resolve(
-        &recipe,
-        &cache,
-        LockMode::Fresh,
-        &base::LazyRegistry::new(registry),
-    )?;
+    let registry = base::LazyRegistry::new(registry);
+    let base = base::resolve(&recipe, &cache, LockMode::Fresh, &registry)?;
+    // Packages over a registry base resolve from its installed set (read from its layers).
+    let tree = base::tree(&recipe, base.as_ref(), &cache, &registry)?;
+    let state = match (&base, &tree) {
+        (Some(b), Some(t)) => t.status.as_deref().map(|status| plan::packages::BaseState {
+            digest: &b.image.manifest_digest,
+            status,
+        }),
+        _ => None,
+    };
+    let packages = plan::packages::lock_for(&recipe, &cache, LockMode::Fresh, state)?;
     drop(cache_lock);
     let mut lock = match (packages, &base) {
         (Some(lock), _) => lock,
-        (None, Some(_)) => apt::Lockfile::new(plan::packages::inputs_hash(&recipe)?, Vec::new()),
+        (None, Some(_)) => {
+            apt::Lockfile::new(plan::packages::inputs_hash(&recipe, None)?, Vec::new())
+        }
         (None, None) => {
             return Err(BuildError::NothingToLock {
                 recipe: recipe_path.to_path_buf(),

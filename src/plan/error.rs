@@ -85,7 +85,7 @@ pub enum PlanError {
         source: Box<TreeError>,
     },
     #[error(
-        "{location}: /{path}: writing below /{top} over a registry base is not supported yet\n  help: write the /usr/{top}/… path: on merged-/usr bases /{top} is a symlink, and the base's tree is not read"
+        "{location}: /{path}: a copied folder writes below /{top} over a registry base whose tree was not read\n  help: name the /{top}/… path in the recipe (the base's tree is then read and the path follows its /{top} symlink), or write /usr/{top}/…"
     )]
     MergedUsrLink {
         location: Location,

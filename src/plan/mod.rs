@@ -30,6 +30,7 @@ use crate::digest::{Digest, Hasher};
 use crate::image::{BaseImage, ContainerConfig};
 use crate::layer::{Entry, EntryKind, LayerContents, LayerTree, LowerView, Meta};
 use crate::recipe::{ImageSettings, LayerItem, LayerSpec, Location, Recipe, WarItem};
+use crate::rootfs::base::BaseTree;
 use crate::rootfs::setup::accounts::ExtraUser;
 
 /// Bumped whenever the tar writer's output for the same entries changes.
@@ -147,12 +148,21 @@ impl PlannedLayer {
     }
 }
 
+/// The registry image a chain is built on, as planning sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct PlanBase<'a> {
+    pub image: &'a BaseImage,
+    /// Its merged tree and dpkg database, read from its layers when the chain puts package
+    /// layers or accounts on it: the resolver, setup and every layer above continue from it.
+    pub tree: Option<&'a BaseTree>,
+}
+
 /// Plans the recipe's layers. `base` is the registry image the chain is built on (resolved by
 /// the caller, see [`Recipe::image_base`]): its config is inherited, and its manifest digest
 /// enters every layer key, so a new base never reuses layers planned over the old one.
 pub fn plan(
     recipe: &Recipe,
-    base: Option<&BaseImage>,
+    base: Option<PlanBase<'_>>,
     time: &TimePolicy,
     cache: &Cache,
     lock_mode: LockMode,
@@ -164,15 +174,15 @@ pub fn plan(
 /// builder can write the base layer while the layers above are still being laid out.
 pub fn plan_with(
     recipe: &Recipe,
-    base: Option<&BaseImage>,
+    base: Option<PlanBase<'_>>,
     time: &TimePolicy,
     cache: &Cache,
     lock_mode: LockMode,
     ready: &mut dyn FnMut(usize, &PlannedLayer),
 ) -> Result<Plan, PlanError> {
-    let lock = packages::lock_for(recipe, cache, lock_mode)?;
+    let lock = packages::lock_for(recipe, cache, lock_mode, packages::BaseState::of(base))?;
     let mut planner = Planner::new(recipe, base, cache, lock, ready);
-    let mut config = base.map(|b| b.config.clone()).unwrap_or_default();
+    let mut config = base.map(|b| b.image.config.clone()).unwrap_or_default();
     let mut top_clock = None;
     for r in recipe.chain() {
         let at = RecipeAt::new(r, time)?;
@@ -185,7 +195,7 @@ pub fn plan_with(
     }
     let clock = top_clock.expect("a chain has at least one recipe");
     let mut plan = planner.finish(recipe, config, &clock)?;
-    plan.base = base.map(|b| b.manifest_digest.clone());
+    plan.base = base.map(|b| b.image.manifest_digest.clone());
     Ok(plan)
 }
 
@@ -248,6 +258,9 @@ impl<'r> RecipeAt<'r> {
 /// the layers planned so far. One method per kind of layer.
 struct Planner<'a> {
     over_registry_base: bool,
+    /// The registry base's tree is known (`lower` holds it): paths map through its symlinks,
+    /// and accounts go through setup over its `/etc/passwd`.
+    base_tree: bool,
     cache: &'a Cache,
     /// The compression (and base image) every layer key includes.
     key_tag: String,
@@ -266,17 +279,33 @@ struct Planner<'a> {
 impl<'a> Planner<'a> {
     fn new(
         recipe: &Recipe,
-        base: Option<&BaseImage>,
+        base: Option<PlanBase<'_>>,
         cache: &'a Cache,
         lock: Option<crate::apt::Lockfile>,
         ready: &'a mut dyn FnMut(usize, &PlannedLayer),
     ) -> Self {
         let compression = recipe.image.compression;
         let key_tag = match base {
-            Some(b) => format!("{} base={}", compression.cache_tag(), b.manifest_digest),
+            Some(b) => format!(
+                "{} base={}",
+                compression.cache_tag(),
+                b.image.manifest_digest
+            ),
             None => compression.cache_tag(),
         };
+        let tree = base.and_then(|b| b.tree);
         let mut chain = setup::SetupChain::new(setup::merged_usr(recipe));
+        let mut lower = LowerView::new();
+        let mut lower_status = String::new();
+        if let Some(t) = tree {
+            // The base's tree is the first "layer below": its symlinks and parents' metadata
+            // shape every layer above, and its dpkg status is where the database continues.
+            lower.apply(&LayerContents {
+                entries: t.entries.clone(),
+            });
+            lower_status = t.status.clone().unwrap_or_default();
+            chain.start_from(t);
+        }
         if let Some(lock) = &lock {
             let mut seen = std::collections::HashSet::new();
             chain.expect(
@@ -290,12 +319,13 @@ impl<'a> Planner<'a> {
         }
         Planner {
             over_registry_base: base.is_some(),
+            base_tree: tree.is_some(),
             cache,
             key_tag,
             lock,
             stat: crate::cache::StatCache::load(cache.root()),
-            lower: LowerView::new(),
-            lower_status: String::new(),
+            lower,
+            lower_status,
             chain,
             chain_users: Vec::new(),
             layers: Ready {
@@ -328,7 +358,7 @@ impl<'a> Planner<'a> {
             crate::recipe::Base::Scratch | crate::recipe::Base::Image(_) => Default::default(),
         };
         let changed = declares_accounts && (r.users.clone(), r.groups.clone()) != parent_accounts;
-        match (changed, self.lock.is_some()) {
+        match (changed, self.lock.is_some() || self.base_tree) {
             (false, _) => Ok(()),
             (true, true) => self.setup_accounts(at),
             (true, false) => self.account_files(at),
@@ -453,7 +483,7 @@ impl<'a> Planner<'a> {
                 source: Box::new(source),
             }
         })?;
-        if self.over_registry_base {
+        if self.over_registry_base && !self.base_tree {
             refuse_merged_usr_links(&contents, &spec.location)?;
         }
         self.lower.apply(&contents);

@@ -49,11 +49,35 @@ fn sources_desc(s: &AptSource) -> String {
     )
 }
 
+/// What the resolver starts from on a registry base whose tree was read.
+#[derive(Clone, Copy, Debug)]
+pub struct BaseState<'a> {
+    /// The base's manifest digest: part of the lockfile's inputs (another base, another
+    /// installed set).
+    pub digest: &'a Digest,
+    /// The base's `/var/lib/dpkg/status`: its installed set.
+    pub status: &'a str,
+}
+
+impl<'a> BaseState<'a> {
+    pub fn of(base: Option<super::PlanBase<'a>>) -> Option<BaseState<'a>> {
+        let base = base?;
+        Some(BaseState {
+            digest: &base.image.manifest_digest,
+            status: base.tree?.status.as_deref()?,
+        })
+    }
+}
+
 /// A digest of everything resolution depends on: sources (keyring contents included),
-/// architecture, and each package layer's request. A lockfile made from other inputs is stale.
-pub fn inputs_hash(recipe: &Recipe) -> Result<Digest, PlanError> {
+/// architecture, each package layer's request, and the registry base the packages go on (its
+/// installed set is where resolution starts). A lockfile made from other inputs is stale.
+pub fn inputs_hash(recipe: &Recipe, base: Option<&Digest>) -> Result<Digest, PlanError> {
     let mut h = Hasher::new();
     h.update(recipe.image.platform.architecture.as_bytes());
+    if let Some(d) = base {
+        h.update(format!("\nbase {d}\n").as_bytes());
+    }
     for r in recipe.chain() {
         for l in &r.layers {
             let Some(p) = &l.packages else { continue };
@@ -111,6 +135,7 @@ pub fn lock_for(
     recipe: &Recipe,
     cache: &Cache,
     mode: LockMode,
+    base: Option<BaseState<'_>>,
 ) -> Result<Option<Lockfile>, PlanError> {
     if !has_packages(recipe) {
         return Ok(None);
@@ -120,7 +145,7 @@ pub fn lock_for(
         line: 1,
         column: 1,
     };
-    let inputs = inputs_hash(recipe)?;
+    let inputs = inputs_hash(recipe, base.map(|b| b.digest))?;
     let path = lockfile_path(&recipe.path);
     if mode != LockMode::Fresh {
         match std::fs::read_to_string(&path) {
@@ -157,7 +182,7 @@ pub fn lock_for(
             Err(_) => {}
         }
     }
-    resolve_chain(recipe, cache, inputs).map(Some)
+    resolve_chain(recipe, cache, inputs, base).map(Some)
 }
 
 /// Resolves every package layer of the chain in order, each on top of what the layers below
@@ -166,7 +191,12 @@ pub fn lock_for(
 /// The result is kept in the cache under the recipe's inputs and the digests of the signed
 /// Releases: while the mirror publishes nothing new, an unlocked rebuild verifies the InRelease
 /// files (one small request per suite) and reuses the resolution instead of loading indexes.
-fn resolve_chain(recipe: &Recipe, cache: &Cache, inputs: Digest) -> Result<Lockfile, PlanError> {
+fn resolve_chain(
+    recipe: &Recipe,
+    cache: &Cache,
+    inputs: Digest,
+    base: Option<BaseState<'_>>,
+) -> Result<Lockfile, PlanError> {
     let fetcher = apt::Fetcher::new(&cache.apt_dir()).map_err(|e| PlanError::Apt {
         location: Location {
             file: recipe.path.clone(),
@@ -245,7 +275,23 @@ fn resolve_chain(recipe: &Recipe, cache: &Cache, inputs: Digest) -> Result<Lockf
         tracing::debug!("loaded the index of {} packages", loaded.index.len());
         indexes.insert(key, loaded);
     }
-    let mut installed: Vec<InstalledPackage> = Vec::new();
+    // On a registry base, apt inside that container would see its installed packages: they
+    // satisfy dependencies and are never installed again.
+    let mut installed: Vec<InstalledPackage> = match base {
+        Some(b) => InstalledPackage::from_dpkg_status(b.status, "/var/lib/dpkg/status of the base")
+            .map_err(|e| PlanError::Apt {
+                location: recipe.image_base().map_or_else(
+                    || Location {
+                        file: recipe.path.clone(),
+                        line: 1,
+                        column: 1,
+                    },
+                    |from| from.location.clone(),
+                ),
+                source: Box::new(AptError::Index(e)),
+            })?,
+        None => Vec::new(),
+    };
     let mut layers = Vec::new();
     for r in recipe.chain() {
         for l in &r.layers {

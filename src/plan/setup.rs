@@ -16,6 +16,7 @@ use crate::apt::{FetchError, LockedPackage};
 use crate::cache::Cache;
 use crate::error::{Classify, ErrorClass};
 use crate::layer::{LayerContents, LowerView, TreeError};
+use crate::rootfs::base::BaseTree;
 use crate::rootfs::setup::{self, Effect, PackageScripts, accounts::ExtraUser, coverage::Coverage};
 use crate::rootfs::{ApplyError, InstallError, PackageFile, TreeRoot};
 
@@ -115,6 +116,9 @@ pub struct SetupChain {
     /// first step that has to be built.
     expected: Vec<LockedPackage>,
     prefetch: Option<super::prefetch::Prefetch>,
+    /// On a registry base: what setup makes of the base's own packages is still to be computed
+    /// (once, when the first step builds), as the effects the next step is compared with.
+    base_effects_due: bool,
 }
 
 impl SetupChain {
@@ -129,7 +133,50 @@ impl SetupChain {
             effects: Vec::new(),
             expected: Vec::new(),
             prefetch: None,
+            base_effects_due: false,
         }
+    }
+
+    /// Starts the chain on a registry base's tree, as if its packages had been laid by the
+    /// steps below: its entries are the view and the lower layers, its dpkg status the status
+    /// so far, its installed packages' scripts (from `/var/lib/dpkg/info`) the scripts so far.
+    pub fn start_from(&mut self, tree: &BaseTree) {
+        self.replay_lower.apply(&LayerContents {
+            entries: tree.entries.clone(),
+        });
+        self.replay_status = tree.status.clone().unwrap_or_default();
+        self.view
+            .add_entries(tree.entries.iter().map(|(p, e)| (p, e)));
+        self.scripts = crate::rootfs::base::installed_scripts(&self.replay_status, &self.view);
+        self.base_effects_due = true;
+    }
+
+    /// What setup makes of the base alone: the effects its tree already shows (accounts,
+    /// alternatives, ...). A step then writes only what its packages and users change, as a
+    /// step over a lower package layer of the same chain does.
+    fn base_effects(&mut self, epoch: u64) -> Result<(), StepError> {
+        if !std::mem::take(&mut self.base_effects_due) {
+            return Ok(());
+        }
+        let options = setup::Options {
+            extra_users: Vec::new(),
+            epoch,
+        };
+        let mut effects = setup::setup(&self.view, &self.scripts, &options)?.effects;
+        // The base's own sources list, as the step that wrote it would have: a child with the
+        // same sources leaves it as it is.
+        if let Some(bytes) = setup::RootView::read(&self.view, "/etc/apt/sources.list") {
+            effects.push(Effect::WriteFile {
+                path: "/etc/apt/sources.list".into(),
+                bytes,
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+            });
+            setup::sort_effects(&mut effects);
+        }
+        self.effects = effects;
+        Ok(())
     }
 
     /// The packages every step will need, in layer order (from the lockfile).
@@ -161,6 +208,7 @@ impl SetupChain {
             tracing::debug!("prefetching {} packages", expected.len());
             self.prefetch = Some(super::prefetch::Prefetch::start(expected, cache));
         }
+        self.base_effects(step.generated)?;
         for p in std::mem::take(&mut self.pending) {
             // Taken out for the run (install borrows it), put back with the layer applied.
             let mut lower = std::mem::take(&mut self.replay_lower);

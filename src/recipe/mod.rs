@@ -188,32 +188,21 @@ impl Validator<'_> {
             Base::Scratch | Base::Image(_) => None,
         };
         let image = self.image(file.image, parent);
-        // Package layers and accounts change files the registry base already has (the dpkg
-        // status, /etc/passwd); until the base's tree is read, they would silently replace them.
+        // Package layers and accounts continue from the registry base's own state (its dpkg
+        // database and accounts, read from its layers at build time). `minbase` lays a system
+        // from nothing: on a base that already is one, it would install its essentials again.
         let on_registry_image = match &from {
             Base::Image(_) => true,
             Base::Recipe(p) => p.image_base().is_some(),
             Base::Scratch => false,
         };
         if on_registry_image {
-            for span in file
-                .users
-                .iter()
-                .map(|u| u.name.span())
-                .chain(file.groups.iter().map(|g| g.name.span()))
-            {
-                self.error(
-                    span,
-                    "[[users]] and [[groups]] over a registry base are not supported yet",
-                    "the base's /etc/passwd and /etc/group would be replaced; set `config.user` to an account the base already has",
-                );
-            }
             for decl in &file.layers {
-                if decl.packages.is_some() || decl.minbase.is_some() {
+                if decl.minbase.as_ref().is_some_and(|m| *m.get_ref()) {
                     self.error(
                         decl.name.span(),
-                        "package layers over a registry base are not supported yet",
-                        "build the packages into the base image, or base this recipe on the recipe that builds it",
+                        "`minbase = true` over a registry base: the base already has its essential packages",
+                        "remove `minbase`; the layer's packages are resolved against what the base has installed",
                     );
                 }
             }

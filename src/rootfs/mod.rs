@@ -12,6 +12,7 @@
 //!   [`TreeRoot`] of everything laid so far, and [`apply_effects`] writes it into the layer.
 
 mod apply;
+pub mod base;
 pub mod dpkg;
 mod install;
 pub mod setup;

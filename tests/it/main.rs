@@ -37,6 +37,7 @@ mod mmdebstrap_compare;
 mod oci_layout;
 mod packages;
 mod registry_base;
+mod registry_base_packages;
 mod registry_env;
 mod registry_errors;
 mod registry_faults;

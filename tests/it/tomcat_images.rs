@@ -16,7 +16,7 @@ use common::*;
 
 /// Copies of the repository's recipes in a scratch folder (lockfiles stay out of the work
 /// tree), with the keyrings and fixtures beside them as the recipes expect.
-fn recipes_copy(t: &Path, names: &[&str]) {
+pub(crate) fn recipes_copy(t: &Path, names: &[&str]) {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     std::fs::create_dir_all(t.join("recipes")).unwrap();
     std::os::unix::fs::symlink(repo.join("keyrings"), t.join("keyrings")).unwrap();
@@ -30,7 +30,7 @@ fn recipes_copy(t: &Path, names: &[&str]) {
     }
 }
 
-fn in_image(rootfs: &Path, script: &str) -> (bool, String) {
+pub(crate) fn in_image(rootfs: &Path, script: &str) -> (bool, String) {
     let out = chroot_command(
         rootfs,
         None,
@@ -46,7 +46,7 @@ fn in_image(rootfs: &Path, script: &str) -> (bool, String) {
 
 /// Stops the server by PID: `unshare --fork` ignores SIGTERM and `chroot --userspec` clears
 /// the parent-death signal, so its children are killed first, then unshare itself.
-struct Server(Child);
+pub(crate) struct Server(pub(crate) Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -62,7 +62,7 @@ impl Drop for Server {
 }
 
 /// A plain HTTP/1.0 GET on loopback: status code and body.
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+pub(crate) fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
     write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
@@ -73,7 +73,7 @@ fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     Some((code, body.to_string()))
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -82,15 +82,15 @@ fn free_port() -> u16 {
 }
 
 /// What the image's config says to run, as umoci turned it into a runtime config.
-struct Process {
-    args: Vec<String>,
-    env: Vec<String>,
-    cwd: String,
-    uid: u64,
-    gid: u64,
+pub(crate) struct Process {
+    pub(crate) args: Vec<String>,
+    pub(crate) env: Vec<String>,
+    pub(crate) cwd: String,
+    pub(crate) uid: u64,
+    pub(crate) gid: u64,
 }
 
-fn process(bundle: &Path) -> Process {
+pub(crate) fn process(bundle: &Path) -> Process {
     let cfg: serde_json::Value =
         serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
     let p = &cfg["process"];
