@@ -23,6 +23,7 @@ pub mod build;
 pub mod cache;
 pub mod digest;
 pub mod error;
+pub mod fleet;
 #[cfg(test)]
 mod fuzz;
 pub mod image;

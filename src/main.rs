@@ -103,6 +103,13 @@ enum Command {
         /// Push the image to REF (registry/repository[:tag]); without a tag, the image's tags.
         #[arg(long, value_name = "REF", value_parser = parse_reference)]
         push: Option<Reference>,
+        /// Read the fleet cache in repository REF before building: listed layers are not
+        /// rebuilt (read-only: safe for untrusted jobs). Repeatable; comma-separated in the env.
+        #[arg(long, value_name = "REF", value_parser = parse_reference, env = "STEVEDORE_CACHE_FROM", value_delimiter = ',')]
+        cache_from: Vec<Reference>,
+        /// Publish this build's layers to the fleet cache in repository REF (trusted jobs).
+        #[arg(long, value_name = "REF", value_parser = parse_reference, env = "STEVEDORE_CACHE_TO")]
+        cache_to: Option<Reference>,
         #[command(flatten)]
         registry: RegistryArgs,
     },
@@ -460,6 +467,8 @@ fn main() -> ExitCode {
             locked,
             strict,
             push,
+            cache_from,
+            cache_to,
             registry,
         } => run_build(
             recipe,
@@ -469,6 +478,8 @@ fn main() -> ExitCode {
                 jobs,
                 locked,
                 strict,
+                cache_from,
+                cache_to,
             },
             push,
             &registry,
@@ -547,6 +558,8 @@ struct BuildFlags {
     jobs: Option<usize>,
     locked: bool,
     strict: bool,
+    cache_from: Vec<Reference>,
+    cache_to: Option<Reference>,
 }
 
 fn run_build(
@@ -572,6 +585,11 @@ fn run_build(
         },
         strict: flags.strict,
         registry: registry_args.options(quiet, push.as_ref())?,
+        fleet: stevedore::fleet::FleetOptions {
+            from: flags.cache_from,
+            to: flags.cache_to,
+            push_registry: push.as_ref().map(|p| p.registry.clone()),
+        },
     };
     let display = Display::new(quiet);
     let result = build::build(&recipe, &opts, &display)?;
@@ -608,13 +626,7 @@ fn run_build(
     if let Some(target) = push {
         let registry = registry_args.connect(quiet, &target)?;
         let cache = stevedore::cache::Cache::open(&cache_dir)?;
-        let report = build::push_built(
-            &result.image,
-            result.base.as_ref(),
-            &cache,
-            &target,
-            &registry,
-        )?;
+        let report = build::push_result(&result, &cache, &target, &registry)?;
         report_push(&report, &target, quiet);
     }
     out!("{}", result.manifest_digest());

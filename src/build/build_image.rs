@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use super::{
-    BuildError, BuildOptions, BuildResult, BuiltLayer, LayerStatus, Progress, base, record,
+    BuildError, BuildOptions, BuildResult, BuiltLayer, LayerStatus, Progress, base, fleet_hooks,
+    record,
 };
 use crate::cache::{Cache, LayerRecord};
 use crate::image::{self, BaseImage, ImageDocuments, ImageLayer, ImageSpec};
@@ -38,8 +39,24 @@ pub fn build(
         );
     }
     let base_image = base.as_ref().map(|b| &b.image);
+    let (cache, fleet) = fleet_hooks::open(recipe_path, opts, &cache)?;
     let (plan, written) =
         plan_and_build_layers(&recipe, base_image, &time, &cache, opts, progress)?;
+    let (cache, plan, written) = match &fleet {
+        Some(ctx) if fleet_hooks::needs_bytes(opts, ctx) => {
+            let bad = fleet_hooks::fetch_remote_layers(&plan.layers, &cache, ctx)?;
+            let cache = cache.with_remote_layers(fleet_hooks::remaining(&cache, ctx, &bad));
+            if bad.is_empty() {
+                (cache, plan, written)
+            } else {
+                // Planned again without the corrupt entries: their layers are built here.
+                let (plan, written) =
+                    plan_and_build_layers(&recipe, base_image, &time, &cache, opts, progress)?;
+                (cache, plan, written)
+            }
+        }
+        _ => (cache, plan, written),
+    };
     let docs = assemble(&plan, &written, base_image, &cache)?;
 
     // Local outputs need the base layers' bytes (and, for docker archives, their sizes
@@ -64,6 +81,13 @@ pub fn build(
         .collect();
     record::save(recipe_path, &stored, &names, &cache);
     write_outputs(&opts.outputs, &stored, &cache, progress)?;
+    let own: Vec<_> = plan
+        .layers
+        .iter()
+        .zip(&written)
+        .map(|(l, w)| (l.key.clone(), w.record.clone()))
+        .collect();
+    fleet_hooks::publish(opts, fleet.as_ref(), &cache, &own, &stored)?;
     let coverage = plan.coverage();
     Ok(BuildResult {
         image: stored,
@@ -79,6 +103,7 @@ pub fn build(
             .collect(),
         coverage,
         base,
+        fleet_sources: fleet_hooks::push_sources(opts, fleet.as_ref()),
         _cache_lock: lock,
     })
 }
@@ -254,7 +279,7 @@ fn cached_or_written(
     cache: &Cache,
     progress: &dyn Progress,
 ) -> (LayerStatus, Result<LayerRecord, BuildError>) {
-    if let Some(record) = cache.layer_record(&layer.key) {
+    if let Some(record) = cache.known_layer(&layer.key) {
         progress.layer_cached(layer, &record);
         return (LayerStatus::Cached, Ok(record));
     }

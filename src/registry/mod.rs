@@ -61,6 +61,7 @@ mod progress;
 mod pull;
 mod push;
 mod reference;
+mod tags;
 mod transport;
 
 pub use crate::oci::Platform;
