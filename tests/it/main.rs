@@ -22,6 +22,7 @@ mod cli_push;
 mod determinism;
 mod distro_images;
 mod exit_codes;
+mod fleet;
 mod git_times;
 mod hostile_inputs;
 mod mmdebstrap_compare;
