@@ -103,13 +103,8 @@ enum Command {
         /// Push the image to REF (registry/repository[:tag]); without a tag, the image's tags.
         #[arg(long, value_name = "REF", value_parser = parse_reference)]
         push: Option<Reference>,
-        /// Read the fleet cache in repository REF before building: listed layers are not
-        /// rebuilt (read-only: safe for untrusted jobs). Repeatable; comma-separated in the env.
-        #[arg(long, value_name = "REF", value_parser = parse_reference, env = "STEVEDORE_CACHE_FROM", value_delimiter = ',')]
-        cache_from: Vec<Reference>,
-        /// Publish this build's layers to the fleet cache in repository REF (trusted jobs).
-        #[arg(long, value_name = "REF", value_parser = parse_reference, env = "STEVEDORE_CACHE_TO")]
-        cache_to: Option<Reference>,
+        #[command(flatten)]
+        fleet: Box<FleetArgs>,
         #[command(flatten)]
         registry: RegistryArgs,
     },
@@ -467,8 +462,7 @@ fn main() -> ExitCode {
             locked,
             strict,
             push,
-            cache_from,
-            cache_to,
+            fleet,
             registry,
         } => run_build(
             recipe,
@@ -478,8 +472,8 @@ fn main() -> ExitCode {
                 jobs,
                 locked,
                 strict,
-                cache_from,
-                cache_to,
+                cache_from: fleet.cache_from,
+                cache_to: fleet.cache_to,
             },
             push,
             &registry,
@@ -549,6 +543,18 @@ fn init_logging(verbose: u8, quiet: bool) {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
+}
+
+/// `build`'s fleet cache flags (boxed: they would make `Command` lopsided).
+#[derive(clap::Args, Debug)]
+struct FleetArgs {
+    /// Read the fleet cache in repository REF before building: listed layers are not
+    /// rebuilt (read-only: safe for untrusted jobs). Repeatable; comma-separated in the env.
+    #[arg(long, value_name = "REF", value_parser = parse_reference, env = "STEVEDORE_CACHE_FROM", value_delimiter = ',')]
+    cache_from: Vec<Reference>,
+    /// Publish this build's layers to the fleet cache in repository REF (trusted jobs).
+    #[arg(long, value_name = "REF", value_parser = parse_reference, env = "STEVEDORE_CACHE_TO")]
+    cache_to: Option<Reference>,
 }
 
 /// The build options given on the command line.
