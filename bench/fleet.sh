@@ -48,7 +48,8 @@ cp -r "$repo/recipes" "$repo/keyrings" "$origin/"
 mkdir -p "$origin/fixtures" && cp -r "$repo/fixtures/war" "$origin/fixtures/"
 export GIT_AUTHOR_NAME=b GIT_AUTHOR_EMAIL=b@example.invalid GIT_COMMITTER_NAME=b GIT_COMMITTER_EMAIL=b@example.invalid
 git -C "$origin" init -q -b main && git -C "$origin" add -A && git -C "$origin" commit -qm recipes
-"$BIN" --cache-dir "$work/lock-cache" lock "$origin/recipes/webapp.toml" 2>/dev/null
+"$BIN" --cache-dir "$work/lock-cache" lock "$origin/recipes/webapp.toml" >/dev/null 2>"$work/lock.err" ||
+    { cat "$work/lock.err" >&2; exit 1; }
 git -C "$origin" add -A && git -C "$origin" commit -qm lock
 
 worker() { # name -> clone in $work/<name>/src
@@ -58,7 +59,7 @@ now() { python3 -c 'import time; print(time.monotonic())'; }
 build() { # name, extra args...
     local name=$1; shift
     "$BIN" --cache-dir "$work/$name/cache" build --locked "$work/$name/src/recipes/webapp.toml" "$@" \
-        2>"$work/$name/stderr"
+        2>"$work/$name/stderr" || { echo "worker $name failed:" >&2; cat "$work/$name/stderr" >&2; exit 1; }
 }
 
 worker a
@@ -73,7 +74,7 @@ log_from=$(wc -c <"$work/registry/log")
 t0=$(now); digest_b=$(build b --cache-from "$reg/ci/webapp-cache" --push "$reg/team/webapp:latest"); t1=$(now)
 fleet=$(python3 -c "print(f'{$t1-$t0:.2f}')")
 uploads=$(tail -c +"$((log_from + 1))" "$work/registry/log" | grep -c 'POST.*/blobs/uploads/' || true)
-debs=$(find "$work/b/cache/apt" -type f 2>/dev/null | wc -l)
+debs=$( (find "$work/b/cache/apt" -type f 2>/dev/null || true) | wc -l)
 layers=0
 for l in $(python3 - "$work/b/cache" <<'PY'
 import json, os, sys
@@ -88,7 +89,9 @@ for name in os.listdir(blobs):
         for l in doc["layers"]:
             print(l["digest"].split(":")[1])
 PY
-); do [ -f "$work/b/cache/blobs/sha256/$l" ] && layers=$((layers + 1)); done
+); do
+    if [ -f "$work/b/cache/blobs/sha256/$l" ]; then layers=$((layers + 1)); fi
+done
 
 [ "$digest_a" = "$digest_b" ] && [ "$digest_a" = "$digest_cold" ] || {
     echo "digests differ: A $digest_a, B $digest_b, cold $digest_cold" >&2; exit 1; }
