@@ -31,10 +31,20 @@ fn git(dir: &Path, args: &[&str]) {
 struct Project {
     t: tempfile::TempDir,
     origin: PathBuf,
+    /// The recipe, relative to the repository.
+    recipe: String,
 }
 
 impl Project {
     fn new(files: &[(&str, String)]) -> Project {
+        let files: Vec<(String, Vec<u8>)> = files
+            .iter()
+            .map(|(p, t)| ((*p).to_owned(), t.clone().into_bytes()))
+            .collect();
+        Project::new_bytes(&files, "image.toml")
+    }
+
+    fn new_bytes(files: &[(String, Vec<u8>)], recipe: &str) -> Project {
         require_tool("git", "git");
         let t = tempdir();
         let origin = t.path().join("origin");
@@ -45,14 +55,18 @@ impl Project {
         }
         git(&origin, &["add", "-A"]);
         git(&origin, &["commit", "-q", "-m", "project"]);
-        Project { t, origin }
+        Project {
+            t,
+            origin,
+            recipe: recipe.to_owned(),
+        }
     }
 
     /// Locks the recipe and commits the lockfile, as a repository would.
     fn lock(&self) {
         let out = stevedore(
             &self.t.path().join("lock-cache"),
-            &["lock", path_str(&self.origin.join("image.toml"))],
+            &["lock", path_str(&self.origin.join(&self.recipe))],
         );
         assert!(out.status.success(), "{}", stderr(&out));
         git(&self.origin, &["add", "-A"]);
@@ -68,7 +82,7 @@ impl Project {
             .arg(&self.origin)
             .arg(dir.join("src")));
         Worker {
-            recipe: dir.join("src/image.toml"),
+            recipe: dir.join("src").join(&self.recipe),
             cache: dir.join("cache"),
             src: dir.join("src"),
         }
@@ -439,4 +453,65 @@ fn push_document(
         .with_tag(&index::tag_for(at, &d))
         .unwrap();
     registry.push_image(&target, &image).unwrap();
+}
+
+/// The proof on the flagship, from the real mirrors: a worker with an empty cache builds
+/// `recipes/webapp.toml` (locked, as committed) from the cache another worker published, and
+/// pushes it: A's digest, no package index or .deb fetched, no layer compressed, no upload.
+#[test]
+fn webapp_from_the_fleet_cache_fetches_and_uploads_nothing() {
+    let reg = TestRegistry::start(Auth::None);
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in ["recipes", "keyrings", "fixtures/war"] {
+        for entry in walk(&repo.join(dir)) {
+            let rel = entry
+                .strip_prefix(repo)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_owned();
+            files.push((rel, std::fs::read(&entry).unwrap()));
+        }
+    }
+    let project = Project::new_bytes(&files, "recipes/webapp.toml");
+    project.lock();
+    let cache_ref = format!("{}/ci/webapp-cache", reg.host());
+    let target = format!("{}/team/webapp:latest", reg.host());
+
+    let a = project.worker("a");
+    let digest_a = ok(&a.build(&["--cache-to", &cache_ref, "--push", &target]));
+    let b = project.worker("b");
+    let log_before = reg.log().len();
+    let out = b.build(&["--cache-from", &cache_ref, "--push", &target]);
+    let err = stderr(&out);
+    assert_eq!(ok(&out), digest_a, "{err}");
+    assert!(err.contains("image is up to date"), "{err}");
+    assert!(err.contains("0 uploaded"), "{err}");
+    assert_eq!(uploads_since(&reg, log_before), 0, "{err}");
+    let apt_files = walk(&b.cache.join("apt")).len();
+    assert_eq!(apt_files, 0, "B fetched nothing from the mirrors: {err}");
+    assert!(!b.cache.join("debs-unpacked").exists());
+    let manifest = reg.skopeo_inspect("team/webapp:latest");
+    for layer in manifest["Layers"].as_array().unwrap() {
+        let hex = layer.as_str().unwrap().trim_start_matches("sha256:");
+        assert!(!b.cache.join("blobs/sha256").join(hex).exists(), "{hex}");
+    }
+}
+
+/// Every file under `dir` (none when it does not exist).
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in entries {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
