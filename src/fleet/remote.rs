@@ -198,8 +198,34 @@ pub fn publish(
         blobs.into_values().collect(),
     );
     image.mount_sources = p.mount_from.clone();
-    registry.push_image(&to.with_tag(&tag)?, &image)?;
+    push_retrying(registry, &to.with_tag(&tag)?, &image)?;
     Ok((tag, doc.entries.len()))
+}
+
+/// Pushes the artifact, again when the registry says a blob it needs is unknown although the
+/// push just confirmed it. Concurrent writers upload the same blobs (the empty config, shared
+/// layers) at the same moment, and distribution then answers a manifest PUT with
+/// MANIFEST_BLOB_UNKNOWN for a blob another writer is committing (seen with eight writers on
+/// loopback). The push is idempotent (blobs by digest, a tag of our own), so trying again is
+/// safe; the second attempt finds the blobs by HEAD.
+fn push_retrying(
+    registry: &BlockingRegistry,
+    target: &Reference,
+    image: &ImageToPush,
+) -> Result<(), FleetError> {
+    const ATTEMPTS: u32 = 4;
+    let mut attempt = 1;
+    loop {
+        match registry.push_image(target, image) {
+            Ok(_) => return Ok(()),
+            Err(e) if attempt < ATTEMPTS && e.has_code("MANIFEST_BLOB_UNKNOWN") => {
+                tracing::debug!("fleet cache: {e}; pushing {target} again");
+                std::thread::sleep(std::time::Duration::from_millis(200 * u64::from(attempt)));
+                attempt += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// The artifact's manifest: an empty config, the index document first, then the side files and
