@@ -31,6 +31,7 @@ pub mod cache;
 pub mod cli;
 pub mod digest;
 pub mod error;
+pub mod fleet;
 #[cfg(test)]
 mod fuzz;
 pub mod graph;

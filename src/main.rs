@@ -122,6 +122,8 @@ enum Command {
         #[command(flatten)]
         attest: AttestArgs,
         #[command(flatten)]
+        fleet: Box<FleetArgs>,
+        #[command(flatten)]
         registry: RegistryArgs,
     },
     /// Push an image from an OCI layout to a registry; prints the manifest digest on stdout.
@@ -461,6 +463,7 @@ fn main() -> ExitCode {
             push,
             attest,
             metadata_file,
+            fleet,
             registry,
         } => run_build(
             recipe,
@@ -472,6 +475,8 @@ fn main() -> ExitCode {
                 strict,
                 attest,
                 metadata_file,
+                cache_from: fleet.cache_from,
+                cache_to: fleet.cache_to,
             },
             push,
             &registry,
@@ -561,6 +566,18 @@ fn render(e: &anyhow::Error) -> String {
     out
 }
 
+/// `build`'s fleet cache flags (boxed: they would make `Command` lopsided).
+#[derive(clap::Args, Debug)]
+struct FleetArgs {
+    /// Read the fleet cache in repository REF before building: listed layers are not
+    /// rebuilt (read-only: safe for untrusted jobs). Repeatable; comma-separated in the env.
+    #[arg(long, value_name = "REF", value_parser = parse_reference, env = "STEVEDORE_CACHE_FROM", value_delimiter = ',')]
+    cache_from: Vec<Reference>,
+    /// Publish this build's layers to the fleet cache in repository REF (trusted jobs).
+    #[arg(long, value_name = "REF", value_parser = parse_reference, env = "STEVEDORE_CACHE_TO")]
+    cache_to: Option<Reference>,
+}
+
 /// The build options given on the command line.
 struct BuildFlags {
     outputs: Vec<OutputTarget>,
@@ -570,6 +587,8 @@ struct BuildFlags {
     strict: bool,
     attest: AttestArgs,
     metadata_file: Option<PathBuf>,
+    cache_from: Vec<Reference>,
+    cache_to: Option<Reference>,
 }
 
 fn run_build(
@@ -600,6 +619,11 @@ fn run_build(
         },
         strict: flags.strict,
         registry: registry.clone(),
+        fleet: stevedore::fleet::FleetOptions {
+            from: flags.cache_from,
+            to: flags.cache_to,
+            push_registry: push.as_ref().map(|p| p.registry.clone()),
+        },
     };
     // The key is read before building: a bad key fails at once, not after the build.
     let mut attest = build::AttestOptions {
@@ -625,13 +649,7 @@ fn run_build(
     };
     let mut pushed = None;
     if let (Some(target), Some(connected)) = (&push, &connected) {
-        let report = build::push_built(
-            &result.image,
-            result.base.as_ref(),
-            &cache,
-            target,
-            connected,
-        )?;
+        let report = build::push_result(&result, &cache, target, connected)?;
         report_push(&report, target, quiet);
         pushed = Some(report);
     }
@@ -678,6 +696,7 @@ fn run_sbom(
         },
         strict: false,
         registry: registry_args.options(quiet, None)?,
+        fleet: Default::default(),
     };
     let display = BuildLines::new(quiet);
     let docs = build::sbom(recipe, &opts, &[format], &display)?;

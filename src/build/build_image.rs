@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use super::{
-    BuildError, BuildOptions, BuildResult, BuiltLayer, LayerStatus, Progress, base, record,
+    BuildError, BuildOptions, BuildResult, BuiltLayer, LayerStatus, Progress, base, fleet_hooks,
+    record,
 };
 use crate::cache::{Cache, LayerRecord};
 use crate::image::{self, BaseImage, ImageDocuments, ImageLayer, ImageSpec};
@@ -39,11 +40,30 @@ pub fn build(
     }
     let base_image = base.as_ref().map(|b| &b.image);
     let tree = base::tree(&recipe, base.as_ref(), &cache, &registry)?;
-    let plan_base = base_image.map(|image| plan::PlanBase {
-        image,
-        tree: tree.as_ref(),
-    });
-    let (plan, written) = plan_and_build_layers(&recipe, plan_base, &time, &cache, opts, progress)?;
+    let plan_base = || {
+        base_image.map(|image| plan::PlanBase {
+            image,
+            tree: tree.as_ref(),
+        })
+    };
+    let (cache, fleet) = fleet_hooks::open(recipe_path, opts, &cache)?;
+    let (plan, written) =
+        plan_and_build_layers(&recipe, plan_base(), &time, &cache, opts, progress)?;
+    let (cache, plan, written) = match &fleet {
+        Some(ctx) if fleet_hooks::needs_bytes(opts, ctx) => {
+            let bad = fleet_hooks::fetch_remote_layers(&plan.layers, &cache, ctx)?;
+            let cache = cache.with_remote_layers(fleet_hooks::remaining(&cache, ctx, &bad));
+            if bad.is_empty() {
+                (cache, plan, written)
+            } else {
+                // Planned again without the corrupt entries: their layers are built here.
+                let (plan, written) =
+                    plan_and_build_layers(&recipe, plan_base(), &time, &cache, opts, progress)?;
+                (cache, plan, written)
+            }
+        }
+        _ => (cache, plan, written),
+    };
     let docs = assemble(&plan, &written, base_image, &cache)?;
 
     // Local outputs need the base layers' bytes (and, for docker archives, their sizes
@@ -68,6 +88,13 @@ pub fn build(
         .collect();
     record::save(recipe_path, &stored, &names, &cache);
     write_outputs(&opts.outputs, &stored, &cache, progress)?;
+    let own: Vec<_> = plan
+        .layers
+        .iter()
+        .zip(&written)
+        .map(|(l, w)| (l.key.clone(), w.record.clone()))
+        .collect();
+    fleet_hooks::publish(opts, fleet.as_ref(), &cache, &own, &stored)?;
     let coverage = plan.coverage();
     Ok(BuildResult {
         image: stored,
@@ -83,6 +110,7 @@ pub fn build(
             .collect(),
         coverage,
         base,
+        fleet_sources: fleet_hooks::push_sources(opts, fleet.as_ref()),
         lock: plan.lock.clone(),
         created: plan.created,
         plan,
@@ -262,7 +290,7 @@ fn cached_or_written(
     cache: &Cache,
     progress: &dyn Progress,
 ) -> (LayerStatus, Result<LayerRecord, BuildError>) {
-    if let Some(record) = cache.layer_record(&layer.key) {
+    if let Some(record) = cache.known_layer(&layer.key) {
         progress.layer_cached(layer, &record);
         return (LayerStatus::Cached, Ok(record));
     }

@@ -71,6 +71,8 @@ pub enum BuildError {
     },
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Fleet(#[from] crate::fleet::FleetError),
     /// Resolving or fetching the registry image a recipe is built `from`.
     #[error("{location}: base image {reference}: {error}")]
     Base {
@@ -151,6 +153,7 @@ impl Classify for BuildError {
         match self {
             E::Plan(e) => e.class(),
             E::Registry(e) => e.class(),
+            E::Fleet(e) => e.class(),
             E::Base { error, .. } => error.class(),
             E::Source { error, .. } => error.class(),
             E::Sign(e) => e.class(),
@@ -207,6 +210,7 @@ fn known(e: &(dyn std::error::Error + 'static)) -> Option<ErrorClass> {
     }
     class_of!(
         BuildError,
+        crate::fleet::FleetError,
         PlanError,
         RecipeError,
         RegistryError,

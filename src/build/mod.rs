@@ -10,6 +10,7 @@ mod attest;
 mod base;
 mod build_image;
 mod error;
+mod fleet_hooks;
 mod keep;
 mod load;
 mod lock;
@@ -30,7 +31,7 @@ pub use error::{BuildError, classify};
 pub use keep::keep_set;
 pub use load::load_plan;
 pub use lock::lock;
-pub use push_built::push_built;
+pub use push_built::{push_built, push_result};
 pub use push_layout::push_layout;
 pub use sbom::sbom;
 pub use verify::{LayerVerdict, VerifyReport, verify};
@@ -58,6 +59,8 @@ pub struct BuildOptions {
     pub strict: bool,
     /// How to reach the registry of a `from` image (only used by recipes that have one).
     pub registry: RegistryOptions,
+    /// The fleet cache to read before building and publish to after (empty: none).
+    pub fleet: crate::fleet::FleetOptions,
 }
 
 /// Events for a progress display. All methods have empty defaults.
@@ -105,6 +108,9 @@ pub struct BuildResult {
     /// reads: the lock, the layers' entries and dpkg status).
     pub plan: crate::plan::Plan,
     pub recipe: crate::recipe::Recipe,
+    /// Repositories of the fleet cache holding layers this build did not make locally: a push
+    /// mounts them from there (or finds them by HEAD) instead of uploading them.
+    pub fleet_sources: Vec<Reference>,
     /// The cache's shared lock, held while the result lives: `cache gc` cannot remove the
     /// blobs a push of this image reads.
     _cache_lock: CacheLock,

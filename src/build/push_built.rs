@@ -1,6 +1,6 @@
 //! `build --push`: a built image, from the cache to a registry.
 
-use super::{BuildError, ResolvedBase, push_target};
+use super::{BuildError, BuildResult, ResolvedBase, push_target};
 use crate::cache::{Cache, CacheError};
 use crate::oci;
 use crate::output::StoredImage;
@@ -20,8 +20,41 @@ pub fn push_built(
     target: &Reference,
     registry: &BlockingRegistry,
 ) -> Result<PushReport, BuildError> {
+    push_with_sources(image, base, &[], cache, target, registry)
+}
+
+/// [`push_built`] for a build's result: layers the build took from the fleet cache without
+/// downloading them stay remote, mounted from the cache's repository (or found by HEAD).
+pub fn push_result(
+    result: &BuildResult,
+    cache: &Cache,
+    target: &Reference,
+    registry: &BlockingRegistry,
+) -> Result<PushReport, BuildError> {
+    push_with_sources(
+        &result.image,
+        result.base.as_ref(),
+        &result.fleet_sources,
+        cache,
+        target,
+        registry,
+    )
+}
+
+fn push_with_sources(
+    image: &StoredImage,
+    base: Option<&ResolvedBase>,
+    fleet_sources: &[Reference],
+    cache: &Cache,
+    target: &Reference,
+    registry: &BlockingRegistry,
+) -> Result<PushReport, BuildError> {
     let _lock = cache.lock_shared()?;
     let mut blobs = layer_blobs(image, base, cache, target, registry)?;
+    if !fleet_sources.is_empty() {
+        // Not local: taken from the fleet cache on this registry (see `needs_bytes`).
+        blobs.retain(|b| b.path.is_file());
+    }
     let config_path = cache.blob_path(&image.config_digest);
     let config_size = std::fs::metadata(&config_path)
         .map_err(|source| CacheError {
@@ -53,7 +86,11 @@ pub fn push_built(
         blobs,
     );
     to_push.tags = target.extra_tags;
-    to_push.mount_sources = base.iter().map(|b| b.reference.clone()).collect();
+    to_push.mount_sources = base
+        .iter()
+        .map(|b| b.reference.clone())
+        .chain(fleet_sources.iter().cloned())
+        .collect();
     Ok(registry.push_image(&target.reference, &to_push)?)
 }
 

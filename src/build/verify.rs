@@ -85,6 +85,7 @@ pub fn verify(
         lock_mode,
         strict: false,
         registry: RegistryOptions::default(),
+        fleet: Default::default(),
     };
     let fresh = build(recipe_path, &opts, &Silent)?;
     let fresh_cache = Cache::open(fresh_dir.path())?;

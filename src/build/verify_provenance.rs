@@ -346,6 +346,7 @@ fn rebuild(
         },
         strict: params.strict,
         registry: registry.clone(),
+        fleet: Default::default(),
     };
     let result = build(recipe, &opts, &Silent)?;
     Ok(result.image.manifest_digest.clone())

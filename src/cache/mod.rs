@@ -51,6 +51,9 @@ pub fn default_dir() -> PathBuf {
 #[derive(Clone, Debug)]
 pub struct Cache {
     root: PathBuf,
+    /// Layers known from a fleet cache index (`build --cache-from`): their blobs live in a
+    /// registry, not here. In memory only, for one build: never trusted by a later one.
+    remote: std::sync::Arc<std::collections::BTreeMap<Digest, LayerRecord>>,
 }
 
 /// What a layer cache key produced. Stored as JSON; only trusted if its blob is present.
@@ -72,7 +75,30 @@ impl Cache {
         }
         Ok(Cache {
             root: root.to_path_buf(),
+            remote: std::sync::Arc::default(),
         })
+    }
+
+    /// This cache, also knowing the layers of a fleet cache index (see [`Cache::known_layer`]).
+    pub fn with_remote_layers(
+        &self,
+        layers: std::collections::BTreeMap<Digest, LayerRecord>,
+    ) -> Cache {
+        Cache {
+            root: self.root.clone(),
+            remote: std::sync::Arc::new(layers),
+        }
+    }
+
+    /// A layer key known from the fleet cache index but not held here.
+    pub fn remote_layer(&self, key: &Digest) -> Option<LayerRecord> {
+        self.remote.get(key).cloned()
+    }
+
+    /// The record of a layer key held here, else one known from the fleet cache index: what
+    /// planning asks (it never needs a layer's bytes, only its listing and status).
+    pub fn known_layer(&self, key: &Digest) -> Option<LayerRecord> {
+        self.layer_record(key).or_else(|| self.remote_layer(key))
     }
 
     pub fn root(&self) -> &Path {

@@ -506,7 +506,7 @@ impl<'a> Planner<'a> {
         step: setup::Step,
     ) -> Result<PlannedLayer, PlanError> {
         let key = self.setup_key(&step);
-        let cached = self.cache.layer_record(&key).and_then(|_| {
+        let cached = self.cache.known_layer(&key).and_then(|_| {
             let coverage = serde_json::from_str(&self.cache.layer_file(&key, "coverage")?).ok()?;
             Some((
                 self.cache.layer_file(&key, "list")?,

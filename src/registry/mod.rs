@@ -63,6 +63,7 @@ mod pull;
 mod push;
 mod reference;
 mod referrers;
+mod tags;
 mod transport;
 
 pub use crate::oci::Platform;

@@ -29,6 +29,7 @@ mod cli_push;
 mod determinism;
 mod distro_images;
 mod exit_codes;
+mod fleet;
 mod git_times;
 mod graph;
 mod hostile_inputs;
