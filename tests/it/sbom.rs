@@ -152,11 +152,9 @@ fn sbom(cache: &Path, recipe: &Path, format: &str) -> Vec<u8> {
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        // A fixed folder under target/, emptied first: a static is never dropped, and a temp
-        // dir would leave the ~650 MB cache behind after every run.
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sbom-fixture");
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        // Under target/, per process (a static is never dropped: a temp dir would leave the
+        // ~650 MB cache behind after every run).
+        let dir = crate::common::fixture_dir("sbom-fixture");
         let recipe = project(&dir);
         let cache = dir.join("cache");
         let started = std::time::Instant::now();

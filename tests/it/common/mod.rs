@@ -178,6 +178,29 @@ pub fn tempdir() -> tempfile::TempDir {
         .unwrap()
 }
 
+/// A folder for a fixture shared by the tests of one process (a `static OnceLock`), under
+/// target/: `NAME-PID`. A static is never dropped, so a `TempDir` would leave its contents
+/// behind after every run; instead each run first removes the folders of processes that are
+/// gone. Per process rather than one fixed folder: test runners that start a process per test
+/// (nextest) run several at once, and they must not empty each other's fixture.
+pub fn fixture_dir(name: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let prefix = format!("{name}-");
+    for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        let file_name = entry.file_name();
+        let Some(pid) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    let dir = root.join(format!("{prefix}{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 pub fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
 }
