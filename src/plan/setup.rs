@@ -203,6 +203,18 @@ impl SetupChain {
         let options = setup::Options {
             extra_users: step.users.clone(),
             epoch: step.generated,
+            architecture: step
+                .packages
+                .iter()
+                .map(|p| p.architecture.as_str())
+                .find(|a| *a != "all")
+                .unwrap_or_default()
+                .to_owned(),
+            selections: step
+                .packages
+                .iter()
+                .map(|p| setup::dpkgstate::Selection::from_why(&p.name, &p.why))
+                .collect(),
         };
         let mut result = setup::setup(&self.view, &self.scripts, &options)?;
         result.effects.push(Effect::WriteFile {

@@ -126,6 +126,7 @@ fn run() -> setup::Setup {
         &Options {
             extra_users: Vec::new(),
             epoch: EPOCH,
+            ..Options::default()
         },
     )
     .unwrap()
