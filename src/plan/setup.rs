@@ -210,11 +210,13 @@ impl SetupChain {
                 .find(|a| *a != "all")
                 .unwrap_or_default()
                 .to_owned(),
-            selections: step
-                .packages
-                .iter()
-                .map(|p| setup::dpkgstate::Selection::from_why(&p.name, &p.why))
-                .collect(),
+            selections: setup::dpkgstate::Selection::from_reasons(
+                &step
+                    .packages
+                    .iter()
+                    .map(|p| (p.name.as_str(), p.why.as_str()))
+                    .collect::<Vec<_>>(),
+            ),
         };
         let mut result = setup::setup(&self.view, &self.scripts, &options)?;
         result.effects.push(Effect::WriteFile {

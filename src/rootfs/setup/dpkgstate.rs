@@ -26,18 +26,46 @@ pub struct Selection {
 }
 
 impl Selection {
-    /// From the resolver's reason (the lock's `why`): a package pulled in by another's
-    /// `Depends`, `Pre-Depends` or `Recommends` is automatically installed, as `apt-get
-    /// install` marks it; one the recipe names, an Essential or `Priority: required` one
-    /// (debootstrap's and mmdebstrap's base set) and merged /usr's are not.
-    pub fn from_why(name: &str, why: &str) -> Selection {
-        let auto = ["Depends of ", "Pre-Depends of ", "Recommends of "]
+    /// One layer's packages, each with the resolver's reason (the lock's `why`): a package
+    /// pulled in by another's `Depends`, `Pre-Depends` or `Recommends` is automatically
+    /// installed, as `apt-get install` marks it, unless it belongs to the Essential set's
+    /// closure (debootstrap and mmdebstrap install that with dpkg alone, which marks
+    /// nothing). One the recipe names, an Essential or `Priority: required` one (their base
+    /// set) and merged /usr's are manual.
+    pub fn from_reasons(packages: &[(&str, &str)]) -> Vec<Selection> {
+        let by = |why: &str| -> Option<String> {
+            ["Depends of ", "Pre-Depends of ", "Recommends of "]
+                .iter()
+                .find_map(|p| why.strip_prefix(p))
+                .map(str::to_owned)
+        };
+        let mut essential: std::collections::BTreeSet<&str> = packages
             .iter()
-            .any(|p| why.starts_with(p));
-        Selection {
-            name: name.to_owned(),
-            auto,
+            .filter(|(_, why)| *why == "essential")
+            .map(|(n, _)| *n)
+            .collect();
+        // The closure, through the chain that brought each package in.
+        loop {
+            let more: Vec<&str> = packages
+                .iter()
+                .filter(|(n, why)| {
+                    !essential.contains(n)
+                        && by(why).is_some_and(|b| essential.contains(b.as_str()))
+                })
+                .map(|(n, _)| *n)
+                .collect();
+            if more.is_empty() {
+                break;
+            }
+            essential.extend(more);
         }
+        packages
+            .iter()
+            .map(|(name, why)| Selection {
+                name: (*name).to_owned(),
+                auto: by(why).is_some() && !essential.contains(name),
+            })
+            .collect()
     }
 }
 
@@ -254,13 +282,16 @@ mod tests {
     fn auto_marks_follow_the_resolver_and_lower_layers() {
         let mut root = MemRoot::new();
         root.file("/usr/bin/apt-get", "");
-        let sel = [
-            Selection::from_why("tomcat10", "requested"),
-            Selection::from_why("libtomcat10-java", "Depends of tomcat10-common"),
-            Selection::from_why("adduser", "Pre-Depends of tomcat10"),
-            Selection::from_why("bash", "essential"),
-            Selection::from_why("apt", "required"),
-        ];
+        let sel = Selection::from_reasons(&[
+            ("tomcat10", "requested"),
+            ("libtomcat10-java", "Depends of tomcat10-common"),
+            ("adduser", "Pre-Depends of tomcat10"),
+            ("bash", "essential"),
+            ("apt", "required"),
+            // the Essential closure: installed by dpkg in a bootstrap, never marked
+            ("libtinfo6", "Depends of bash"),
+            ("libgcc-s1", "Depends of libtinfo6"),
+        ]);
         let lower = text(&extended_states(&root, "arm64", &sel));
         assert_eq!(
             lower,
@@ -271,10 +302,10 @@ mod tests {
         let upper = text(&extended_states(
             &root,
             "arm64",
-            &[
-                Selection::from_why("adduser", "requested"),
-                Selection::from_why("libfoo1", "Depends of adduser"),
-            ],
+            &Selection::from_reasons(&[
+                ("adduser", "requested"),
+                ("libfoo1", "Depends of adduser"),
+            ]),
         ));
         assert_eq!(
             upper,
