@@ -119,6 +119,8 @@ fn fixture() -> &'static Fixture {
             })
             .unwrap();
         }
+        // merged /usr's `/bin` → `usr/bin` link (dash's postinst diverts `/bin/sh` there)
+        root.other("/bin");
         eprintln!("tree of {} entries in {:?}", root.len(), started.elapsed());
         Fixture {
             root,
