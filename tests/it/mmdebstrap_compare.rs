@@ -592,6 +592,35 @@ impl Drop for StopOnDrop {
     }
 }
 
+/// stevedore's tree: the manifest's layers in order, whiteouts applied.
+fn oci_tree(layout: &Path) -> Tree {
+    let blob = |digest: &str| {
+        layout
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"))
+    };
+    let json = |p: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+    };
+    let index = json(&layout.join("index.json"));
+    let manifest = json(&blob(index["manifests"][0]["digest"].as_str().unwrap()));
+    let mut st = Tree::default();
+    for layer in manifest["layers"].as_array().unwrap() {
+        let file = std::fs::File::open(blob(layer["digest"].as_str().unwrap())).unwrap();
+        let file = std::io::BufReader::new(file);
+        match layer["mediaType"].as_str().unwrap() {
+            m if m.ends_with("+gzip") => st.apply_layer(flate2::read::MultiGzDecoder::new(file)),
+            m if m.ends_with("+zstd") => {
+                st.apply_layer(zstd::stream::read::Decoder::new(file).unwrap())
+            }
+            m if m.ends_with(".tar") => st.apply_layer(file),
+            m => panic!("layer media type {m}"),
+        }
+    }
+
+    st
+}
+
 /// Both builds, once per test binary.
 struct Fixture {
     _t: tempfile::TempDir,
@@ -684,30 +713,7 @@ fn build_both() -> Fixture {
     );
     let mm_done = started.elapsed();
 
-    // stevedore's tree: the manifest's layers in order.
-    let blob = |digest: &str| {
-        layout
-            .join("blobs/sha256")
-            .join(digest.trim_start_matches("sha256:"))
-    };
-    let json = |p: &Path| -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
-    };
-    let index = json(&layout.join("index.json"));
-    let manifest = json(&blob(index["manifests"][0]["digest"].as_str().unwrap()));
-    let mut st = Tree::default();
-    for layer in manifest["layers"].as_array().unwrap() {
-        let file = std::fs::File::open(blob(layer["digest"].as_str().unwrap())).unwrap();
-        let file = std::io::BufReader::new(file);
-        match layer["mediaType"].as_str().unwrap() {
-            m if m.ends_with("+gzip") => st.apply_layer(flate2::read::MultiGzDecoder::new(file)),
-            m if m.ends_with("+zstd") => {
-                st.apply_layer(zstd::stream::read::Decoder::new(file).unwrap())
-            }
-            m if m.ends_with(".tar") => st.apply_layer(file),
-            m => panic!("layer media type {m}"),
-        }
-    }
+    let st = oci_tree(&layout);
 
     // mmdebstrap's tree, keeping the files the comparison and the chroot tests read.
     let mut mm_files: HashMap<String, Vec<u8>> = HashMap::new();

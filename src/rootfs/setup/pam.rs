@@ -149,7 +149,8 @@ fn profiles(root: &dyn RootView) -> Vec<Profile> {
     let mut out: Vec<Profile> = root
         .list_dir(PROFILES)
         .into_iter()
-        .filter(|n| !n.ends_with('~') && !(n.starts_with('#') && n.ends_with('#')))
+        // Editor backups (`unix~`, `#unix#`) are not profiles.
+        .filter(|n| !(n.ends_with('~') || n.starts_with('#') && n.ends_with('#')))
         .filter_map(|n| {
             let text = String::from_utf8(root.read(&format!("{PROFILES}/{n}"))?).ok()?;
             Profile::parse(&n, &text)
