@@ -251,6 +251,20 @@ impl SetupChain {
         let options = setup::Options {
             extra_users: step.users.clone(),
             epoch: step.generated,
+            architecture: step
+                .packages
+                .iter()
+                .map(|p| p.architecture.as_str())
+                .find(|a| *a != "all")
+                .unwrap_or_default()
+                .to_owned(),
+            selections: setup::dpkgstate::Selection::from_reasons(
+                &step
+                    .packages
+                    .iter()
+                    .map(|p| (p.name.as_str(), p.why.as_str()))
+                    .collect::<Vec<_>>(),
+            ),
         };
         let mut result = setup::setup(&self.view, &self.scripts, &options)?;
         result.effects.push(Effect::WriteFile {

@@ -241,6 +241,10 @@ impl RootView for TreeRoot {
         let p = self.follow(path);
         p == "/" || matches!(self.nodes.get(&p), Some(Node::Dir))
     }
+
+    fn canonical(&self, path: &str) -> String {
+        self.follow(path)
+    }
 }
 
 #[cfg(test)]

@@ -24,6 +24,12 @@ const PACKAGES: &[&str] = &[
     "tomcat10",
     "tomcat10-common",
     "systemd-standalone-sysusers",
+    "dash",
+    "tzdata",
+    "fontconfig-config",
+    "libpam-runtime",
+    "libpam-modules",
+    "ucf",
 ];
 const JVM: &str = "/usr/lib/jvm/java-17-openjdk-amd64";
 /// 2025-01-01T00:00:00Z, as SOURCE_DATE_EPOCH.
@@ -78,6 +84,10 @@ fn fixture() -> &'static Fixture {
                 deb.control_file(n)
                     .map(|b| String::from_utf8_lossy(b).into_owned())
             };
+            // The debconf templates, where dpkg keeps them (setup reads their defaults).
+            if let Some(t) = deb.control_file("templates") {
+                root.file(&format!("/var/lib/dpkg/info/{name}.templates"), t.to_vec());
+            }
             scripts.push(PackageScripts {
                 package: name.to_string(),
                 preinst: text("preinst"),
@@ -109,6 +119,8 @@ fn fixture() -> &'static Fixture {
             })
             .unwrap();
         }
+        // merged /usr's `/bin` → `usr/bin` link (dash's postinst diverts `/bin/sh` there)
+        root.other("/bin");
         eprintln!("tree of {} entries in {:?}", root.len(), started.elapsed());
         Fixture {
             root,
@@ -126,6 +138,7 @@ fn run() -> setup::Setup {
         &Options {
             extra_users: Vec::new(),
             epoch: EPOCH,
+            ..Options::default()
         },
     )
     .unwrap()
@@ -422,5 +435,107 @@ fn coverage_classifies_every_command() {
     if summary.not_covered > 0 {
         let err = s.coverage.strict().unwrap_err();
         assert_eq!(err.count, summary.not_covered);
+    }
+}
+
+fn text(effects: &[Effect], path: &str) -> String {
+    String::from_utf8(file(effects, path).to_vec()).unwrap()
+}
+
+/// libpam-runtime's postinst runs `pam-auth-update`: the common files from the `unix`
+/// profile (mkhomedir is off by default), as mmdebstrap's run of bookworm writes them.
+#[test]
+fn pam_common_files_from_the_profiles() {
+    let s = run();
+    let auth = text(&s.effects, "/etc/pam.d/common-auth");
+    assert!(
+        auth.contains("(the \"Primary\" block)\nauth\t[success=1 default=ignore]\tpam_unix.so nullok\n# here's the fallback"),
+        "{auth}"
+    );
+    let session = text(&s.effects, "/etc/pam.d/common-session");
+    assert!(
+        session.contains("session\trequired\tpam_unix.so \n"),
+        "{session}"
+    );
+    assert!(!session.contains("pam_mkhomedir"), "{session}");
+    assert_eq!(text(&s.effects, "/var/lib/pam/seen"), "unix\nmkhomedir\n");
+    for ty in ["account", "password", "session-noninteractive"] {
+        assert!(text(&s.effects, &format!("/etc/pam.d/common-{ty}")).contains("pam_unix.so"));
+    }
+}
+
+/// Debconf defaults decide the postinsts' branches: tzdata's zone, fontconfig's one hinting
+/// style and no bitmaps; dash's diversions are recorded; ucf registers tomcat's conffiles.
+#[test]
+fn debconf_defaults_diversions_and_ucf_state() {
+    let s = run();
+    assert!(has_link(
+        &s.effects,
+        "/etc/localtime",
+        "/usr/share/zoneinfo/Etc/UTC"
+    ));
+    assert_eq!(text(&s.effects, "/etc/timezone"), "Etc/UTC\n");
+    let conf_d: Vec<&str> = s
+        .effects
+        .iter()
+        .filter(|e| matches!(e, Effect::Symlink { .. }))
+        .map(Effect::path)
+        .filter(|p| p.starts_with("/etc/fonts/conf.d/"))
+        .collect();
+    assert_eq!(
+        conf_d,
+        [
+            "/etc/fonts/conf.d/10-hinting-slight.conf",
+            "/etc/fonts/conf.d/70-no-bitmaps.conf"
+        ]
+    );
+    let diversions = text(&s.effects, "/var/lib/dpkg/diversions");
+    assert!(
+        diversions.ends_with("/bin/sh\n/bin/sh.distrib\ndash\n"),
+        "{diversions}"
+    );
+    let hashfile = text(&s.effects, "/var/lib/ucf/hashfile");
+    assert_eq!(hashfile.lines().count(), 9, "{hashfile}");
+    // In the postinst's order: its conffile loop first, /etc/default last.
+    assert!(
+        hashfile
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with("  /etc/tomcat10/tomcat-users.xml"),
+        "{hashfile}"
+    );
+    assert!(
+        hashfile.ends_with("  /etc/default/tomcat10\n"),
+        "{hashfile}"
+    );
+    assert_eq!(
+        text(&s.effects, "/var/lib/ucf/hashfile.7").lines().count(),
+        1
+    );
+    // jexec's binfmt slave, from the postinst line whose priority comes from `expr`.
+    assert!(has_link(
+        &s.effects,
+        "/etc/alternatives/jexec-binfmt",
+        &format!("{JVM}/lib/jar.binfmt")
+    ));
+    let status = |pkg: &str, prefix: &str| -> Vec<Status> {
+        s.coverage
+            .commands
+            .iter()
+            .filter(|c| c.package == pkg && c.script == "postinst" && c.command.starts_with(prefix))
+            .map(|c| c.status.clone())
+            .collect()
+    };
+    for (pkg, prefix) in [
+        ("libpam-runtime", "pam-auth-update"),
+        ("tzdata", "ln"),
+        ("dash", "dpkg-divert --package dash --no-rename --divert"),
+    ] {
+        let st = status(pkg, prefix);
+        assert!(
+            !st.is_empty() && st.iter().all(|x| matches!(x, Status::Reproduced(_))),
+            "{pkg} {prefix}: {st:?}"
+        );
     }
 }

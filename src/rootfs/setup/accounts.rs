@@ -353,8 +353,21 @@ fn from_files(root: &dyn RootView) -> Accounts {
     Accounts {
         users,
         groups,
+        kept_shadow: shadow_lines(read("/etc/shadow")),
+        kept_gshadow: shadow_lines(read("/etc/gshadow")),
         ..Accounts::default()
     }
+}
+
+/// The lines of a shadow file by account name (a line without a name is dropped).
+fn shadow_lines(text: Option<String>) -> BTreeMap<String, String> {
+    text.unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (name, _) = l.split_once(':')?;
+            (!name.is_empty()).then(|| (name.to_owned(), l.to_owned()))
+        })
+        .collect()
 }
 
 /// The understood lines of the sysusers.d files (`file:line`, line), then the recipe's users;
@@ -555,5 +568,38 @@ mod tests {
         assert_eq!(a.uid("app"), Some(1000));
         assert_eq!(a.gid("app"), Some(1000));
         assert!(a.shadow().starts_with("root:*::0:99999:7:::\n"));
+    }
+
+    /// The shadow files as the tools write them: pwconv's `*` and aging for the masters'
+    /// accounts, systemd-sysusers' `!*` without aging, the build's day as "last changed",
+    /// and a lower layer's lines kept as they are.
+    #[test]
+    fn shadow_lines_as_the_tools_write_them() {
+        let mut r = root();
+        r.file(
+            "/usr/lib/sysusers.d/tomcat10.conf",
+            "u tomcat - \"Tomcat\" /var/lib/tomcat\n",
+        );
+        let mut a = accounts(&r, &[]);
+        a.last_change = crate::rootfs::setup::userdb::last_change_day(1_735_689_600);
+        let shadow = a.shadow();
+        assert!(
+            shadow.starts_with("root:*:20089:0:99999:7:::\n"),
+            "{shadow}"
+        );
+        assert!(shadow.contains("\ntomcat:!*:20089::::::\n"), "{shadow}");
+        let gshadow = a.gshadow();
+        assert!(gshadow.starts_with("root:*::\n"), "{gshadow}");
+        assert!(gshadow.contains("\ntomcat:!*::\n"), "{gshadow}");
+        assert_eq!(crate::rootfs::setup::userdb::last_change_day(0), None);
+        // The next layer keeps the lines, dates included, even with another clock.
+        r.file("/etc/passwd", a.passwd())
+            .file("/etc/group", a.group())
+            .file("/etc/shadow", shadow.clone())
+            .file("/etc/gshadow", gshadow.clone());
+        let mut upper = accounts(&r, &[]);
+        upper.last_change = Some(30000);
+        assert_eq!(upper.shadow(), shadow);
+        assert_eq!(upper.gshadow(), gshadow);
     }
 }

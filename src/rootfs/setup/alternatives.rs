@@ -74,12 +74,22 @@ pub struct Install {
 /// Parses the arguments of one `update-alternatives` command; `None` unless it is a complete
 /// `--install` with no unresolved word.
 pub fn parse_install(words: &[String]) -> Option<Install> {
+    let (install, known) = parse_install_any_priority(words)?;
+    known.then_some(install)
+}
+
+/// [`parse_install`], also when only the priority is unknown (openjdk computes it with
+/// `$(expr …)`): the install, and whether its priority is known (0 stands in otherwise).
+fn parse_install_any_priority(words: &[String]) -> Option<(Install, bool)> {
     let pos = words.iter().position(|w| w == "--install")?;
     let args = &words[pos + 1..];
     if args.len() < 4 {
         return None;
     }
-    let priority = args[3].parse().ok()?;
+    let priority: Option<i64> = args[3].parse().ok();
+    if priority.is_none() && !args[3].starts_with('$') {
+        return None;
+    }
     let mut slaves = Vec::new();
     let mut rest = &args[4..];
     while let Some(first) = rest.first() {
@@ -97,14 +107,43 @@ pub fn parse_install(words: &[String]) -> Option<Install> {
     if all.iter().any(|w| w.contains('$')) || slaves.iter().any(|s| s.path.contains('$')) {
         return None;
     }
-    Some(Install {
-        link: args[0].clone(),
-        name: args[1].clone(),
-        path: args[2].clone(),
-        priority,
-        slaves,
-        source: String::new(),
-    })
+    Some((
+        Install {
+            link: args[0].clone(),
+            name: args[1].clone(),
+            path: args[2].clone(),
+            priority: priority.unwrap_or(0),
+            slaves,
+            source: String::new(),
+        },
+        priority.is_some(),
+    ))
+}
+
+/// Adds to `installs` the slaves of the scripts' `--install` lines whose priority alone is
+/// unknown, where an install of the same name and path came from elsewhere (the `.jinfo`):
+/// openjdk's `jexec` line carries the `jexec-binfmt` slave (`/usr/share/binfmts/jar`) that
+/// its jinfo does not list.
+pub fn add_script_slaves(installs: &mut [Install], scripts: &[Script<'_>]) {
+    let partial = scripts
+        .iter()
+        .flat_map(Script::runs_on_install)
+        .filter(|c| c.program() == "update-alternatives")
+        .filter_map(|c| parse_install_any_priority(&c.cmd.words))
+        .filter(|(_, known)| !known)
+        .map(|(i, _)| i);
+    for p in partial {
+        for i in installs
+            .iter_mut()
+            .filter(|i| i.name == p.name && i.path == p.path)
+        {
+            for s in &p.slaves {
+                if !i.slaves.iter().any(|x| x.name == s.name) {
+                    i.slaves.push(s.clone());
+                }
+            }
+        }
+    }
 }
 
 /// The `--install`s of one script's commands.
@@ -339,5 +378,44 @@ mod tests {
             state.unwrap(),
             "auto\n/usr/bin/awk\nawk.1.gz\n/usr/share/man/man1/awk.1.gz\n\n/usr/bin/gawk\n10\n\n/usr/bin/mawk\n5\n/usr/share/man/man1/mawk.1.gz\n\n"
         );
+    }
+
+    /// openjdk: the jinfo lists `jexec`, the postinst's line (priority from `expr`) adds its
+    /// binfmt slave; the paths follow the package's architecture, whatever it is.
+    #[test]
+    fn jexec_gets_the_binfmt_slave_of_the_script_line() {
+        for arch in ["amd64", "arm64"] {
+            let base = format!("/usr/lib/jvm/java-17-openjdk-{arch}");
+            let mut r = MemRoot::new();
+            r.file(&format!("{base}/lib/jexec"), "")
+                .file(&format!("{base}/lib/jar.binfmt"), "")
+                .file(
+                    &format!("/usr/lib/jvm/.java-1.17.0-openjdk-{arch}.jinfo"),
+                    format!(
+                        "name=java-17-openjdk-{arch}\npriority=1711\n\nhl jexec {base}/lib/jexec\n"
+                    ),
+                );
+            let postinst = format!(
+                "priority=1711\nbasedir={base}\nif [ -n \"$x\" ]; then\n  priority=$(expr $priority - 1)\nfi\nupdate-alternatives --install /usr/bin/jexec jexec $basedir/lib/jexec $priority --slave /usr/share/binfmts/jar jexec-binfmt $basedir/lib/jar.binfmt\n"
+            );
+            let pkgs = [crate::rootfs::setup::PackageScripts {
+                package: "openjdk-17-jre-headless".into(),
+                postinst: Some(postinst),
+                ..Default::default()
+            }];
+            let scripts = Script::read_all(&r, &pkgs);
+            let mut installs = from_jinfo(&r);
+            installs.extend(from_scripts(&scripts));
+            add_script_slaves(&mut installs, &scripts);
+            let e = Alternatives::new(&r, installs).effects(&r);
+            assert!(e.contains(&Effect::symlink(
+                "/etc/alternatives/jexec-binfmt",
+                &format!("{base}/lib/jar.binfmt")
+            )));
+            assert!(e.contains(&Effect::symlink(
+                "/usr/share/binfmts/jar",
+                "/etc/alternatives/jexec-binfmt"
+            )));
+        }
     }
 }

@@ -22,7 +22,7 @@ pub fn replaced(
         && rule_packages.contains(package)
         && matches!(
             program,
-            "cp" | "mkdir" | "chown" | "chmod" | "ln" | "touch" | "rmdir" | "update-shells"
+            "cp" | "mkdir" | "chown" | "chmod" | "ln" | "mv" | "touch" | "rmdir" | "update-shells"
         )
     {
         return Status::Reproduced(format!("rule {package}"));
@@ -45,6 +45,7 @@ pub fn rules(root: &dyn RootView, accounts: &Accounts) -> Vec<Rule> {
         libc_bin(root),
         debianutils(root),
         apt(root, accounts),
+        tzdata(root),
     ]
     .into_iter()
     .flatten()
@@ -144,8 +145,8 @@ pub fn base_files(root: &dyn RootView, accounts: &Accounts) -> Option<Rule> {
     })
 }
 
-/// libc-bin: `/etc/nsswitch.conf` from its template. (`ldconfig` is not run: the default
-/// multiarch paths need no `ld.so.cache`.)
+/// libc-bin: `/etc/nsswitch.conf` from its template. (Its `ldconfig` trigger is
+/// [`super::ldcache`].)
 pub fn libc_bin(root: &dyn RootView) -> Option<Rule> {
     let mut e = Vec::new();
     copy_if(
@@ -210,7 +211,8 @@ pub fn debianutils(root: &dyn RootView) -> Option<Rule> {
     })
 }
 
-/// apt: its download dirs belong to `_apt` (the user base-passwd ships in bookworm).
+/// apt: its download dirs belong to `_apt` (the user base-passwd ships in bookworm). Its
+/// `extended_states` is [`super::dpkgstate::extended_states`].
 pub fn apt(root: &dyn RootView, accounts: &Accounts) -> Option<Rule> {
     if !root.exists("/usr/bin/apt-get") {
         return None;
@@ -223,16 +225,37 @@ pub fn apt(root: &dyn RootView, accounts: &Accounts) -> Option<Rule> {
     ] {
         e.push(Effect::dir(d, 0o700, uid, 0));
     }
-    if !root.exists("/var/lib/apt/extended_states") {
-        e.push(Effect::file(
-            "/var/lib/apt/extended_states",
-            Vec::new(),
-            0o644,
-        ));
-    }
     Some(Rule {
         package: "apt",
         effects: e,
+    })
+}
+
+/// The zone a fresh tzdata install configures: its `config` script answers debconf from
+/// `/etc/timezone` or `/etc/localtime` when they exist and falls back to `Etc/UTC` (the
+/// templates have no default), which a container build never preseeds.
+pub const DEFAULT_ZONE: &str = "Etc/UTC";
+
+/// tzdata: `/etc/localtime` → the zone file and `/etc/timezone` naming it, as its postinst
+/// writes them with the debconf answer ([`DEFAULT_ZONE`]). Without them glibc also falls
+/// back to UTC, but `date +%Z`, Java's `user.timezone` and anything reading `/etc/timezone`
+/// would see no zone at all. A tree that already has `/etc/localtime` (a base image's
+/// choice) keeps it, as the config script would.
+pub fn tzdata(root: &dyn RootView) -> Option<Rule> {
+    let zonefile = format!("/usr/share/zoneinfo/{DEFAULT_ZONE}");
+    if !root.exists(&zonefile) || root.exists("/etc/localtime") {
+        return None;
+    }
+    Some(Rule {
+        package: "tzdata",
+        effects: vec![
+            Effect::symlink("/etc/localtime", &zonefile),
+            Effect::file(
+                "/etc/timezone",
+                format!("{DEFAULT_ZONE}\n").into_bytes(),
+                0o644,
+            ),
+        ],
     })
 }
 
@@ -260,6 +283,23 @@ mod tests {
             ),
             e => panic!("{e:?}"),
         }
+    }
+
+    #[test]
+    fn tzdata_defaults_to_utc_unless_the_tree_has_a_zone() {
+        let mut r = MemRoot::new();
+        assert!(tzdata(&r).is_none());
+        r.file("/usr/share/zoneinfo/Etc/UTC", "TZif2");
+        let rule = tzdata(&r).unwrap();
+        assert_eq!(
+            rule.effects,
+            [
+                Effect::symlink("/etc/localtime", "/usr/share/zoneinfo/Etc/UTC"),
+                Effect::file("/etc/timezone", b"Etc/UTC\n".to_vec(), 0o644),
+            ]
+        );
+        r.other("/etc/localtime");
+        assert!(tzdata(&r).is_none());
     }
 
     #[test]

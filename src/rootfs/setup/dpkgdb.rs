@@ -1,7 +1,7 @@
 //! Commands on dpkg's own state: diversions, triggers, conffile migrations, queries. The
 //! image build writes dpkg's database itself ([`crate::rootfs::dpkg`]) from what was
-//! installed; these commands only ask it things, act on upgrades, or record a diversion,
-//! which is not reproduced yet.
+//! installed; these commands only ask it things, act on upgrades, or record a diversion
+//! (written by [`super::dpkgstate`]).
 
 use super::coverage::Status;
 use super::rule::{Call, Context, Rule};
@@ -46,17 +46,19 @@ fn divert(call: &Call<'_>, ctx: &Context<'_>) -> Option<Status> {
         {
             Status::Ignored("read-only query".into())
         } else if args.contains(&"--remove") {
-            if (ctx.exists)("/var/lib/dpkg/diversions") {
+            if (ctx.exists)(super::dpkgstate::DIVERSIONS) {
                 Status::NotCovered("removes a diversion from dpkg's database".into())
             } else {
                 Status::Ignored(
-                    "removes a diversion: the image has no diversions (no /var/lib/dpkg/diversions)"
+                    "removes a diversion: a fresh install has none to remove (dash's claim_binsh removes bash's before adding its own)"
                         .into(),
                 )
             }
+        } else if let Some(mech) = ctx.produced.get(super::dpkgstate::DIVERSIONS) {
+            Status::Reproduced(format!("{mech} (/var/lib/dpkg/diversions)"))
         } else {
             Status::NotCovered(
-                "records a diversion in dpkg's database (/var/lib/dpkg/diversions), which the image build does not write"
+                "records a diversion in dpkg's database (/var/lib/dpkg/diversions): its arguments are not known"
                     .into(),
             )
         },

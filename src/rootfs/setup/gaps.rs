@@ -6,17 +6,11 @@ use super::coverage::Status;
 use super::rule::{Programs, Rule};
 
 pub const RULES: &[Rule] = &[
-    Rule::named(&["pam-auth-update"]).judge(|_, _| {
-        not_covered(
-            "writes /etc/pam.d/common-* from /usr/share/pam-configs: no mechanism (su, login and other PAM users need them)",
-        )
-    }),
     Rule::new(Programs::Suffix("/glib-compile-schemas")).judge(|_, _| {
         not_covered("compiles the GSettings schemas into gschemas.compiled: no mechanism")
     }),
-    Rule::new(Programs::Suffix("/gio-querymodules")).judge(|_, _| {
-        not_covered("writes the GIO module cache (giomodule.cache): no mechanism")
-    }),
+    Rule::new(Programs::Suffix("/gio-querymodules"))
+        .judge(|_, _| not_covered("writes the GIO module cache (giomodule.cache): no mechanism")),
     // Without `-i`, sed only prints: see [`super::inert`].
     Rule::named(&["sed"]).judge(|call, _| {
         call.args()

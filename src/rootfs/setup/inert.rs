@@ -1,7 +1,7 @@
 //! Commands that change nothing in an image, ignored on purpose with the reason: read-only
 //! queries, messages, services and init (no init system runs in a build), debconf (default
 //! answers), and state of a running host (nscd's cache, the kernel's binfmt_misc, the
-//! initramfs). A program no rule answers is judged by [`unknown`]: ignored when it cannot
+//! initramfs); `ldconfig` is reproduced by [`super::ldcache`]. A program no rule answers is judged by [`unknown`]: ignored when it cannot
 //! change a file, not covered otherwise.
 
 use super::coverage::Status;
@@ -100,8 +100,12 @@ pub const RULES: &[Rule] = &[
     ])
     .judge(|_, _| ignored("service enablement/start: a container has no init system")),
     Rule::new(Programs::Prefix("db_")).judge(|_, _| ignored("debconf: default answers are used")),
-    Rule::named(&["ldconfig"])
-        .judge(|_, _| ignored("ld.so.cache: the default multiarch paths need none")),
+    Rule::named(&["ldconfig"]).judge(|_, ctx| {
+        Some(match ctx.produced.get(super::ldcache::CACHE) {
+            Some(mech) => Status::Reproduced(mech.clone()),
+            None => Status::Ignored("no ldconfig in the image: nothing reads a cache".into()),
+        })
+    }),
     Rule::named(&["update-binfmts"])
         .judge(|_, _| ignored("binfmt_misc registration is state of the host kernel")),
 ];

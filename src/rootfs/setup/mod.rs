@@ -28,7 +28,10 @@
 //! | `inert.rs`        | queries, services, debconf, host state (nscd, ldconfig, ...)       |
 //! | `certs.rs`        | update-ca-certificates, keytool, java (the cacerts keystore)       |
 //! | `dpkgdb.rs`       | dpkg-divert, dpkg-trigger, dpkg-maintscript-helper, dpkg queries   |
-//! | `gaps.rs`         | known but not reproduced: pam-auth-update, glib-compile-schemas, … |
+//! | `dpkgstate.rs`    | (data) dpkg's arch and diversions, apt's extended_states           |
+//! | `ldcache.rs`      | (data) ldconfig's /etc/ld.so.cache                                  |
+//! | `pam.rs`          | pam-auth-update                                                    |
+//! | `gaps.rs`         | known but not reproduced: glib-compile-schemas, gio-querymodules, … |
 //!
 //! Judged before any rule, whatever the program (here): removal scripts, `.dpkg-new` merges,
 //! output redirections, calls of the script's own or sourced functions. After the rules:
@@ -46,9 +49,12 @@ pub mod certs;
 pub mod cheap;
 pub mod coverage;
 mod dpkgdb;
+pub mod dpkgstate;
 pub mod fsops;
 mod gaps;
 mod inert;
+pub mod ldcache;
+pub mod pam;
 mod remove;
 mod rule;
 pub mod shell;
@@ -71,6 +77,7 @@ const RULES: &[&[Rule]] = &[
     adduser::RULES,
     alternatives::RULES,
     ucf::RULES,
+    pam::RULES,
     fsops::RULES,
     remove::RULES,
     tmpfiles::RULES,
@@ -96,6 +103,10 @@ pub struct Options {
     pub extra_users: Vec<accounts::ExtraUser>,
     /// Seconds since the epoch for dates written into files (SOURCE_DATE_EPOCH).
     pub epoch: u64,
+    /// The dpkg architecture of the image (`amd64`, `arm64`); empty when unknown.
+    pub architecture: String,
+    /// This layer's packages with apt's automatic-install mark ([`dpkgstate::Selection`]).
+    pub selections: Vec<dpkgstate::Selection>,
 }
 
 /// Everything setup computed.
@@ -122,10 +133,27 @@ pub fn setup(
     options: &Options,
 ) -> Result<Setup, SetupError> {
     let scripts = Script::read_all(root, packages);
-    let accounts =
+    let mut accounts =
         accounts::with_scripts(root, &options.extra_users, &adduser::from_scripts(&scripts));
+    accounts.last_change = userdb::last_change_day(options.epoch);
     let mut notes = Vec::new();
     let mut made = Made::default();
+    made.add(
+        dpkgstate::arch_file(&options.architecture),
+        "dpkg (native architecture)",
+    );
+    made.add(
+        dpkgstate::diversions_file(&dpkgstate::diversions(root, &scripts)),
+        "dpkg-divert",
+    );
+    made.add(
+        dpkgstate::extended_states(root, &options.architecture, &options.selections),
+        "apt (automatically installed packages)",
+    );
+    made.add(
+        ldcache::effects(root, &options.architecture),
+        "ldconfig (libc-bin's trigger)",
+    );
     let data = from_data(root, &accounts, options.epoch, &mut made, &mut notes)?;
     let mut pass = Pass {
         root,
@@ -140,6 +168,11 @@ pub fn setup(
     }
     let mut installs = alternatives::from_jinfo(root);
     installs.extend(alternatives::from_scripts(&scripts));
+    alternatives::add_script_slaves(&mut installs, &scripts);
+    let ucf_state = ucf::state(root, &scripts);
+    let ucf_paths: Vec<String> = ucf_state.iter().map(|e| e.path().to_owned()).collect();
+    pass.made.remove(&ucf_paths);
+    pass.made.add(ucf_state, "ucf (hashfile)");
     let alternatives = alternatives::Alternatives::new(root, installs);
     notes.extend(
         alternatives
@@ -206,6 +239,10 @@ fn from_data(
             .map(|u| format!("tmpfiles.d line not applied: {u}")),
     );
     made.add(tmp.effects, "tmpfiles.d");
+    made.add(
+        pam::effects(root),
+        "pam-auth-update (profiles in /usr/share/pam-configs)",
+    );
     made.add(certs::ca_certificates(root)?, "certs");
     if root.exists("/usr/share/ca-certificates-java") && made.produced.contains_key(certs::BUNDLE) {
         made.add(certs::java_cacerts(root, epoch)?, "certs (Java keystore)");

@@ -226,10 +226,17 @@ impl<'p> Script<'p> {
     /// The scripts of `packages`, in package order and in the order dpkg runs them.
     pub fn read_all(root: &dyn RootView, packages: &'p [PackageScripts]) -> Vec<Script<'p>> {
         let mut out = Vec::new();
+        let templates = debconf_templates(root);
+        let none = BTreeMap::new();
         for pkg in packages {
+            let debconf = templates.get(&pkg.package).unwrap_or(&none);
             for (name, text) in pkg.scripts() {
                 let shell = is_shell_script(text).then(|| ShellScript {
-                    commands: shell::commands_with_args(text, shell::install_args(name)),
+                    commands: shell::commands_with_debconf(
+                        text,
+                        shell::install_args(name),
+                        debconf,
+                    ),
                     functions: shell::functions(text),
                     temp_vars: shell::temp_vars(text),
                     sourced: sourced_message_functions(root, text),
@@ -265,6 +272,26 @@ impl<'p> Script<'p> {
             .filter(|c| c.dead.is_none())
             .map(|cmd| self.call(cmd))
     }
+}
+
+/// The debconf defaults of every package whose `templates` the dpkg database holds
+/// (`/var/lib/dpkg/info/PKG.templates`, `PKG:ARCH.templates`), by package name.
+fn debconf_templates(root: &dyn RootView) -> BTreeMap<String, BTreeMap<String, String>> {
+    const INFO: &str = "/var/lib/dpkg/info";
+    let mut out = BTreeMap::new();
+    for file in root.list_dir(INFO) {
+        let Some(stem) = file.strip_suffix(".templates") else {
+            continue;
+        };
+        let package = stem.split(':').next().unwrap_or(stem).to_owned();
+        if let Some(text) = root
+            .read(&format!("{INFO}/{file}"))
+            .and_then(|b| String::from_utf8(b).ok())
+        {
+            out.insert(package, shell::debconf_defaults(&text));
+        }
+    }
+    out
 }
 
 /// Functions of the helper files a script sources (`. /usr/share/dpkg/sh/dpkg-error.sh`,

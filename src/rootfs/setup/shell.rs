@@ -149,10 +149,26 @@ pub fn install_args(script: &str) -> Option<&'static [&'static str]> {
 /// "$2" lt-nl 1.0`) mark the commands of branches not taken as [`Command::dead`]. Other
 /// conditions (file tests, command results) count as possibly true.
 pub fn commands_with_args(script: &str, args: Option<&[&str]>) -> Vec<Command> {
+    commands_with_debconf(script, args, &BTreeMap::new())
+}
+
+/// [`commands_with_args`] knowing the package's debconf templates (template name → its
+/// `Default:`): `db_get TEMPLATE` then sets `$RET` to the default, as debconf answers a
+/// non-interactive install that nothing preseeded, so `case "$RET" in …` keeps only the
+/// branch of the default (fontconfig-config links the one hinting style it names). A
+/// template without a default (or unknown) leaves `$RET` unknowable.
+pub fn commands_with_debconf(
+    script: &str,
+    args: Option<&[&str]>,
+    debconf: &BTreeMap<String, String>,
+) -> Vec<Command> {
     if script.len() > MAX_SCRIPT_BYTES {
         return vec![Command::too_complex(Limit::ScriptSize, 1)];
     }
-    let mut p = Parser::default();
+    let mut p = Parser {
+        debconf: debconf.clone(),
+        ..Parser::default()
+    };
     if let Some(args) = args {
         for (i, a) in args.iter().enumerate() {
             p.vars.insert((i + 1).to_string(), Some((*a).to_owned()));
@@ -333,6 +349,23 @@ pub fn functions(script: &str) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
+/// The defaults of a debconf `templates` file: `Template:` name → `Default:` value (the
+/// untranslated one), for the templates that have one.
+pub fn debconf_defaults(templates: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for stanza in templates.split("\n\n") {
+        let field = |k: &str| {
+            stanza
+                .lines()
+                .find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_owned()))
+        };
+        if let (Some(name), Some(default)) = (field("Template:"), field("Default:")) {
+            out.insert(name, default);
+        }
+    }
+    out
+}
+
 /// Whether the text before a `)` is a `case` pattern: `|`-separated words, none holding
 /// unquoted blanks, `;` or `(` (ca-certificates' `(echo … | tr ',' '\n'; …)` subshell is not).
 fn is_case_pattern(text: &str) -> bool {
@@ -497,6 +530,8 @@ struct Parser {
     /// The pending condition's left fold: value so far, the operator after it, the value
     /// of the operand being read.
     cond_fold: (Option<bool>, String, Option<bool>),
+    /// The package's debconf templates: name → default answer ([`commands_with_debconf`]).
+    debconf: BTreeMap<String, String>,
     /// The line being read, for the budget report.
     lineno: usize,
     /// The first budget the script went past, and where; reading stops there.
@@ -1041,6 +1076,14 @@ impl Parser {
             };
             if words.len() == 1 && !substitution && self.dead().is_none() {
                 let computed = value.contains("$(") || value.contains('`');
+                // `$RET` is debconf's answer to the last `db_get`: taken now, before the
+                // next `db_get` changes it (tzdata: `AREA="$RET"`, then `db_get …/$AREA`).
+                let value = match self.vars.get("RET") {
+                    Some(Some(ret)) if !self.debconf.is_empty() => {
+                        value.replace("${RET}", ret).replace("$RET", ret)
+                    }
+                    _ => value,
+                };
                 // Re-assigning a known variable in a branch that may or may not run: its
                 // value is now unknowable.
                 let conditional =
@@ -1076,6 +1119,24 @@ impl Parser {
                 self.vars.remove(&w.text);
             }
         }
+    }
+
+    /// `db_get TEMPLATE`: `$RET` becomes the template's default ([`commands_with_debconf`]),
+    /// unknowable when the template has none or its name is not known.
+    fn debconf_get(&mut self, words: &[RawWord], substitution: bool) {
+        if self.debconf.is_empty()
+            || words[0].text != "db_get"
+            || words[0].quoted
+            || substitution
+            || self.dead().is_some()
+        {
+            return;
+        }
+        let answer = words
+            .get(1)
+            .and_then(|w| self.expand(&w.text, &BTreeMap::new()))
+            .and_then(|t| self.debconf.get(&t).cloned());
+        self.vars.insert("RET".into(), answer);
     }
 
     /// The loops whose variable `words` use, directly or through a variable whose value names
@@ -1127,6 +1188,7 @@ impl Parser {
             return;
         }
         self.variable_builtins(&words, substitution);
+        self.debconf_get(&words, substitution);
         // One command per combination of the loop values it uses: how many is known before
         // any is made (ten nested loops over a hundred values would be 10^20).
         let Some(used) = self.used_loops(&words) else {

@@ -18,6 +18,12 @@ pub trait RootView {
     fn is_dir(&self, path: &str) -> bool {
         self.exists(path) && self.read(path).is_none()
     }
+    /// `path` with every symlink on the way followed, the last one too: two names of one
+    /// directory (`/lib/x` and `/usr/lib/x` on merged /usr) give the same answer. The default
+    /// knows no symlinks.
+    fn canonical(&self, path: &str) -> String {
+        normalize(path)
+    }
 }
 
 /// An in-memory [`RootView`]: files by absolute path, plus explicit directories and symlinks.

@@ -39,6 +39,23 @@ pub struct Accounts {
     pub sources: BTreeMap<String, String>,
     /// Home directories the account tools of the scripts create (with missing parents).
     pub homes: Vec<Home>,
+    /// Lines of `/etc/shadow` and `/etc/gshadow` already in the tree (a lower layer's setup),
+    /// by name: kept as they are, as the real tools never rewrite another account's line.
+    pub kept_shadow: BTreeMap<String, String>,
+    pub kept_gshadow: BTreeMap<String, String>,
+    /// The "last password change" day written for new accounts (days since the epoch).
+    pub last_change: Option<u64>,
+}
+
+/// The "last changed" field of `/etc/shadow` for accounts made at `epoch` (seconds).
+///
+/// The real tools (pwconv, useradd, systemd-sysusers) write the current day, and all of them
+/// honour `SOURCE_DATE_EPOCH` for it; debootstrap and mmdebstrap with that clock write its day
+/// (20089 for 2025-01-01). So the day of the build's epoch: the same bytes every build, the
+/// same field as a reference bootstrap. An epoch of 0 would mean day 0, which shadow reads as
+/// "the password must be changed at next login": the field is left empty then (aging off).
+pub fn last_change_day(epoch: u64) -> Option<u64> {
+    (epoch >= 86_400).then_some(epoch / 86_400)
 }
 
 impl Accounts {
@@ -79,17 +96,50 @@ impl Accounts {
             .map(|g| format!("{}:x:{}:{}\n", g.name, g.gid, g.members.join(",")))
             .collect()
     }
-    /// Locked passwords (`*`), no aging dates: the day count would depend on the clock.
+    /// Whether systemd-sysusers made `key` (`user NAME`, `group NAME`): it writes `!*`
+    /// (locked, no password ever) and no aging fields, where pwconv and the shadow tools
+    /// write `*` and the login.defs aging (`0:99999:7`).
+    fn by_sysusers(&self, key: &str) -> bool {
+        self.sources.get(key).is_some_and(|at| {
+            super::accounts::SYSUSERS_DIRS
+                .iter()
+                .any(|d| at.starts_with(&format!("{d}/")))
+        })
+    }
+
+    /// One line per user: the tree's own line when it has one, else as the tool that made
+    /// the account writes it, dated [`Accounts::last_change`].
     pub fn shadow(&self) -> String {
+        let day = self.last_change.map(|d| d.to_string()).unwrap_or_default();
         self.users
             .iter()
-            .map(|u| format!("{}:*::0:99999:7:::\n", u.name))
+            .map(|u| match self.kept_shadow.get(&u.name) {
+                Some(line) => format!("{line}\n"),
+                None if self.by_sysusers(&format!("user {}", u.name)) => {
+                    format!("{}:!*:{day}::::::\n", u.name)
+                }
+                None => format!("{}:*:{day}:0:99999:7:::\n", u.name),
+            })
             .collect()
     }
     pub fn gshadow(&self) -> String {
         self.groups
             .iter()
-            .map(|g| format!("{}:*::{}\n", g.name, g.members.join(",")))
+            .map(|g| {
+                let members = g.members.join(",");
+                match self.kept_gshadow.get(&g.name) {
+                    // The member list is the database's (a later `adduser USER GROUP`).
+                    Some(line) => {
+                        let mut f: Vec<&str> = line.splitn(4, ':').collect();
+                        f.resize(4, "");
+                        format!("{}:{}:{}:{members}\n", f[0], f[1], f[2])
+                    }
+                    None if self.by_sysusers(&format!("group {}", g.name)) => {
+                        format!("{}:!*::{members}\n", g.name)
+                    }
+                    None => format!("{}:*::{members}\n", g.name),
+                }
+            })
             .collect()
     }
 
