@@ -101,6 +101,18 @@ pub fn merged_usr(recipe: &crate::recipe::Recipe) -> bool {
         .is_none_or(|p| p.merged_usr)
 }
 
+/// The dpkg architecture of an installed set: the first `Architecture:` of its status that is
+/// not `all` (empty when there is none).
+fn status_architecture(status: &str) -> String {
+    status
+        .lines()
+        .filter_map(|l| l.strip_prefix("Architecture:"))
+        .map(str::trim)
+        .find(|a| *a != "all")
+        .unwrap_or_default()
+        .to_owned()
+}
+
 pub struct SetupChain {
     merged_usr: bool,
     /// Cache hits below, not replayed yet.
@@ -161,6 +173,9 @@ impl SetupChain {
         let options = setup::Options {
             extra_users: Vec::new(),
             epoch,
+            architecture: status_architecture(&self.replay_status),
+            // The base's own auto-install marks are in its tree already; none are new here.
+            selections: Vec::new(),
         };
         let mut effects = setup::setup(&self.view, &self.scripts, &options)?.effects;
         // The base's own sources list, as the step that wrote it would have: a child with the
