@@ -417,7 +417,7 @@ fn limit_allocator_retention() {
     }
 }
 
-fn main() -> ExitCode {
+fn install_panic_hook() {
     // A panic is a bug in stevedore, never the input's fault: one line saying so, with where
     // and the message, then exit 101 at once (Rust's code for a panic), from whichever thread
     // it was, instead of a backtrace dump and a second report from the thread that joins it.
@@ -445,6 +445,10 @@ fn main() -> ExitCode {
         }
         std::process::exit(101);
     }));
+}
+
+fn main() -> ExitCode {
+    install_panic_hook();
     limit_allocator_retention();
     let cli = Cli::parse();
     log::init(cli.verbose, cli.quiet, cli.log_format);
