@@ -18,6 +18,8 @@ use common::*;
 use registry_support::{Auth, TestRegistry};
 
 const IN_TOTO: &str = "application/vnd.in-toto+json";
+const SPDX: &str = "application/spdx+json";
+const CYCLONEDX: &str = "application/vnd.cyclonedx+json";
 const COSIGN_SIG: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
 
 fn git(dir: &Path, args: &[&str]) {
@@ -222,6 +224,11 @@ fn fallback_referrers(reg: &TestRegistry, digest: &str) -> Vec<(String, serde_js
 
 /// The provenance document attached in an OCI layout.
 fn layout_provenance(layout: &Path, digest: &str) -> Vec<u8> {
+    layout_document(layout, digest, IN_TOTO)
+}
+
+/// The document of the artifact of this type attached in an OCI layout.
+fn layout_document(layout: &Path, digest: &str, artifact_type: &str) -> Vec<u8> {
     let index = json(&std::fs::read(layout.join("index.json")).unwrap());
     let blob =
         |d: &str| std::fs::read(layout.join("blobs/sha256").join(&d["sha256:".len()..])).unwrap();
@@ -229,8 +236,8 @@ fn layout_provenance(layout: &Path, digest: &str) -> Vec<u8> {
         .as_array()
         .unwrap()
         .iter()
-        .find(|e| e["artifactType"] == IN_TOTO)
-        .unwrap_or_else(|| panic!("no provenance in {index}"));
+        .find(|e| e["artifactType"] == artifact_type)
+        .unwrap_or_else(|| panic!("no {artifact_type} in {index}"));
     let m = json(&blob(entry["digest"].as_str().unwrap()));
     assert_eq!(m["subject"]["digest"], digest);
     blob(m["layers"][0]["digest"].as_str().unwrap())
@@ -262,6 +269,8 @@ fn provenance_and_signatures_are_attached_checked_and_rebuilt() {
             "--push",
             &target,
             "--provenance",
+            "--sbom",
+            "spdx,cyclonedx",
             "--sign-key",
             path_str(&key),
             "-o",
@@ -278,14 +287,27 @@ fn provenance_and_signatures_are_attached_checked_and_rebuilt() {
         "the key was printed"
     );
 
-    // The fallback index lists the provenance and the signature, each naming the image.
+    // The fallback index lists the SBOMs, the provenance and the signature, each naming the
+    // image.
     let referrers = fallback_referrers(&reg, &digest);
     let types: Vec<&str> = referrers.iter().map(|(t, _)| t.as_str()).collect();
+    for wanted in [SPDX, CYCLONEDX, IN_TOTO, COSIGN_SIG] {
+        assert!(types.contains(&wanted), "{wanted} missing: {types:?}");
+    }
+    assert_eq!(referrers.len(), 4, "{types:?}");
+    // The SBOM artifacts hold the documents: the SPDX one lists the image's package.
+    let (_, spdx) = referrers.iter().find(|(t, _)| t == SPDX).unwrap();
+    assert_eq!(spdx["layers"][0]["mediaType"], SPDX);
+    let doc = json(&layout_document(&layout, &digest, SPDX));
+    assert_eq!(doc["spdxVersion"], "SPDX-2.3", "{doc}");
     assert!(
-        types.contains(&IN_TOTO) && types.contains(&COSIGN_SIG),
-        "{types:?}"
+        doc["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "hello"),
+        "{doc}"
     );
-    assert_eq!(referrers.len(), 2, "{types:?}");
     let hex = &digest["sha256:".len()..];
     let sig = json(&reg.skopeo_raw(&format!("app:sha256-{hex}.sig")));
     assert_eq!(
