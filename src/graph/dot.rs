@@ -5,7 +5,8 @@
 
 use std::fmt::Write as _;
 
-use super::{Graph, Image, ImageKind, Layer, LayerState, human};
+use super::{Graph, Image, ImageKind, Layer, LayerState};
+use crate::cli::human;
 
 /// The graph in DOT: layers top to bottom (the base first), each image beside its top layer,
 /// `from` edges between images. Nodes and edges come in id order, so the same graph gives the

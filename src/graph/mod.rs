@@ -357,19 +357,3 @@ fn cached_base(digest: &Digest, cache: &Cache) -> Result<BaseImage, GraphError> 
     let config = read(&parsed.config.digest, "config")?;
     Ok(BaseImage::parse(digest.clone(), &manifest, &config)?)
 }
-
-/// Sizes as `stevedore plan` shows them.
-fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u < UNITS.len() - 1 {
-        v /= 1000.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}

@@ -22,18 +22,6 @@ const SPDX: &str = "application/spdx+json";
 const CYCLONEDX: &str = "application/vnd.cyclonedx+json";
 const COSIGN_SIG: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
 
-fn git(dir: &Path, args: &[&str]) {
-    run(Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .env("GIT_AUTHOR_DATE", "@1700000000 +0000")
-        .env("GIT_COMMITTER_DATE", "@1700000000 +0000")
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.invalid"));
-}
-
 fn debs() -> Vec<TestDeb> {
     let mut hello = TestDeb::new("hello", "2.10-3");
     hello.items = vec![

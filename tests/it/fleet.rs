@@ -14,18 +14,6 @@ use apt_support::{Item, RepoSpec, Server, TestDeb, build_repo, fixtures};
 use common::*;
 use registry_support::{Auth, TestRegistry};
 
-fn git(dir: &Path, args: &[&str]) {
-    run(Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .env("GIT_AUTHOR_DATE", "@1700000000 +0000")
-        .env("GIT_COMMITTER_DATE", "@1700000000 +0000")
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.invalid"));
-}
-
 /// A git repository holding a recipe (its lockfile committed when it has packages), and
 /// clones of it in folders of their own, as fleet workers check it out.
 struct Project {

@@ -201,6 +201,20 @@ pub fn fixture_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// `git ARGS` in `dir` with a fixed author, committer and time (commit ids are the same on
+/// every run and machine).
+pub fn git(dir: &Path, args: &[&str]) {
+    run(Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .env("GIT_AUTHOR_DATE", "@1700000000 +0000")
+        .env("GIT_COMMITTER_DATE", "@1700000000 +0000")
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.invalid"));
+}
+
 pub fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
 }
