@@ -294,28 +294,10 @@ pub(crate) fn fetch_layers(
         let facts = match known {
             Some(f) => f,
             None => {
-                let path = cache.blob_path(&l.digest);
-                let io = |source| crate::cache::CacheError {
-                    path: path.clone(),
-                    source,
-                };
-                let compression = crate::image::layer_compression(l.media_type.as_str())
-                    .expect("base layer media types were checked when parsed");
-                let file = std::io::BufReader::new(std::fs::File::open(&path).map_err(io)?);
-                let reader = crate::layer::decompress(file, compression).map_err(io)?;
-                let (diff_id, diff_size) = crate::digest::digest_reader(reader).map_err(io)?;
-                if diff_id != l.diff_id {
-                    return Err(BuildError::BaseLayerDiffId {
-                        digest: l.digest.clone(),
-                        reference: base.reference.to_string(),
-                        actual: diff_id,
-                        expected: l.diff_id.clone(),
-                    });
-                }
-                let facts = LayerFacts { diff_id, diff_size };
-                let json = serde_json::to_vec(&facts).expect("facts serialize");
-                cache.put_named("base-layers", &name, &json)?;
-                facts
+                let reader = open_decompressed(l, cache)?;
+                let (diff_id, diff_size) = crate::digest::digest_reader(reader)
+                    .map_err(io_at(cache.blob_path(&l.digest)))?;
+                record_facts(base, l, cache, diff_id, diff_size)?
             }
         };
         sizes.push(facts.diff_size);
@@ -415,20 +397,50 @@ fn decompress_layer(
     l: &crate::image::BaseLayer,
     cache: &Cache,
 ) -> Result<(), BuildError> {
-    let path = cache.blob_path(&l.digest);
-    let io = |source| crate::cache::CacheError {
-        path: path.clone(),
-        source,
-    };
-    let compression = crate::image::layer_compression(l.media_type.as_str())
-        .expect("base layer media types were checked when parsed");
-    let file = std::io::BufReader::new(std::fs::File::open(&path).map_err(io)?);
-    let mut reader = crate::layer::decompress(file, compression).map_err(io)?;
+    let mut reader = open_decompressed(l, cache)?;
+    let io = io_at(cache.blob_path(&l.digest));
     let tmp = cache.temp_file()?;
     let mut writer = crate::digest::HashingWriter::new(std::io::BufWriter::new(tmp));
-    std::io::copy(&mut reader, &mut writer).map_err(io)?;
+    std::io::copy(&mut reader, &mut writer).map_err(&io)?;
     let (buffered, diff_id, diff_size) = writer.finish();
     let tmp = buffered.into_inner().map_err(|e| io(e.into_error()))?;
+    let facts = record_facts(base, l, cache, diff_id, diff_size)?;
+    cache.commit_blob(tmp, &facts.diff_id)?;
+    Ok(())
+}
+
+/// How an I/O error on the cache file at `path` is reported.
+fn io_at(path: std::path::PathBuf) -> impl Fn(std::io::Error) -> crate::cache::CacheError {
+    move |source| crate::cache::CacheError {
+        path: path.clone(),
+        source,
+    }
+}
+
+/// A cached base layer's bytes, decompressed.
+fn open_decompressed(
+    l: &crate::image::BaseLayer,
+    cache: &Cache,
+) -> Result<Box<dyn std::io::Read>, crate::cache::CacheError> {
+    let io = io_at(cache.blob_path(&l.digest));
+    let compression = crate::image::layer_compression(l.media_type.as_str())
+        .expect("base layer media types were checked when parsed");
+    let file =
+        std::io::BufReader::new(std::fs::File::open(cache.blob_path(&l.digest)).map_err(&io)?);
+    Ok(Box::new(
+        crate::layer::decompress(file, compression).map_err(&io)?,
+    ))
+}
+
+/// Refuses a layer whose decompressed bytes are not its diff_id; otherwise records its facts
+/// (diff_id and size) so they are not computed again.
+fn record_facts(
+    base: &ResolvedBase,
+    l: &crate::image::BaseLayer,
+    cache: &Cache,
+    diff_id: Digest,
+    diff_size: u64,
+) -> Result<LayerFacts, BuildError> {
     if diff_id != l.diff_id {
         return Err(BuildError::BaseLayerDiffId {
             digest: l.digest.clone(),
@@ -437,9 +449,8 @@ fn decompress_layer(
             expected: l.diff_id.clone(),
         });
     }
-    cache.commit_blob(tmp, &diff_id)?;
     let facts = LayerFacts { diff_id, diff_size };
     let json = serde_json::to_vec(&facts).expect("facts serialize");
     cache.put_named("base-layers", &l.digest.hex(), &json)?;
-    Ok(())
+    Ok(facts)
 }

@@ -8,7 +8,7 @@ use std::io::Read;
 use std::path::Path;
 use std::process::Command;
 
-use apt_support::{Item, RepoSpec, Server, TestDeb, build_repo, fixtures};
+use apt_support::{Item, RepoSpec, Server, TestDeb, build_repo, fixtures, service_deb};
 use common::*;
 
 fn repo_debs() -> Vec<TestDeb> {
@@ -329,32 +329,10 @@ fn setup_across_layers_and_replayed_from_the_cache() {
             0o644,
         ),
     ];
-    let service = |name: &'static str, priority: u32| {
-        let mut d = TestDeb::new(name, "1").postinst(&format!(
-            "#!/bin/sh\nset -e\nif [ \"$1\" = configure ]; then\n  systemd-sysusers\n  update-alternatives --install /usr/bin/tool tool /usr/bin/tool-{name} {priority}\nfi\n"
-        ));
-        d.items = vec![
-            Item::Dir("./usr/"),
-            Item::Dir("./usr/bin/"),
-            Item::File(
-                Box::leak(format!("./usr/bin/tool-{name}").into_boxed_str()),
-                name.as_bytes().to_vec(),
-                0o755,
-            ),
-            Item::Dir("./usr/lib/"),
-            Item::Dir("./usr/lib/sysusers.d/"),
-            Item::File(
-                Box::leak(format!("./usr/lib/sysusers.d/{name}.conf").into_boxed_str()),
-                format!("u {name} - \"{name}\" /var/lib/{name}\n").into_bytes(),
-                0o644,
-            ),
-        ];
-        d
-    };
     let repo = build_repo(&RepoSpec::new(vec![
         passwd,
-        service("alpha", 10),
-        service("beta", 20),
+        service_deb("alpha", 10),
+        service_deb("beta", 20),
     ]));
     let server = Server::serve(repo.root());
     let t = tempdir();

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use apt_support::{Item, RepoSpec, Server, TestDeb, build_repo, fixtures};
+use apt_support::{Item, RepoSpec, Server, TestDeb, build_repo, fixtures, service_deb};
 use common::*;
 use registry_support::{Auth, TestRegistry};
 
@@ -41,28 +41,6 @@ fn repo_debs() -> Vec<TestDeb> {
             0o644,
         ),
     ];
-    let service = |name: &'static str, priority: u32| {
-        let mut d = TestDeb::new(name, "1").postinst(&format!(
-            "#!/bin/sh\nset -e\nif [ \"$1\" = configure ]; then\n  systemd-sysusers\n  update-alternatives --install /usr/bin/tool tool /usr/bin/tool-{name} {priority}\nfi\n"
-        ));
-        d.items = vec![
-            Item::Dir("./usr/"),
-            Item::Dir("./usr/bin/"),
-            Item::File(
-                Box::leak(format!("./usr/bin/tool-{name}").into_boxed_str()),
-                name.as_bytes().to_vec(),
-                0o755,
-            ),
-            Item::Dir("./usr/lib/"),
-            Item::Dir("./usr/lib/sysusers.d/"),
-            Item::File(
-                Box::leak(format!("./usr/lib/sysusers.d/{name}.conf").into_boxed_str()),
-                format!("u {name} - \"{name}\" /var/lib/{name}\n").into_bytes(),
-                0o644,
-            ),
-        ];
-        d
-    };
     let mut lib = TestDeb::new("libapp", "1.5");
     lib.items = vec![
         Item::Dir("./usr/"),
@@ -75,7 +53,13 @@ fn repo_debs() -> Vec<TestDeb> {
         Item::Dir("./usr/bin/"),
         Item::File("./usr/bin/app", b"app\n".to_vec(), 0o755),
     ];
-    vec![passwd, service("alpha", 10), service("beta", 20), lib, app]
+    vec![
+        passwd,
+        service_deb("alpha", 10),
+        service_deb("beta", 20),
+        lib,
+        app,
+    ]
 }
 
 fn sources(url: &str) -> String {
@@ -317,9 +301,8 @@ fn child_continues_the_registry_bases_state_like_the_recipe_chain() {
 
 // ---- End to end from the real mirrors: Tomcat over a registry base -------------------------
 
-use crate::tomcat_images::{Server as Tomcat, free_port, http_get, process, recipes_copy};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use crate::tomcat_images::{http_get, process, recipes_copy, serve};
+use std::process::Command;
 
 /// bookworm's two sources blocks, keyrings beside the recipes as in `recipes/`.
 const BOOKWORM_SOURCES: &str = r#"[[sources]]
@@ -408,42 +391,10 @@ fn serves_the_war(t: &Path, bundle: &Path) {
         .map(|l| l.split(':').nth(2).unwrap().parse::<u64>().unwrap());
     assert_eq!(tomcat_uid, Some(p.uid), "config.user is tomcat: {passwd}");
     assert_ne!(p.uid, 0);
-    let port = free_port();
-    let server_xml = rootfs.join("etc/tomcat10/server.xml");
-    let xml = std::fs::read_to_string(&server_xml)
-        .unwrap()
-        .replace("port=\"8080\"", &format!("port=\"{port}\""))
-        .replace("port=\"8005\"", "port=\"-1\"");
-    std::fs::write(&server_xml, xml).unwrap();
-    let mut args: Vec<String> = vec!["env".into(), "-i".into()];
-    args.extend(p.env.iter().cloned());
-    args.extend([
-        "/bin/sh".into(),
-        "-c".into(),
-        format!("cd '{}' && exec \"$@\"", p.cwd),
-        "sh".into(),
-    ]);
-    args.extend(p.args.iter().cloned());
     let log_path = t.join("tomcat.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let child = chroot_command(&rootfs, Some(&format!("{}:{}", p.uid, p.gid)), &args)
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _server = Tomcat(child);
-    let started = Instant::now();
-    let mut page = None;
-    while started.elapsed() < Duration::from_secs(120) {
-        if let Some((200, body)) = http_get(port, "/") {
-            page = Some(body);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    let server_xml = rootfs.join("etc/tomcat10/server.xml");
+    let (_server, port, page) = serve(&rootfs, &server_xml, &p, &log_path);
     let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
-    let page = page.unwrap_or_else(|| panic!("Tomcat did not serve / in 120 s:\n{}", log()));
     assert!(page.contains("hello from jsp on java 17"), "{page}");
     let (code, body) = http_get(port, "/hello").unwrap();
     assert_eq!(

@@ -12,6 +12,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::registry_support::free_port;
 use common::*;
 
 /// Copies of the repository's recipes in a scratch folder (lockfiles stay out of the work
@@ -73,14 +74,6 @@ pub(crate) fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     Some((code, body.to_string()))
 }
 
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// What the image's config says to run, as umoci turned it into a runtime config.
 pub(crate) struct Process {
     pub(crate) args: Vec<String>,
@@ -108,6 +101,52 @@ pub(crate) fn process(bundle: &Path) -> Process {
         uid: p["user"]["uid"].as_u64().unwrap(),
         gid: p["user"]["gid"].as_u64().unwrap(),
     }
+}
+
+/// Runs the image's own command `p` in the chroot as its user, with Tomcat's HTTP connector
+/// (`server_xml`) moved to a free port and its shutdown port off, logging to `log_path`, and
+/// waits up to 120 s for `/` to answer 200. Returns the server (stopped when dropped), its port
+/// and the page.
+pub(crate) fn serve(
+    rootfs: &Path,
+    server_xml: &Path,
+    p: &Process,
+    log_path: &Path,
+) -> (Server, u16, String) {
+    let port = free_port();
+    let xml = std::fs::read_to_string(server_xml).unwrap();
+    assert!(xml.contains("port=\"8080\""), "{xml}");
+    let xml = xml
+        .replace("port=\"8080\"", &format!("port=\"{port}\""))
+        .replace("port=\"8005\"", "port=\"-1\"");
+    std::fs::write(server_xml, xml).unwrap();
+    let mut args: Vec<String> = vec!["env".into(), "-i".into()];
+    args.extend(p.env.iter().cloned());
+    args.extend([
+        "/bin/sh".into(),
+        "-c".into(),
+        format!("cd '{}' && exec \"$@\"", p.cwd),
+        "sh".into(),
+    ]);
+    args.extend(p.args.iter().cloned());
+    let log = std::fs::File::create(log_path).unwrap();
+    let child = chroot_command(rootfs, Some(&format!("{}:{}", p.uid, p.gid)), &args)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server(child);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(120) {
+        if let Some((200, body)) = http_get(port, "/") {
+            eprintln!("Tomcat served / after {:?}", started.elapsed());
+            return (server, port, body);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let log = std::fs::read_to_string(log_path).unwrap_or_default();
+    panic!("Tomcat did not serve / in 120 s:\n{log}");
 }
 
 struct Expect<'a> {
@@ -218,45 +257,12 @@ fn build_run_and_check(e: &Expect<'_>, all_recipes: &[&str]) {
         e.tomcat_user
     );
     assert_ne!(p.uid, 0);
-    let port = free_port();
     let server_xml = rootfs
         .join(e.conf.trim_start_matches('/'))
         .join("server.xml");
-    let xml = std::fs::read_to_string(&server_xml).unwrap();
-    assert!(xml.contains("port=\"8080\""), "{xml}");
-    let xml = xml
-        .replace("port=\"8080\"", &format!("port=\"{port}\""))
-        .replace("port=\"8005\"", "port=\"-1\"");
-    std::fs::write(&server_xml, xml).unwrap();
-    let mut args: Vec<String> = vec!["env".into(), "-i".into()];
-    args.extend(p.env.iter().cloned());
-    args.extend([
-        "/bin/sh".into(),
-        "-c".into(),
-        format!("cd '{}' && exec \"$@\"", p.cwd),
-        "sh".into(),
-    ]);
-    args.extend(p.args.iter().cloned());
-    let log = std::fs::File::create(t.path().join("tomcat.log")).unwrap();
-    let child = chroot_command(&rootfs, Some(&format!("{}:{}", p.uid, p.gid)), &args)
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _server = Server(child);
-    let started = Instant::now();
-    let mut page = None;
-    while started.elapsed() < Duration::from_secs(120) {
-        if let Some((200, body)) = http_get(port, "/") {
-            page = Some(body);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    let log = || std::fs::read_to_string(t.path().join("tomcat.log")).unwrap_or_default();
-    let page = page.unwrap_or_else(|| panic!("Tomcat did not serve / in 120 s:\n{}", log()));
-    eprintln!("Tomcat served / after {:?}", started.elapsed());
+    let log_path = t.path().join("tomcat.log");
+    let (_server, port, page) = serve(&rootfs, &server_xml, &p, &log_path);
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
     assert!(
         page.contains(&format!("hello from jsp on java {}", e.java_major)),
         "{page}"

@@ -673,3 +673,28 @@ pub fn serve_suite_as(repo: &Repo, from: &str, to: &str) {
         .expect("run cp");
     assert!(status.success());
 }
+
+/// A service package: its postinst adds its user from its sysusers.d file and installs its
+/// `/usr/bin/tool-NAME` as the `tool` alternative at `priority`.
+pub fn service_deb(name: &'static str, priority: u32) -> TestDeb {
+    let mut d = TestDeb::new(name, "1").postinst(&format!(
+        "#!/bin/sh\nset -e\nif [ \"$1\" = configure ]; then\n  systemd-sysusers\n  update-alternatives --install /usr/bin/tool tool /usr/bin/tool-{name} {priority}\nfi\n"
+    ));
+    d.items = vec![
+        Item::Dir("./usr/"),
+        Item::Dir("./usr/bin/"),
+        Item::File(
+            Box::leak(format!("./usr/bin/tool-{name}").into_boxed_str()),
+            name.as_bytes().to_vec(),
+            0o755,
+        ),
+        Item::Dir("./usr/lib/"),
+        Item::Dir("./usr/lib/sysusers.d/"),
+        Item::File(
+            Box::leak(format!("./usr/lib/sysusers.d/{name}.conf").into_boxed_str()),
+            format!("u {name} - \"{name}\" /var/lib/{name}\n").into_bytes(),
+            0o644,
+        ),
+    ];
+    d
+}
