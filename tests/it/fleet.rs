@@ -463,11 +463,15 @@ fn webapp_from_the_fleet_cache_fetches_and_uploads_nothing() {
         }
     }
     let project = Project::new_bytes(&files, "recipes/webapp.toml");
+    // The publishing worker and the lock may start warm (see common::warm_cache); the proof is
+    // about worker B, whose cache stays empty.
+    warm_cache(&["webapp.toml"], &project.t.path().join("lock-cache"));
     project.lock();
     let cache_ref = format!("{}/ci/webapp-cache", reg.host());
     let target = format!("{}/team/webapp:latest", reg.host());
 
     let a = project.worker("a");
+    warm_cache(&["webapp.toml"], &a.cache);
     let digest_a = ok(&a.build(&["--cache-to", &cache_ref, "--push", &target]));
     let b = project.worker("b");
     let log_before = reg.log().len();

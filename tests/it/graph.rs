@@ -401,6 +401,7 @@ fn webapp_and_xenial_tomcat7_graph_matches_their_built_images() {
     }
     assert!(!t.path().join("keyrings").exists() && !t.path().join("recipes/keyrings").exists());
     let cache = t.path().join("cache");
+    warm_cache(&["webapp.toml", "ubuntu-xenial-tomcat7.toml"], &cache);
     let webapp = t.path().join("recipes/webapp.toml");
     let xenial = t.path().join("recipes/ubuntu-xenial-tomcat7.toml");
     let mut built = Vec::new();

@@ -661,6 +661,7 @@ fn build_both() -> Fixture {
     }
     let recipe = recipe_copy(t.path(), "tomcat.toml");
     let cache = t.path().join("cache");
+    warm_cache(&["tomcat.toml"], &cache);
     let mm_tar = t.path().join("mmdebstrap.tar");
     let layout = t.path().join("oci");
 

@@ -301,7 +301,7 @@ fn child_continues_the_registry_bases_state_like_the_recipe_chain() {
 
 // ---- End to end from the real mirrors: Tomcat over a registry base -------------------------
 
-use crate::tomcat_images::{http_get, process, recipes_copy, serve};
+use crate::tomcat_images::{http_get, process, serve};
 use std::process::Command;
 
 /// bookworm's two sources blocks, keyrings beside the recipes as in `recipes/`.
@@ -435,6 +435,7 @@ fn tomcat_over_a_pushed_bookworm_base_serves_and_equals_the_recipe_chain() {
         ],
     );
     let cache = t.path().join("cache");
+    warm_cache(&["webapp.toml"], &cache);
     let base = t.path().join("recipes/debian-bookworm.toml");
     let out = stevedore(&cache, &["lock", path_str(&base)]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -562,7 +563,11 @@ fn tomcat_over_a_foreign_mmdebstrap_base_serves() {
     ]));
 
     let child_recipe = write_registry_webapp(t.path(), &reference);
-    let child = build_and_unpack(t.path(), &t.path().join("cache"), &child_recipe, "child");
+    // The base is foreign, so nothing of it can be in a cache; the warm one saves the downloads
+    // and unpacking of the JDK and Tomcat packages.
+    let cache = t.path().join("cache");
+    warm_cache(&["webapp.toml"], &cache);
+    let child = build_and_unpack(t.path(), &cache, &child_recipe, "child");
     let rootfs = child.join("rootfs");
     // mmdebstrap's own accounts are kept; tomcat got the next free system id.
     let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap();

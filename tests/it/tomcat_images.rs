@@ -15,22 +15,6 @@ use std::time::{Duration, Instant};
 use crate::registry_support::free_port;
 use common::*;
 
-/// Copies of the repository's recipes in a scratch folder (lockfiles stay out of the work
-/// tree), with the keyrings and fixtures beside them as the recipes expect.
-pub(crate) fn recipes_copy(t: &Path, names: &[&str]) {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    std::fs::create_dir_all(t.join("recipes")).unwrap();
-    std::os::unix::fs::symlink(repo.join("keyrings"), t.join("keyrings")).unwrap();
-    // Copied, not linked: sources must really lie inside the recipe's context folder.
-    run(Command::new("cp")
-        .arg("-r")
-        .arg(repo.join("fixtures"))
-        .arg(t.join("fixtures")));
-    for n in names {
-        std::fs::copy(repo.join("recipes").join(n), t.join("recipes").join(n)).unwrap();
-    }
-}
-
 pub(crate) fn in_image(rootfs: &Path, script: &str) -> (bool, String) {
     let out = chroot_command(
         rootfs,
@@ -172,6 +156,7 @@ fn build_run_and_check(e: &Expect<'_>, all_recipes: &[&str]) {
     recipes_copy(t.path(), all_recipes);
     let recipe = t.path().join("recipes").join(e.recipe);
     let cache = t.path().join("cache");
+    warm_cache(&[e.recipe], &cache);
     let out = stevedore(&cache, &["lock", path_str(&recipe)]);
     assert!(out.status.success(), "{}", stderr(&out));
     let lock: toml::Table = std::fs::read_to_string(recipe.with_extension("lock"))

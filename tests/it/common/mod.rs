@@ -6,6 +6,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod warm;
+pub use warm::warm_cache;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_stevedore");
 
 /// Fails (never skips) when a tool the test needs is missing, saying how to install it.
@@ -246,6 +249,22 @@ pub fn chroot_command(rootfs: &Path, userspec: Option<&str>, args: &[String]) ->
         userspec.map_or(String::new(), |u| format!("--userspec={u}")),
     );
     c
+}
+
+/// Copies of the repository's recipes in a scratch folder (lockfiles stay out of the work
+/// tree), with the keyrings and fixtures beside them as the recipes expect.
+pub fn recipes_copy(t: &Path, names: &[&str]) {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::create_dir_all(t.join("recipes")).unwrap();
+    std::os::unix::fs::symlink(repo.join("keyrings"), t.join("keyrings")).unwrap();
+    // Copied, not linked: sources must really lie inside the recipe's context folder.
+    run(Command::new("cp")
+        .arg("-r")
+        .arg(repo.join("fixtures"))
+        .arg(t.join("fixtures")));
+    for n in names {
+        std::fs::copy(repo.join("recipes").join(n), t.join("recipes").join(n)).unwrap();
+    }
 }
 
 /// A copy of one of the repository's recipes in a scratch folder (so a lockfile the test writes
