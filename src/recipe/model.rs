@@ -79,13 +79,18 @@ impl Recipe {
         out
     }
 
-    /// Sets the platforms of the recipe and of every base recipe below it (`platforms` must
-    /// not be empty; the caller checked them against [`Recipe::platform_conflict`]).
+    /// Sets the platforms of the recipe and the platform of every base recipe below it
+    /// (`platforms` must not be empty; the caller checked them against
+    /// [`Recipe::platform_conflict`]). A base recipe that names its platforms keeps that list
+    /// (what a later `--platform` is checked against); one that names none follows.
     pub(crate) fn set_platforms(&mut self, platforms: &[Platform]) {
+        self.image.platforms = platforms.to_vec();
         let mut cur = self;
         loop {
             cur.image.platform = platforms[0].clone();
-            cur.image.platforms = platforms.to_vec();
+            if !cur.image.platform_explicit {
+                cur.image.platforms = platforms.to_vec();
+            }
             match &mut cur.from {
                 Base::Recipe(parent) => cur = parent,
                 _ => return,
@@ -93,14 +98,16 @@ impl Recipe {
         }
     }
 
-    /// The first of `platforms` that a base recipe which names its platforms does not build,
-    /// with that recipe's path and platforms.
+    /// The first of `platforms` that a base recipe (not this one) which names its platforms
+    /// does not build, with that recipe's path and platforms.
     pub fn platform_conflict(
         &self,
         platforms: &[Platform],
     ) -> Option<(Platform, PathBuf, Vec<Platform>)> {
-        self.chain()
-            .into_iter()
+        let chain = self.chain();
+        let bases = &chain[..chain.len() - 1];
+        bases
+            .iter()
             .filter(|r| r.image.platform_explicit)
             .find_map(|r| {
                 platforms
