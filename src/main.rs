@@ -758,7 +758,7 @@ fn finish_several(
         }
         .into());
     }
-    for (platform, result) in &multi.images {
+    for (platform, result) in multi.images.iter().filter(|_| !quiet) {
         progress::note(&format!("{platform}: {}", result.manifest_digest()));
         progress::build_summary(result, recipe, quiet);
     }

@@ -507,11 +507,10 @@ fn webapp_build() -> &'static Webapp {
         ] {
             recipe_copy_into(t, name);
         }
-        std::os::unix::fs::symlink(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures"),
-            t.join("fixtures"),
-        )
-        .unwrap();
+        // The WAR, copied: file sources must be inside the recipe's context.
+        let war = "fixtures/war/jakarta/hello-jakarta.war";
+        std::fs::create_dir_all(t.join(war).parent().unwrap()).unwrap();
+        std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join(war), t.join(war)).unwrap();
         let recipe = t.join("recipes/webapp.toml");
         let text = std::fs::read_to_string(&recipe).unwrap();
         let text = text.replace("[image]\n", &format!("[image]\n{TWO}\n"));
