@@ -95,6 +95,20 @@ pub fn plan_text(plan: &Plan, cache: &Cache, scripts: bool) -> String {
 pub fn inspect_text(img: &InspectedImage) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "source:   {}", img.source);
+    if let Some(index) = &img.index {
+        let _ = writeln!(out, "index:    {} ({})", index.digest, index.media_type);
+        for (platform, digest) in &index.manifests {
+            let p = platform
+                .as_ref()
+                .map_or("-".to_string(), ToString::to_string);
+            let shown = if img.manifest_digest.as_ref() == Some(digest) {
+                "  (shown below)"
+            } else {
+                ""
+            };
+            let _ = writeln!(out, "  {p:<16} {digest}{shown}");
+        }
+    }
     if let (Some(d), Some(m)) = (&img.manifest_digest, &img.manifest_doc) {
         let _ = writeln!(out, "manifest: {d} ({})", m.effective_media_type());
     }
@@ -156,6 +170,14 @@ pub fn inspect_json(img: &InspectedImage) -> Value {
         "platform": c.platform().to_string(),
         "created": c.created,
         "layers": layers,
+        "index": img.index.as_ref().map(|i| json!({
+            "digest": i.digest.to_string(),
+            "mediaType": i.media_type,
+            "manifests": i.manifests.iter().map(|(p, d)| json!({
+                "platform": p.as_ref().map(ToString::to_string),
+                "digest": d.to_string(),
+            })).collect::<Vec<_>>(),
+        })),
     })
 }
 

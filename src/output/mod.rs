@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 pub use read::{
-    InspectedImage, InspectedLayer, LayoutIndex, layout_index, read_image, read_layout_for_push,
-    read_layout_platform,
+    InspectedImage, InspectedIndex, InspectedLayer, LayoutIndex, layout_index, read_image,
+    read_layout_for_push, read_layout_platform,
 };
 
 use crate::cache::{Cache, CacheError};

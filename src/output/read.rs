@@ -33,6 +33,18 @@ pub struct InspectedImage {
     pub layers: Vec<InspectedLayer>,
     /// The tag it was found under, for layouts.
     pub tag: Option<String>,
+    /// The image index the layout's entry names (a multi-platform image), whose entry for the
+    /// requested platform (else the first) is the image above.
+    pub index: Option<InspectedIndex>,
+}
+
+/// An image index read from a layout.
+#[derive(Clone, Debug)]
+pub struct InspectedIndex {
+    pub digest: Digest,
+    pub media_type: String,
+    /// Each entry: its platform (if it names one) and manifest digest.
+    pub manifests: Vec<(Option<Platform>, Digest)>,
 }
 
 #[derive(Clone, Debug)]
@@ -240,6 +252,21 @@ fn read_layout_for(
     let index = read_layout_index(dir)?;
     let chosen = choose(dir, &index, tag)?;
     let (digest, manifest_bytes, manifest) = follow_to_manifest(dir, chosen, platform)?;
+    let image_index = (digest != chosen.digest)
+        .then(|| {
+            let bytes = read_blob(dir, &chosen.digest).ok()?;
+            let i = oci::Index::parse(&bytes).ok()?;
+            Some(InspectedIndex {
+                digest: chosen.digest.clone(),
+                media_type: i.effective_media_type().as_str().to_owned(),
+                manifests: i
+                    .manifests
+                    .iter()
+                    .map(|m| (m.platform.clone(), m.digest.clone()))
+                    .collect(),
+            })
+        })
+        .flatten();
     let manifest_path = dir.join("blobs/sha256").join(digest.hex());
     let config_digest = manifest.config.digest.clone();
     let config_bytes = read_blob(dir, &config_digest)?;
@@ -268,6 +295,7 @@ fn read_layout_for(
         image_config,
         layers,
         tag: chosen.ref_name().map(str::to_string),
+        index: image_index,
     })
 }
 
@@ -367,5 +395,6 @@ fn read_archive(file: &Path, source: &str) -> Result<InspectedImage, OutputError
         image_config,
         layers,
         tag: None,
+        index: None,
     })
 }

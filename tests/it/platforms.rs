@@ -268,6 +268,48 @@ fn two_platforms_make_an_index_of_identical_file_layers() {
     assert_eq!(doc["stevedore.platforms"].as_array().unwrap().len(), 2);
     validate_schema("metadata", &meta);
 
+    // inspect shows the index and its entries (text and JSON, the JSON as its schema says);
+    // plan --format json has every platform's plan.
+    let out = stevedore(
+        &cache,
+        &["inspect", &format!("oci:{}:v1", layout.display())],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("index:    {digest}"))
+            && stdout(&out).contains("linux/arm64"),
+        "{}",
+        stdout(&out)
+    );
+    let out = stevedore(
+        &cache,
+        &[
+            "inspect",
+            "--format",
+            "json",
+            &format!("oci:{}:v1", layout.display()),
+        ],
+    );
+    let inspected: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(inspected["index"]["digest"], digest.as_str());
+    assert_eq!(inspected["index"]["manifests"].as_array().unwrap().len(), 2);
+    let inspect_file = t.path().join("inspect.json");
+    std::fs::write(&inspect_file, &out.stdout).unwrap();
+    validate_schema("inspect", &inspect_file);
+    let out = stevedore(&cache, &["plan", "--format", "json", &recipe_s]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let platforms: Vec<&str> = plan["platforms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["image"]["platform"].as_str().unwrap())
+        .collect();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
+    let plan_file = t.path().join("plan.json");
+    std::fs::write(&plan_file, &out.stdout).unwrap();
+    validate_schema("plan", &plan_file);
+
     // Same inputs, fresh cache: the same index. One platform alone is the same image as the
     // index's entry for it, made by the one-platform path (its digest on stdout).
     let again = build_ok(&t.path().join("cache2"), &[&recipe_s]);
