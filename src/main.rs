@@ -221,6 +221,8 @@ enum Command {
         #[arg(long)]
         locked: bool,
         #[command(flatten)]
+        platforms: PlatformArgs,
+        #[command(flatten)]
         registry: RegistryArgs,
     },
     /// Show the manifest, config and layers of an OCI layout or docker archive.
@@ -569,8 +571,11 @@ fn main() -> ExitCode {
             recipe,
             format,
             locked,
+            platforms,
             registry,
-        } => run_sbom(&recipe, format, locked, &registry, cache_dir, cli.quiet),
+        } => run_sbom(
+            &recipe, format, locked, &platforms, &registry, cache_dir, cli.quiet,
+        ),
         Command::Completions { shell } => {
             docs::completions(Cli::command(), shell, &mut std::io::stdout());
             Ok(())
@@ -790,6 +795,7 @@ fn run_sbom(
     recipe: &std::path::Path,
     format: SbomFormat,
     locked: bool,
+    platforms: &PlatformArgs,
     registry_args: &RegistryArgs,
     cache_dir: PathBuf,
     quiet: bool,
@@ -807,7 +813,7 @@ fn run_sbom(
         strict: false,
         registry: registry_args.options(quiet, None)?,
         fleet: Default::default(),
-        platforms: Vec::new(),
+        platforms: platforms.list.clone(),
     };
     let display = BuildLines::new(quiet);
     let docs = build::sbom(recipe, &opts, &[format], &display)?;
