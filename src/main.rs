@@ -114,6 +114,8 @@ enum Command {
         /// Push the image to REF (registry/repository[:tag]); without a tag, the image's tags.
         #[arg(long, value_name = "REF", value_parser = parse_reference)]
         push: Option<Reference>,
+        #[command(flatten)]
+        platforms: PlatformArgs,
         /// After a successful build (and push), write what was made and where it went as JSON
         /// (buildx's keys such as containerimage.digest, plus stevedore.*; see
         /// schemas/metadata.schema.json).
@@ -155,6 +157,8 @@ enum Command {
         /// Use only the lockfile.
         #[arg(long)]
         locked: bool,
+        #[command(flatten)]
+        platforms: PlatformArgs,
         /// Fetch the provenance attached to REF@DIGEST, rebuild the recipe it names in this
         /// checkout in a fresh cache, and compare digests (exit 5 naming what differs).
         #[arg(long, value_name = "REF@DIGEST", value_parser = parse_reference, conflicts_with_all = ["recipe", "against"])]
@@ -165,6 +169,8 @@ enum Command {
     /// Resolve the recipe's package layers and registry base; write RECIPE.lock next to it.
     Lock {
         recipe: PathBuf,
+        #[command(flatten)]
+        platforms: PlatformArgs,
         #[command(flatten)]
         registry: RegistryArgs,
     },
@@ -182,6 +188,8 @@ enum Command {
         /// why each was chosen.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
+        #[command(flatten)]
+        platforms: PlatformArgs,
         #[command(flatten)]
         registry: RegistryArgs,
     },
@@ -212,6 +220,8 @@ enum Command {
         /// Use only the lockfile.
         #[arg(long)]
         locked: bool,
+        #[command(flatten)]
+        platforms: PlatformArgs,
         #[command(flatten)]
         registry: RegistryArgs,
     },
@@ -274,6 +284,26 @@ struct AttestArgs {
     /// Attach SBOMs in these formats (comma-separated: spdx, cyclonedx).
     #[arg(long, value_name = "FORMATS", value_delimiter = ',')]
     sbom: Vec<SbomFormat>,
+}
+
+#[derive(clap::Args)]
+struct PlatformArgs {
+    /// Build for these platforms instead of the recipe's (OS/ARCH[/VARIANT], e.g.
+    /// linux/arm64): comma-separated or repeated. Several make one image each and an image
+    /// index over them.
+    #[arg(long = "platform", value_name = "PLATFORM", value_delimiter = ',', value_parser = parse_platform)]
+    list: Vec<stevedore::oci::Platform>,
+}
+
+fn parse_platform(s: &str) -> Result<stevedore::oci::Platform, String> {
+    let p: stevedore::oci::Platform = s.parse().map_err(|e| format!("{e}"))?;
+    stevedore::recipe::check_platform_list(std::slice::from_ref(&p)).map_err(|e| {
+        format!(
+            "{e}; supported: {}",
+            stevedore::recipe::supported_platforms()
+        )
+    })?;
+    Ok(p)
 }
 
 #[derive(clap::Args)]
@@ -465,6 +495,7 @@ fn main() -> ExitCode {
             locked,
             strict,
             push,
+            platforms,
             attest,
             metadata_file,
             fleet,
@@ -481,13 +512,18 @@ fn main() -> ExitCode {
                 metadata_file,
                 cache_from: fleet.cache_from,
                 cache_to: fleet.cache_to,
+                platforms: platforms.list,
             },
             push,
             &registry,
             cache_dir,
             cli.quiet,
         ),
-        Command::Lock { recipe, registry } => run_lock(&recipe, &cache_dir, &registry, cli.quiet),
+        Command::Lock {
+            recipe,
+            platforms,
+            registry,
+        } => run_lock(&recipe, &platforms.list, &cache_dir, &registry, cli.quiet),
         Command::Cache { action } => run_cache(action, &cache_dir),
         Command::Verify {
             provenance: Some(reference),
@@ -502,12 +538,14 @@ fn main() -> ExitCode {
             recipe,
             against,
             locked,
+            platforms,
             ..
         } => match run_verify(
             &recipe.expect("clap requires it without --provenance"),
             &cache_dir,
             against.as_deref(),
             locked,
+            &platforms.list,
         ) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::from(ErrorClass::Different.exit_code()),
@@ -518,13 +556,7 @@ fn main() -> ExitCode {
             target,
             registry,
         } => run_push(&source, &target, &registry, cli.quiet),
-        Command::Plan {
-            recipe,
-            scripts,
-            strict,
-            format,
-            registry,
-        } => run_plan(recipe, cache_dir, scripts, format, strict, &registry),
+        plan @ Command::Plan { .. } => run_plan(plan, cache_dir),
         Command::Inspect {
             target,
             format,
@@ -539,8 +571,11 @@ fn main() -> ExitCode {
             recipe,
             format,
             locked,
+            platforms,
             registry,
-        } => run_sbom(&recipe, format, locked, &registry, cache_dir, cli.quiet),
+        } => run_sbom(
+            &recipe, format, locked, &platforms, &registry, cache_dir, cli.quiet,
+        ),
         Command::Completions { shell } => {
             docs::completions(Cli::command(), shell, &mut std::io::stdout());
             Ok(())
@@ -593,6 +628,7 @@ struct BuildFlags {
     metadata_file: Option<PathBuf>,
     cache_from: Vec<Reference>,
     cache_to: Option<Reference>,
+    platforms: Vec<stevedore::oci::Platform>,
 }
 
 fn run_build(
@@ -628,6 +664,7 @@ fn run_build(
             to: flags.cache_to,
             push_registry: push.as_ref().map(|p| p.registry.clone()),
         },
+        platforms: flags.platforms,
     };
     // The key is read before building: a bad key fails at once, not after the build.
     let mut attest = build::AttestOptions {
@@ -642,7 +679,27 @@ fn run_build(
         strict: flags.strict,
     };
     let display = BuildLines::new(quiet);
-    let result = build::build(&recipe, &opts, &display)?;
+    let result = match build::build_all(&recipe, &opts, &display)? {
+        build::Built::One(result) => *result,
+        build::Built::Several(multi) => {
+            display.finish();
+            let several = Several {
+                attest: &flags.attest,
+                outputs: &flags.outputs,
+                metadata_file: flags.metadata_file.as_deref(),
+                pushes: &pushes,
+            };
+            return finish_several(
+                &multi,
+                &recipe,
+                &several,
+                push.as_ref(),
+                registry,
+                &cache_dir,
+                quiet,
+            );
+        }
+    };
     attest.attachments = build::sbom_attachments(&flags.attest.sbom, &result, &opts.cache_dir)?;
     display.finish();
     progress::build_summary(&result, &recipe, quiet);
@@ -679,11 +736,66 @@ fn run_build(
     Ok(())
 }
 
+/// What a multi-platform build still does after building, from the command line.
+struct Several<'a> {
+    attest: &'a AttestArgs,
+    outputs: &'a [OutputTarget],
+    metadata_file: Option<&'a std::path::Path>,
+    pushes: &'a PushLines,
+}
+
+/// A multi-platform build (its outputs are written): the push of the index, the metadata
+/// file, and the index digest on stdout.
+fn finish_several(
+    multi: &build::MultiBuild,
+    recipe: &std::path::Path,
+    several: &Several,
+    push: Option<&Reference>,
+    registry: RegistryOptions,
+    cache_dir: &std::path::Path,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let a = several.attest;
+    if a.provenance || a.sign_key.is_some() || !a.sbom.is_empty() {
+        let platforms: Vec<String> = multi.images.iter().map(|(p, _)| p.to_string()).collect();
+        return Err(BuildError::AttestOnePlatform {
+            platforms: platforms.join(", "),
+        }
+        .into());
+    }
+    for (platform, result) in multi.images.iter().filter(|_| !quiet) {
+        progress::note(&format!("{platform}: {}", result.manifest_digest()));
+        progress::build_summary(result, recipe, quiet);
+    }
+    let cache = stevedore::cache::Cache::open(cache_dir)?;
+    let mut pushed = None;
+    if let Some(target) = push {
+        let connected = BlockingRegistry::new(registry)?;
+        let report = build::push_several(multi, &cache, target, &connected)?;
+        report_push(&report, target, quiet);
+        pushed = Some(report);
+    }
+    if let Some(file) = several.metadata_file {
+        let pushed = push
+            .zip(pushed.as_ref())
+            .map(|(target, report)| metadata::Pushed {
+                target,
+                report,
+                blobs: several.pushes.log().blobs(),
+            });
+        let doc = metadata::document_several(multi, several.outputs, pushed.as_ref());
+        metadata::write(file, &doc)?;
+    }
+    out!("{}", multi.index.digest);
+    Ok(())
+}
+
 /// Builds the recipe if needed (no output) and prints its SBOM.
 fn run_sbom(
     recipe: &std::path::Path,
     format: SbomFormat,
     locked: bool,
+    platforms: &PlatformArgs,
     registry_args: &RegistryArgs,
     cache_dir: PathBuf,
     quiet: bool,
@@ -701,6 +813,7 @@ fn run_sbom(
         strict: false,
         registry: registry_args.options(quiet, None)?,
         fleet: Default::default(),
+        platforms: platforms.list.clone(),
     };
     let display = BuildLines::new(quiet);
     let docs = build::sbom(recipe, &opts, &[format], &display)?;
@@ -717,13 +830,14 @@ fn run_verify(
     cache_dir: &std::path::Path,
     against: Option<&str>,
     locked: bool,
+    platforms: &[stevedore::oci::Platform],
 ) -> anyhow::Result<bool> {
     let mode = if locked {
         LockMode::Locked
     } else {
         LockMode::Prefer
     };
-    let report = build::verify(recipe, cache_dir, against, mode)?;
+    let report = build::verify(recipe, cache_dir, against, mode, platforms)?;
     if report.identical() {
         out!("verified: the rebuild is identical ({})", report.rebuilt);
         return Ok(true);
@@ -829,17 +943,29 @@ fn run_cache(action: CacheAction, cache_dir: &std::path::Path) -> anyhow::Result
 
 fn run_lock(
     recipe: &std::path::Path,
+    platforms: &[stevedore::oci::Platform],
     cache_dir: &std::path::Path,
     registry_args: &RegistryArgs,
     quiet: bool,
 ) -> anyhow::Result<()> {
-    let (path, lock) = build::lock(recipe, cache_dir, &registry_args.options(quiet, None)?)?;
-    if !quiet {
+    let options = registry_args.options(quiet, None)?;
+    let (path, locks) = build::lock(recipe, platforms, cache_dir, &options)?;
+    let several = locks.len() > 1;
+    for (platform, lock) in locks.iter().filter(|_| !quiet) {
+        let on = if several {
+            format!(" ({platform})")
+        } else {
+            String::new()
+        };
         if let Some(b) = &lock.base {
-            progress::note(&format!("base {} pinned to {}", b.reference, b.digest));
+            progress::note(&format!("base {} pinned to {}{on}", b.reference, b.digest));
         }
         for l in &lock.layers {
-            progress::note(&format!("layer {}: {} packages", l.name, l.packages.len()));
+            progress::note(&format!(
+                "layer {}: {} packages{on}",
+                l.name,
+                l.packages.len()
+            ));
         }
     }
     out!("{}", path.display());
@@ -859,27 +985,35 @@ fn run_push(
     Ok(())
 }
 
-fn run_plan(
-    recipe: PathBuf,
-    cache_dir: PathBuf,
-    scripts: bool,
-    format: Format,
-    strict: bool,
-    registry_args: &RegistryArgs,
-) -> anyhow::Result<()> {
+fn run_plan(command: Command, cache_dir: PathBuf) -> anyhow::Result<()> {
+    let Command::Plan {
+        recipe,
+        scripts,
+        strict,
+        format,
+        platforms,
+        registry: registry_args,
+    } = command
+    else {
+        unreachable!("called for `plan` only")
+    };
+    let platforms = &platforms.list;
     let cache = stevedore::cache::Cache::open(&cache_dir)?;
-    let plan = build::load_plan(
+    let plans = build::load_plans(
         &recipe,
+        platforms,
         &cache,
         LockMode::Prefer,
         &registry_args.options(true, None)?,
     )?;
     match format {
-        Format::Text => out!("{}", show::plan_text(&plan, &cache, scripts).trim_end()),
-        Format::Json => out!("{:#}", show::plan_json(&plan, &cache)),
+        Format::Text => out!("{}", show::plans_text(&plans, &cache, scripts).trim_end()),
+        Format::Json => out!("{:#}", show::plans_json(&plans, &cache)),
     }
-    if let (true, Some(coverage)) = (strict, plan.coverage()) {
-        coverage.strict().map_err(BuildError::Strict)?;
+    for (_, plan) in plans.iter().filter(|_| strict) {
+        if let Some(coverage) = plan.coverage() {
+            coverage.strict().map_err(BuildError::Strict)?;
+        }
     }
     Ok(())
 }

@@ -34,7 +34,7 @@ pub use deb::{Deb, DebError};
 pub use fetch::{FetchError, Fetcher, NoProgress, Progress, Wanted};
 pub use index::{Index, IndexError, Package};
 pub use keyrings::{BuiltinKeyring, KeyringSource, NoBuiltinKeyring};
-pub use lock::{LockedBase, LockedLayer, LockedPackage, Lockfile};
+pub use lock::{LockedBase, LockedLayer, LockedPackage, LockedPlatform, Lockfile, MultiLockfile};
 pub use release::{Release, ReleaseError};
 pub use resolver::{
     InstalledPackage, Reason, Request, Resolution, ResolveError, Resolved, resolve,

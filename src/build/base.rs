@@ -79,9 +79,11 @@ fn pinned_by_lock(
     let wanted = base.reference.to_string();
     let problem = match std::fs::read_to_string(&path) {
         Ok(text) => {
-            let lock = Lockfile::from_toml(&text, &path.display().to_string())
-                .map_err(|source| BuildError::BaseLockfile { source })?;
-            match lock.base {
+            // A multi-platform lockfile pins each platform's manifest of the base.
+            let lock =
+                Lockfile::from_toml_for(&text, &path.display().to_string(), &recipe.image.platform)
+                    .map_err(|source| BuildError::BaseLockfile { source })?;
+            match lock.and_then(|l| l.base) {
                 Some(b) if b.reference == wanted => return Ok(Some(b.digest)),
                 Some(b) => format!(
                     "{} pins the base `{}`, but the recipe is now built from `{wanted}`",

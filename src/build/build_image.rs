@@ -19,12 +19,40 @@ use crate::recipe;
 /// Builds the recipe into the cache and writes `opts.outputs`. Holds the cache's shared lock
 /// from start to end (so `cache gc` waits); the result keeps holding it, so a push of the
 /// result ([`super::push_built`]) finds every blob the build made.
+///
+/// The recipe (after `opts.platforms`) must build one platform; [`super::build_all`] builds
+/// any number.
 pub fn build(
     recipe_path: &Path,
     opts: &BuildOptions,
     progress: &dyn Progress,
 ) -> Result<BuildResult, BuildError> {
-    let recipe = recipe::load(recipe_path)?;
+    let recipe = recipe::load_for_platforms(recipe_path, &opts.platforms)?;
+    if recipe.image.platforms.len() > 1 {
+        return Err(BuildError::SeveralPlatforms {
+            recipe: recipe_path.to_path_buf(),
+            platforms: recipe::list_platforms(&recipe.image.platforms),
+        });
+    }
+    build_recipe(
+        recipe_path,
+        recipe,
+        opts,
+        !opts.outputs.is_empty(),
+        progress,
+    )
+}
+
+/// [`build`] of a recipe already loaded for one platform. `base_bytes`: fetch the registry
+/// base's layers (local outputs need them; a multi-platform build writes its outputs after
+/// every platform is built, so its platforms' builds have none of their own).
+pub(super) fn build_recipe(
+    recipe_path: &Path,
+    recipe: recipe::Recipe,
+    opts: &BuildOptions,
+    base_bytes: bool,
+    progress: &dyn Progress,
+) -> Result<BuildResult, BuildError> {
     let time = TimePolicy::from_env()?;
     let cache = Cache::open(&opts.cache_dir)?;
     let lock = cache.lock_shared()?;
@@ -69,7 +97,7 @@ pub fn build(
     // Local outputs need the base layers' bytes (and, for docker archives, their sizes
     // uncompressed); a build without outputs never downloads them.
     let base_sizes = match &base {
-        Some(b) if !opts.outputs.is_empty() => base::fetch_layers(b, &cache, &registry)?,
+        Some(b) if base_bytes => base::fetch_layers(b, &cache, &registry)?,
         Some(b) => vec![0; b.image.layers.len()],
         None => Vec::new(),
     };
@@ -86,7 +114,7 @@ pub fn build(
         .map(|(i, _)| format!("base-{}", i + 1))
         .chain(plan.layers.iter().map(|l| l.name.clone()))
         .collect();
-    record::save(recipe_path, &stored, &names, &cache);
+    record::save(recipe_path, &recipe.image.platform, &stored, &names, &cache);
     write_outputs(&opts.outputs, &stored, &cache, progress)?;
     let own: Vec<_> = plan
         .layers
@@ -252,7 +280,10 @@ fn write_planned(
 }
 
 /// Refuses output combinations that readers would not accept, before anything is written.
-fn check_outputs(format: &image::ImageFormat, outputs: &[OutputTarget]) -> Result<(), BuildError> {
+pub(super) fn check_outputs(
+    format: &image::ImageFormat,
+    outputs: &[OutputTarget],
+) -> Result<(), BuildError> {
     let layout = outputs
         .iter()
         .find(|o| matches!(o, OutputTarget::OciLayout { .. }));

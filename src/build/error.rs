@@ -58,6 +58,22 @@ pub enum BuildError {
         #[source]
         source: OutputError,
     },
+    /// A command that makes one image was given a recipe (or `--platform`) with several.
+    #[error(
+        "{} builds several platforms ({platforms}); this command takes one: add --platform with one of them",
+        .recipe.display()
+    )]
+    SeveralPlatforms { recipe: PathBuf, platforms: String },
+    /// `--provenance`, `--sbom` and `--sign-key` describe one image manifest.
+    #[error(
+        "--provenance, --sbom and --sign-key attach to one image and this build makes one per platform ({platforms}): build each platform with --platform to attest it"
+    )]
+    AttestOnePlatform { platforms: String },
+    /// `docker-archive:` holds one image, and the build makes several.
+    #[error(
+        "{target} holds one image and this build makes one per platform ({platforms}): build it with --platform naming one of them, or write oci:DIR for all"
+    )]
+    ArchiveOnePlatform { target: String, platforms: String },
     #[error(
         "{} was not built with this cache yet: build it first, or pass --against oci:DIR",
         .recipe.display()
@@ -166,6 +182,9 @@ impl Classify for BuildError {
             | E::Time(_)
             | E::NothingToLock { .. }
             | E::DockerManifestInLayout { .. }
+            | E::SeveralPlatforms { .. }
+            | E::ArchiveOnePlatform { .. }
+            | E::AttestOnePlatform { .. }
             | E::BadTarget { .. }
             | E::NotBuiltYet { .. }
             | E::BaseLockfile { .. }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::{BuildError, load_plan};
+use super::{BuildError, load_plans};
 use crate::cache::{Cache, Keep};
 use crate::plan::LockMode;
 use crate::registry::RegistryOptions;
@@ -12,15 +12,23 @@ use crate::registry::RegistryOptions;
 pub fn keep_set(recipes: &[PathBuf], cache: &Cache) -> Result<Keep, BuildError> {
     let mut keep = Keep::default();
     for r in recipes {
-        let plan = load_plan(r, cache, LockMode::Prefer, &RegistryOptions::default())?;
-        keep.layer_keys
-            .extend(plan.layers.iter().map(|l| l.key.clone()));
-        if let Some(lock) = &plan.lock {
-            for layer in &lock.layers {
-                keep.debs
-                    .extend(layer.packages.iter().map(|p| p.sha256.clone()));
-            }
+        // Every platform of a multi-platform recipe.
+        let plans = load_plans(r, &[], cache, LockMode::Prefer, &RegistryOptions::default())?;
+        for (_, plan) in plans {
+            keep_plan(&mut keep, &plan);
         }
     }
     Ok(keep)
+}
+
+/// The plan's layers and the .debs of its packages.
+fn keep_plan(keep: &mut Keep, plan: &crate::plan::Plan) {
+    keep.layer_keys
+        .extend(plan.layers.iter().map(|l| l.key.clone()));
+    if let Some(lock) = &plan.lock {
+        for layer in &lock.layers {
+            keep.debs
+                .extend(layer.packages.iter().map(|p| p.sha256.clone()));
+        }
+    }
 }

@@ -14,6 +14,7 @@ mod fleet_hooks;
 mod keep;
 mod load;
 mod lock;
+mod platforms;
 mod push_built;
 mod push_layout;
 mod record;
@@ -29,9 +30,10 @@ pub use base::ResolvedBase;
 pub use build_image::build;
 pub use error::{BuildError, classify};
 pub use keep::keep_set;
-pub use load::load_plan;
+pub use load::{load_plan, load_plans};
 pub use lock::lock;
-pub use push_built::{push_built, push_result};
+pub use platforms::{Built, MultiBuild, build_all};
+pub use push_built::{push_built, push_result, push_several};
 pub use push_layout::push_layout;
 pub use sbom::sbom;
 pub use verify::{LayerVerdict, VerifyReport, verify};
@@ -61,6 +63,8 @@ pub struct BuildOptions {
     pub registry: RegistryOptions,
     /// The fleet cache to read before building and publish to after (empty: none).
     pub fleet: crate::fleet::FleetOptions,
+    /// `--platform`: the platforms to build instead of the recipe's (empty: the recipe's).
+    pub platforms: Vec<crate::oci::Platform>,
 }
 
 /// Events for a progress display. All methods have empty defaults.

@@ -55,28 +55,8 @@ fn push_with_sources(
         // Not local: taken from the fleet cache on this registry (see `needs_bytes`).
         blobs.retain(|b| b.path.is_file());
     }
-    let config_path = cache.blob_path(&image.config_digest);
-    let config_size = std::fs::metadata(&config_path)
-        .map_err(|source| CacheError {
-            path: config_path.clone(),
-            source,
-        })?
-        .len();
     let manifest = cache.read_blob(&image.manifest_digest)?;
-    let config_type = oci::Manifest::parse(&manifest)
-        .map_err(|source| BuildError::CachedManifest {
-            digest: image.manifest_digest.clone(),
-            source,
-        })?
-        .config
-        .media_type
-        .to_string();
-    blobs.push(BlobRef {
-        digest: image.config_digest.clone(),
-        size: config_size,
-        media_type: config_type,
-        path: config_path,
-    });
+    blobs.push(config_blob(image, &manifest, cache)?);
     let target = push_target(target, &image.tags);
     let mut to_push = ImageToPush::new(
         RawManifest {
@@ -130,4 +110,76 @@ fn layer_blobs(
         });
     }
     Ok(blobs)
+}
+
+/// `build --push` of a multi-platform build: every platform's manifest by digest, then the
+/// index, then its tags (one push, so the registry client uploads a blob that several
+/// platforms share once: it keeps one entry per digest).
+pub fn push_several(
+    multi: &super::MultiBuild,
+    cache: &Cache,
+    target: &Reference,
+    registry: &BlockingRegistry,
+) -> Result<PushReport, BuildError> {
+    let _lock = cache.lock_shared()?;
+    let mut blobs: Vec<BlobRef> = Vec::new();
+    let mut children = Vec::new();
+    let mut mount_sources = Vec::new();
+    for (_, built) in &multi.images {
+        let image = &built.image;
+        let mut own = layer_blobs(image, built.base.as_ref(), cache, target, registry)?;
+        if !built.fleet_sources.is_empty() {
+            own.retain(|b| b.path.is_file());
+        }
+        let manifest = cache.read_blob(&image.manifest_digest)?;
+        own.push(config_blob(image, &manifest, cache)?);
+        for b in own {
+            if !blobs.iter().any(|x| x.digest == b.digest) {
+                blobs.push(b);
+            }
+        }
+        children.push(RawManifest {
+            bytes: manifest,
+            media_type: image.manifest_media_type.clone(),
+        });
+        mount_sources.extend(built.base.iter().map(|b| b.reference.clone()));
+        mount_sources.extend(built.fleet_sources.iter().cloned());
+    }
+    let target = push_target(target, &multi.index.tags);
+    let mut to_push = ImageToPush::new(
+        RawManifest {
+            bytes: cache.read_blob(&multi.index.digest)?,
+            media_type: multi.index.media_type.clone(),
+        },
+        blobs,
+    );
+    to_push.children = children;
+    to_push.tags = target.extra_tags;
+    to_push.mount_sources = mount_sources;
+    Ok(registry.push_image(&target.reference, &to_push)?)
+}
+
+/// The config blob of a stored image (its media type read from the manifest).
+fn config_blob(image: &StoredImage, manifest: &[u8], cache: &Cache) -> Result<BlobRef, BuildError> {
+    let config_path = cache.blob_path(&image.config_digest);
+    let size = std::fs::metadata(&config_path)
+        .map_err(|source| CacheError {
+            path: config_path.clone(),
+            source,
+        })?
+        .len();
+    let media_type = oci::Manifest::parse(manifest)
+        .map_err(|source| BuildError::CachedManifest {
+            digest: image.manifest_digest.clone(),
+            source,
+        })?
+        .config
+        .media_type
+        .to_string();
+    Ok(BlobRef {
+        digest: image.config_digest.clone(),
+        size,
+        media_type,
+        path: config_path,
+    })
 }

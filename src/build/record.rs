@@ -50,7 +50,24 @@ pub(super) fn record_name(recipe_path: &Path) -> String {
     )
 }
 
-pub(super) fn save(recipe_path: &Path, image: &StoredImage, names: &[String], cache: &Cache) {
+/// The record of the recipe's last build for one platform (a multi-platform build keeps one
+/// per platform, which `verify --platform` compares with).
+pub(super) fn platform_record_name(recipe_path: &Path, platform: &crate::oci::Platform) -> String {
+    format!(
+        "{}-{}",
+        record_name(recipe_path),
+        platform.to_string().replace('/', "-")
+    )
+}
+
+/// Saves the record under the recipe's name and under its platform's.
+pub(super) fn save(
+    recipe_path: &Path,
+    platform: &crate::oci::Platform,
+    image: &StoredImage,
+    names: &[String],
+    cache: &Cache,
+) {
     let record = BuildRecord {
         manifest_digest: image.manifest_digest.clone(),
         config_digest: image.config_digest.clone(),
@@ -68,5 +85,10 @@ pub(super) fn save(recipe_path: &Path, image: &StoredImage, names: &[String], ca
     if let Ok(json) = serde_json::to_vec(&record) {
         // Only an aid for `verify`: failing to save it must not fail the build.
         let _ = cache.put_named("builds", &record_name(recipe_path), &json);
+        let _ = cache.put_named(
+            "builds",
+            &platform_record_name(recipe_path, platform),
+            &json,
+        );
     }
 }

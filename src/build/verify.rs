@@ -61,12 +61,13 @@ pub fn verify(
     cache_dir: &Path,
     against: Option<&str>,
     lock_mode: LockMode,
+    platforms: &[crate::oci::Platform],
 ) -> Result<VerifyReport, BuildError> {
     let cache = Cache::open(cache_dir)?;
     let _lock = cache.lock_shared()?;
     let reference = match against {
-        Some(source) => reference_from_layout(source)?,
-        None => reference_from_record(recipe_path, &cache)?,
+        Some(source) => reference_from_layout(source, platforms.first())?,
+        None => reference_from_record(recipe_path, platforms, &cache)?,
     };
     let fresh_dir = tempfile::Builder::new()
         .prefix("stevedore-verify-")
@@ -86,6 +87,7 @@ pub fn verify(
         strict: false,
         registry: RegistryOptions::default(),
         fleet: Default::default(),
+        platforms: platforms.to_vec(),
     };
     let fresh = build(recipe_path, &opts, &Silent)?;
     let fresh_cache = Cache::open(fresh_dir.path())?;
@@ -100,9 +102,13 @@ pub fn verify(
 }
 
 /// The image of an OCI layout, its layers named by the config's history.
-fn reference_from_layout(source: &str) -> Result<ReferenceImage, BuildError> {
+/// Through an image index, the image for `platform` (else the first).
+fn reference_from_layout(
+    source: &str,
+    platform: Option<&crate::oci::Platform>,
+) -> Result<ReferenceImage, BuildError> {
     let (dir, image) =
-        output::read_layout_for_push(source).map_err(|error| BuildError::Source {
+        output::read_layout_platform(source, platform).map_err(|error| BuildError::Source {
             source_ref: source.to_string(),
             error,
         })?;
@@ -139,8 +145,20 @@ fn reference_from_layout(source: &str) -> Result<ReferenceImage, BuildError> {
 }
 
 /// The last build of the recipe with this cache.
-fn reference_from_record(recipe_path: &Path, cache: &Cache) -> Result<ReferenceImage, BuildError> {
-    let name = record::record_name(recipe_path);
+/// With one `--platform`, that platform's last build (of a multi-platform build) when there is
+/// one.
+fn reference_from_record(
+    recipe_path: &Path,
+    platforms: &[crate::oci::Platform],
+    cache: &Cache,
+) -> Result<ReferenceImage, BuildError> {
+    let mut name = record::record_name(recipe_path);
+    if let [platform] = platforms {
+        let named = record::platform_record_name(recipe_path, platform);
+        if cache.read_named("builds", &named).is_some() {
+            name = named;
+        }
+    }
     let bytes = cache
         .read_named("builds", &name)
         .ok_or_else(|| BuildError::NotBuiltYet {

@@ -347,6 +347,7 @@ fn rebuild(
         strict: params.strict,
         registry: registry.clone(),
         fleet: Default::default(),
+        platforms: Vec::new(),
     };
     let result = build(recipe, &opts, &Silent)?;
     Ok(result.image.manifest_digest.clone())

@@ -18,7 +18,7 @@ use std::sync::Mutex;
 
 use serde_json::{Value, json};
 
-use crate::build::{BuildResult, LayerStatus};
+use crate::build::{BuildResult, LayerStatus, MultiBuild};
 use crate::digest::Digest;
 use crate::output::OutputTarget;
 use crate::registry::{PushReport, Reference};
@@ -84,31 +84,7 @@ pub struct Pushed<'a> {
 /// The metadata document of a successful build.
 pub fn document(result: &BuildResult, outputs: &[OutputTarget], push: Option<&Pushed>) -> Value {
     let image = &result.image;
-    let base_layers = image.layers.len().saturating_sub(result.layers.len());
-    let layers: Vec<Value> = image
-        .layers
-        .iter()
-        .enumerate()
-        .map(|(i, l)| {
-            let own = i
-                .checked_sub(base_layers)
-                .and_then(|j| result.layers.get(j));
-            let status = match own.map(|o| &o.status) {
-                None => "base",
-                Some(LayerStatus::Built) => "built",
-                Some(_) => "cached",
-            };
-            json!({
-                "name": own.map(|o| &o.name),
-                "status": status,
-                "digest": l.digest.to_string(),
-                "size": l.size,
-                "diffId": l.diff_id.to_string(),
-                "diffSize": l.diff_size,
-                "mediaType": l.media_type,
-            })
-        })
-        .collect();
+    let layers = layers_json(result);
     let mut doc = json!({
         "containerimage.digest": image.manifest_digest.to_string(),
         "containerimage.config.digest": image.config_digest.to_string(),
@@ -132,6 +108,78 @@ pub fn document(result: &BuildResult, outputs: &[OutputTarget], push: Option<&Pu
         doc["stevedore.push"] = push_json(p);
     }
     doc
+}
+
+/// The metadata of a multi-platform build: `containerimage.digest` and `.descriptor` are the
+/// index's (as buildx writes them for a multi-platform build), `containerimage.config.digest`
+/// the first platform's config; `stevedore.layers` lists every platform's layers, a layer the
+/// platforms share once; `stevedore.platforms` each platform's manifest and config.
+pub fn document_several(
+    multi: &MultiBuild,
+    outputs: &[OutputTarget],
+    push: Option<&Pushed>,
+) -> Value {
+    let mut doc = document(&multi.images[0].1, outputs, push);
+    let index = &multi.index;
+    doc["containerimage.digest"] = json!(index.digest.to_string());
+    doc["containerimage.descriptor"] = json!({
+        "mediaType": index.media_type,
+        "digest": index.digest.to_string(),
+        "size": index.size,
+    });
+    let mut layers: Vec<Value> = Vec::new();
+    for (_, built) in &multi.images {
+        for l in layers_json(built) {
+            if !layers.iter().any(|x| x["digest"] == l["digest"]) {
+                layers.push(l);
+            }
+        }
+    }
+    doc["stevedore.layers"] = json!(layers);
+    doc["stevedore.platforms"] = multi
+        .images
+        .iter()
+        .map(|(platform, built)| {
+            json!({
+                "platform": platform.to_string(),
+                "digest": built.image.manifest_digest.to_string(),
+                "mediaType": built.image.manifest_media_type,
+                "size": built.image.manifest_size,
+                "configDigest": built.image.config_digest.to_string(),
+            })
+        })
+        .collect();
+    doc
+}
+
+/// Every layer of the image, bottom first: base, built or cached.
+fn layers_json(result: &BuildResult) -> Vec<Value> {
+    let image = &result.image;
+    let base_layers = image.layers.len().saturating_sub(result.layers.len());
+    image
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let own = i
+                .checked_sub(base_layers)
+                .and_then(|j| result.layers.get(j));
+            let status = match own.map(|o| &o.status) {
+                None => "base",
+                Some(LayerStatus::Built) => "built",
+                Some(_) => "cached",
+            };
+            json!({
+                "name": own.map(|o| &o.name),
+                "status": status,
+                "digest": l.digest.to_string(),
+                "size": l.size,
+                "diffId": l.diff_id.to_string(),
+                "diffSize": l.diff_size,
+                "mediaType": l.media_type,
+            })
+        })
+        .collect()
 }
 
 fn push_json(p: &Pushed) -> Value {

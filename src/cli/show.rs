@@ -6,11 +6,37 @@ use serde_json::{Value, json};
 
 use super::human;
 use crate::cache::Cache;
+use crate::oci::Platform;
 use crate::output::InspectedImage;
 use crate::plan::Plan;
 
 /// `plan`: the image, its base, and each layer with its status in `cache`, its location, its
 /// key and its sources; then the setup coverage (every command with `scripts`).
+/// [`plan_text`] of each platform's plan; with several, each under a `== PLATFORM ==` line.
+pub fn plans_text(plans: &[(Platform, Plan)], cache: &Cache, scripts: bool) -> String {
+    if let [(_, one)] = plans {
+        return plan_text(one, cache, scripts);
+    }
+    let mut out = String::new();
+    for (platform, plan) in plans {
+        let _ = writeln!(out, "== {platform} ==");
+        out.push_str(&plan_text(plan, cache, scripts));
+        out.push('\n');
+    }
+    out
+}
+
+/// [`plan_json`]: one platform's document as it always was; with several, the first
+/// platform's document with every platform's (the first included) under `platforms`.
+pub fn plans_json(plans: &[(Platform, Plan)], cache: &Cache) -> Value {
+    let docs: Vec<Value> = plans.iter().map(|(_, p)| plan_json(p, cache)).collect();
+    let mut first = docs[0].clone();
+    if docs.len() > 1 {
+        first["platforms"] = Value::Array(docs);
+    }
+    first
+}
+
 pub fn plan_text(plan: &Plan, cache: &Cache, scripts: bool) -> String {
     let mut out = String::new();
     let img = &plan.image;
@@ -69,6 +95,20 @@ pub fn plan_text(plan: &Plan, cache: &Cache, scripts: bool) -> String {
 pub fn inspect_text(img: &InspectedImage) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "source:   {}", img.source);
+    if let Some(index) = &img.index {
+        let _ = writeln!(out, "index:    {} ({})", index.digest, index.media_type);
+        for (platform, digest) in &index.manifests {
+            let p = platform
+                .as_ref()
+                .map_or("-".to_string(), ToString::to_string);
+            let shown = if img.manifest_digest.as_ref() == Some(digest) {
+                "  (shown below)"
+            } else {
+                ""
+            };
+            let _ = writeln!(out, "  {p:<16} {digest}{shown}");
+        }
+    }
     if let (Some(d), Some(m)) = (&img.manifest_digest, &img.manifest_doc) {
         let _ = writeln!(out, "manifest: {d} ({})", m.effective_media_type());
     }
@@ -130,6 +170,14 @@ pub fn inspect_json(img: &InspectedImage) -> Value {
         "platform": c.platform().to_string(),
         "created": c.created,
         "layers": layers,
+        "index": img.index.as_ref().map(|i| json!({
+            "digest": i.digest.to_string(),
+            "mediaType": i.media_type,
+            "manifests": i.manifests.iter().map(|(p, d)| json!({
+                "platform": p.as_ref().map(ToString::to_string),
+                "digest": d.to_string(),
+            })).collect::<Vec<_>>(),
+        })),
     })
 }
 

@@ -48,7 +48,7 @@ pub use config::{
 };
 pub use descriptor::{Descriptor, Index, Manifest, REF_NAME};
 pub use media_type::{LayerEncoding, MediaType, names};
-pub use platform::{Platform, PlatformParseError};
+pub use platform::{DEBIAN_ARCHITECTURES, Platform, PlatformParseError};
 
 pub use crate::digest::Digest;
 

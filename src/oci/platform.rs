@@ -15,6 +15,22 @@ pub struct Platform {
     pub variant: Option<String>,
 }
 
+/// Every Debian release architecture (and `riscv64`, official since trixie) with the OCI
+/// platform of its images, as Docker's official images name them (`arm32v5` is `armel`,
+/// `arm32v7` is `armhf`): the one place the two spellings meet. The build resolves packages
+/// from the mirror's `binary-ARCH` indexes of the Debian name.
+pub const DEBIAN_ARCHITECTURES: &[(&str, &str)] = &[
+    ("amd64", "linux/amd64"),
+    ("arm64", "linux/arm64"),
+    ("armhf", "linux/arm/v7"),
+    ("armel", "linux/arm/v5"),
+    ("i386", "linux/386"),
+    ("ppc64el", "linux/ppc64le"),
+    ("s390x", "linux/s390x"),
+    ("riscv64", "linux/riscv64"),
+    ("mips64el", "linux/mips64le"),
+];
+
 #[derive(Debug, thiserror::Error)]
 #[error("`{0}` is not a platform; use OS/ARCH or OS/ARCH/VARIANT (e.g. linux/arm64)")]
 pub struct PlatformParseError(pub String);
@@ -68,6 +84,30 @@ impl Platform {
             architecture,
             variant,
         }
+    }
+
+    /// The Debian architecture (`dpkg --print-architecture`) whose packages make an image for
+    /// this platform, from [`DEBIAN_ARCHITECTURES`]; `None` for a platform Debian has no port
+    /// for (any OS but Linux, `arm/v6`, ...).
+    pub fn debian_architecture(&self) -> Option<&'static str> {
+        let want = self.normalized();
+        DEBIAN_ARCHITECTURES
+            .iter()
+            .find(|(_, p)| {
+                let p = p
+                    .parse::<Platform>()
+                    .expect("the table holds valid platforms");
+                p.normalized() == want
+            })
+            .map(|(arch, _)| *arch)
+    }
+
+    /// The platform of the images built from a Debian architecture's packages.
+    pub fn from_debian_architecture(arch: &str) -> Option<Platform> {
+        DEBIAN_ARCHITECTURES
+            .iter()
+            .find(|(a, _)| *a == arch)
+            .map(|(_, p)| p.parse().expect("the table holds valid platforms"))
     }
 
     /// Whether an image for `candidate` is what a build for `self` wants: os and architecture
@@ -155,6 +195,21 @@ mod tests {
         assert_eq!(p("linux/arm/6").normalized(), p("linux/arm/v6"));
         assert_eq!(p("linux/i386").normalized(), p("linux/386"));
         assert_eq!(p("Linux/AMD64").normalized(), p("linux/amd64"));
+    }
+
+    #[test]
+    fn debian_architectures_map_both_ways() {
+        for (arch, platform) in DEBIAN_ARCHITECTURES {
+            assert_eq!(p(platform).debian_architecture(), Some(*arch), "{platform}");
+            assert_eq!(Platform::from_debian_architecture(arch), Some(p(platform)));
+        }
+        assert_eq!(p("linux/arm").debian_architecture(), Some("armhf"));
+        assert_eq!(p("linux/arm64/v8").debian_architecture(), Some("arm64"));
+        assert_eq!(p("linux/x86_64").debian_architecture(), Some("amd64"));
+        assert_eq!(p("linux/arm/v6").debian_architecture(), None);
+        assert_eq!(p("windows/amd64").debian_architecture(), None);
+        assert_eq!(p("linux/sparc64").debian_architecture(), None);
+        assert_eq!(Platform::from_debian_architecture("all"), None);
     }
 
     #[test]

@@ -12,7 +12,10 @@ mod read;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-pub use read::{InspectedImage, InspectedLayer, read_image, read_layout_for_push};
+pub use read::{
+    InspectedImage, InspectedIndex, InspectedLayer, LayoutIndex, layout_index, read_image,
+    read_layout_for_push, read_layout_platform,
+};
 
 use crate::cache::{Cache, CacheError};
 use crate::digest::Digest;
@@ -84,6 +87,18 @@ pub struct StoredImage {
     pub tags: Vec<String>,
 }
 
+/// A multi-platform build whose blobs are all in the cache: its image index (OCI, or a Docker
+/// manifest list) and the images it lists, in the index's order.
+#[derive(Clone, Debug)]
+pub struct StoredIndex {
+    pub digest: Digest,
+    pub size: u64,
+    pub media_type: String,
+    pub images: Vec<StoredImage>,
+    pub name: Option<String>,
+    pub tags: Vec<String>,
+}
+
 #[derive(Clone, Debug)]
 pub struct StoredLayer {
     pub digest: Digest,
@@ -138,15 +153,36 @@ pub fn check_target(target: &OutputTarget) -> Result<(), OutputError> {
 pub fn write(target: &OutputTarget, image: &StoredImage, cache: &Cache) -> Result<(), OutputError> {
     match target {
         OutputTarget::OciLayout { dir, tag } => {
-            // `oci:DIR:TAG` names one tag; a bare `oci:DIR` gets every tag of the image.
-            let tags = match tag {
-                Some(t) => vec![t.clone()],
-                None if image.tags.is_empty() => vec!["latest".to_string()],
-                None => image.tags.clone(),
-            };
-            oci_layout::write(dir, &tags, image, cache)
+            oci_layout::write(dir, &layout_tags(tag.as_ref(), &image.tags), image, cache)
         }
         OutputTarget::DockerArchive { file } => docker_archive::write(file, image, cache),
+    }
+}
+
+/// Writes a multi-platform build. Only an OCI layout holds an index; the build refuses a
+/// `docker-archive:` target before building (this error is the last guard).
+pub fn write_index(
+    target: &OutputTarget,
+    index: &StoredIndex,
+    cache: &Cache,
+) -> Result<(), OutputError> {
+    match target {
+        OutputTarget::OciLayout { dir, tag } => {
+            oci_layout::write_index(dir, &layout_tags(tag.as_ref(), &index.tags), index, cache)
+        }
+        OutputTarget::DockerArchive { file } => Err(OutputError::Target {
+            path: file.clone(),
+            message: "a docker archive holds one platform's image, not an index".into(),
+        }),
+    }
+}
+
+/// `oci:DIR:TAG` names one tag; a bare `oci:DIR` gets every tag of the image.
+fn layout_tags(tag: Option<&String>, image_tags: &[String]) -> Vec<String> {
+    match tag {
+        Some(t) => vec![t.clone()],
+        None if image_tags.is_empty() => vec!["latest".to_string()],
+        None => image_tags.to_vec(),
     }
 }
 

@@ -17,7 +17,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::{OutputError, StoredImage, io_err};
+use super::{OutputError, StoredImage, StoredIndex, io_err};
 use crate::attach::Artifact;
 use crate::cache::Cache;
 use crate::digest::Digest;
@@ -105,9 +105,47 @@ pub(super) fn write(
     image: &StoredImage,
     cache: &Cache,
 ) -> Result<(), OutputError> {
+    let (_lock, blobs) = open_for_write(dir)?;
+    place_image(image, cache, &blobs)?;
+    let entry = Descriptor::new(
+        MediaType::from(image.manifest_media_type.as_str()),
+        image.manifest_digest.clone(),
+        image.manifest_size,
+    );
+    tag_entry(dir, tags, &entry)
+}
+
+/// A multi-platform build: every image's blobs (a layer shared by several platforms is one
+/// file), the index itself, then the tags naming the index.
+pub(super) fn write_index(
+    dir: &Path,
+    tags: &[String],
+    index: &StoredIndex,
+    cache: &Cache,
+) -> Result<(), OutputError> {
+    let (_lock, blobs) = open_for_write(dir)?;
+    for image in &index.images {
+        place_image(image, cache, &blobs)?;
+    }
+    place_blob(
+        cache,
+        &index.digest,
+        index.size,
+        &blobs.join(index.digest.hex()),
+    )?;
+    let entry = Descriptor::new(
+        MediaType::from(index.media_type.as_str()),
+        index.digest.clone(),
+        index.size,
+    );
+    tag_entry(dir, tags, &entry)
+}
+
+/// Checks and creates the layout and takes its lock; returns the lock and `blobs/sha256`.
+fn open_for_write(dir: &Path) -> Result<(LayoutLock, PathBuf), OutputError> {
     check(dir)?;
     fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let _lock = lock(dir)?;
+    let lock = lock(dir)?;
     // Checked again under the lock: nothing but a stevedore writer changes it meanwhile.
     check(dir)?;
     let layout_file = dir.join("oci-layout");
@@ -116,6 +154,11 @@ pub(super) fn write(
     }
     let blobs = dir.join("blobs/sha256");
     fs::create_dir_all(&blobs).map_err(io_err(&blobs))?;
+    Ok((lock, blobs))
+}
+
+/// An image's layers, config and manifest under `blobs`.
+fn place_image(image: &StoredImage, cache: &Cache, blobs: &Path) -> Result<(), OutputError> {
     let mut wanted: Vec<(&Digest, u64)> =
         image.layers.iter().map(|l| (&l.digest, l.size)).collect();
     let config_path = cache.blob_path(&image.config_digest);
@@ -127,18 +170,18 @@ pub(super) fn write(
     for (digest, size) in wanted {
         place_blob(cache, digest, size, &blobs.join(digest.hex()))?;
     }
+    Ok(())
+}
 
+/// `index.json` with one entry per tag for `entry` (replacing the entries of those tags).
+fn tag_entry(dir: &Path, tags: &[String], entry: &Descriptor) -> Result<(), OutputError> {
     let index_path = dir.join("index.json");
     let mut index = read_index(&index_path)?;
     index
         .manifests
         .retain(|m| m.ref_name().is_none_or(|t| !tags.iter().any(|x| x == t)));
     for tag in tags {
-        let mut entry = Descriptor::new(
-            MediaType::from(image.manifest_media_type.as_str()),
-            image.manifest_digest.clone(),
-            image.manifest_size,
-        );
+        let mut entry = entry.clone();
         entry.annotations.insert(REF_NAME.to_string(), tag.clone());
         index.manifests.push(entry);
     }

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::{OutputError, OutputTarget, io_err};
 use crate::digest::Digest;
-use crate::oci::{self, Descriptor, Document, ImageConfig, Manifest, ParseError};
+use crate::oci::{self, Descriptor, Document, ImageConfig, Manifest, ParseError, Platform};
 
 /// How many nested indexes a layout entry may go through to reach an image manifest.
 const MAX_INDEX_DEPTH: usize = 4;
@@ -33,6 +33,18 @@ pub struct InspectedImage {
     pub layers: Vec<InspectedLayer>,
     /// The tag it was found under, for layouts.
     pub tag: Option<String>,
+    /// The image index the layout's entry names (a multi-platform image), whose entry for the
+    /// requested platform (else the first) is the image above.
+    pub index: Option<InspectedIndex>,
+}
+
+/// An image index read from a layout.
+#[derive(Clone, Debug)]
+pub struct InspectedIndex {
+    pub digest: Digest,
+    pub media_type: String,
+    /// Each entry: its platform (if it names one) and manifest digest.
+    pub manifests: Vec<(Option<Platform>, Digest)>,
 }
 
 #[derive(Clone, Debug)]
@@ -134,6 +146,7 @@ fn choose<'a>(
 fn follow_to_manifest(
     dir: &Path,
     entry: &Descriptor,
+    platform: Option<&Platform>,
 ) -> Result<(Digest, Vec<u8>, Manifest), OutputError> {
     let mut digest = entry.digest.clone();
     for _ in 0..=MAX_INDEX_DEPTH {
@@ -142,12 +155,22 @@ fn follow_to_manifest(
         match oci::parse(&bytes).map_err(invalid(&path, "manifest"))? {
             Document::Manifest(m) => return Ok((digest, bytes, *m)),
             Document::Index(i) => {
-                digest = i
-                    .manifests
-                    .first()
-                    .ok_or_else(|| bad(&path, "empty image index"))?
-                    .digest
-                    .clone();
+                let chosen = match platform {
+                    Some(p) => i.find_platform(p).ok_or_else(|| {
+                        bad(
+                            &path,
+                            format!(
+                                "the image index has no image for {p} (it has: {})",
+                                index_platforms(&i)
+                            ),
+                        )
+                    })?,
+                    None => i
+                        .manifests
+                        .first()
+                        .ok_or_else(|| bad(&path, "empty image index"))?,
+                };
+                digest = chosen.digest.clone();
             }
         }
     }
@@ -157,15 +180,93 @@ fn follow_to_manifest(
     ))
 }
 
-fn read_layout(dir: &Path, tag: Option<&str>, source: &str) -> Result<InspectedImage, OutputError> {
+/// The platforms of an index's entries, for messages.
+fn index_platforms(index: &oci::Index) -> String {
+    let all: Vec<String> = index
+        .manifests
+        .iter()
+        .filter_map(|m| m.platform.as_ref().map(ToString::to_string))
+        .collect();
+    all.join(", ")
+}
+
+/// An image index a layout entry names (a multi-platform build).
+#[derive(Clone, Debug)]
+pub struct LayoutIndex {
+    pub digest: Digest,
+    /// As stored (its digest checked).
+    pub bytes: Vec<u8>,
+    pub media_type: String,
+    /// Each entry's platform (entries without one are left out).
+    pub platforms: Vec<Platform>,
+    /// The tag it was found under.
+    pub tag: Option<String>,
+}
+
+/// The image index the layout entry `oci:DIR[:TAG]` names; `None` when it names an image
+/// manifest.
+pub fn layout_index(target: &str) -> Result<Option<LayoutIndex>, OutputError> {
+    let (dir, tag) = layout_dir_tag(target)?;
+    let index = read_layout_index(&dir)?;
+    let chosen = choose(&dir, &index, tag.as_deref())?;
+    let bytes = read_blob(&dir, &chosen.digest)?;
+    let path = dir.join("blobs/sha256").join(chosen.digest.hex());
+    Ok(
+        match oci::parse(&bytes).map_err(invalid(&path, "manifest"))? {
+            Document::Manifest(_) => None,
+            Document::Index(i) => Some(LayoutIndex {
+                digest: chosen.digest.clone(),
+                media_type: i.effective_media_type().as_str().to_owned(),
+                platforms: i
+                    .manifests
+                    .iter()
+                    .filter_map(|m| m.platform.clone())
+                    .collect(),
+                tag: chosen.ref_name().map(str::to_owned),
+                bytes,
+            }),
+        },
+    )
+}
+
+fn read_layout_index(dir: &Path) -> Result<oci::Index, OutputError> {
     let index_path = dir.join("index.json");
     if !dir.join("oci-layout").is_file() {
         return Err(bad(dir, "not an OCI image layout (no oci-layout file)"));
     }
     let index_bytes = fs::read(&index_path).map_err(io_err(&index_path))?;
-    let index = oci::Index::parse(&index_bytes).map_err(invalid(&index_path, "index.json"))?;
+    oci::Index::parse(&index_bytes).map_err(invalid(&index_path, "index.json"))
+}
+
+fn read_layout(dir: &Path, tag: Option<&str>, source: &str) -> Result<InspectedImage, OutputError> {
+    read_layout_for(dir, tag, source, None)
+}
+
+/// Reads a layout entry; through an image index, the image for `platform` (else the first).
+fn read_layout_for(
+    dir: &Path,
+    tag: Option<&str>,
+    source: &str,
+    platform: Option<&Platform>,
+) -> Result<InspectedImage, OutputError> {
+    let index = read_layout_index(dir)?;
     let chosen = choose(dir, &index, tag)?;
-    let (digest, manifest_bytes, manifest) = follow_to_manifest(dir, chosen)?;
+    let (digest, manifest_bytes, manifest) = follow_to_manifest(dir, chosen, platform)?;
+    let image_index = (digest != chosen.digest)
+        .then(|| {
+            let bytes = read_blob(dir, &chosen.digest).ok()?;
+            let i = oci::Index::parse(&bytes).ok()?;
+            Some(InspectedIndex {
+                digest: chosen.digest.clone(),
+                media_type: i.effective_media_type().as_str().to_owned(),
+                manifests: i
+                    .manifests
+                    .iter()
+                    .map(|m| (m.platform.clone(), m.digest.clone()))
+                    .collect(),
+            })
+        })
+        .flatten();
     let manifest_path = dir.join("blobs/sha256").join(digest.hex());
     let config_digest = manifest.config.digest.clone();
     let config_bytes = read_blob(dir, &config_digest)?;
@@ -194,23 +295,35 @@ fn read_layout(dir: &Path, tag: Option<&str>, source: &str) -> Result<InspectedI
         image_config,
         layers,
         tag: chosen.ref_name().map(str::to_string),
+        index: image_index,
     })
 }
 
 /// Reads `oci:DIR[:TAG]` (or a bare directory) for pushing: the layout directory and the image.
 pub fn read_layout_for_push(target: &str) -> Result<(PathBuf, InspectedImage), OutputError> {
-    let (dir, tag) = match target.parse::<OutputTarget>() {
-        Ok(OutputTarget::OciLayout { dir, tag }) => (dir, tag),
-        Ok(OutputTarget::DockerArchive { file }) => {
-            return Err(bad(
-                &file,
-                "docker archives carry no manifest to push; push the OCI layout or build with --push",
-            ));
-        }
-        Err(_) => (PathBuf::from(target), None),
-    };
-    let image = read_layout(&dir, tag.as_deref(), target)?;
+    read_layout_platform(target, None)
+}
+
+/// [`read_layout_for_push`]; through an image index, the image for `platform`.
+pub fn read_layout_platform(
+    target: &str,
+    platform: Option<&Platform>,
+) -> Result<(PathBuf, InspectedImage), OutputError> {
+    let (dir, tag) = layout_dir_tag(target)?;
+    let image = read_layout_for(&dir, tag.as_deref(), target, platform)?;
     Ok((dir, image))
+}
+
+/// `oci:DIR[:TAG]` or a bare directory.
+fn layout_dir_tag(target: &str) -> Result<(PathBuf, Option<String>), OutputError> {
+    match target.parse::<OutputTarget>() {
+        Ok(OutputTarget::OciLayout { dir, tag }) => Ok((dir, tag)),
+        Ok(OutputTarget::DockerArchive { file }) => Err(bad(
+            &file,
+            "docker archives carry no manifest to push; push the OCI layout or build with --push",
+        )),
+        Err(_) => Ok((PathBuf::from(target), None)),
+    }
 }
 
 /// One image in a docker archive's `manifest.json` (Docker's field names).
@@ -282,5 +395,6 @@ fn read_archive(file: &Path, source: &str) -> Result<InspectedImage, OutputError
         image_config,
         layers,
         tag: None,
+        index: None,
     })
 }

@@ -42,6 +42,18 @@ pub fn lock_layer_name(recipe: &Recipe, layer: &str) -> String {
     format!("{stem}/{layer}")
 }
 
+/// The Debian architecture whose packages the recipe's image gets (`arm64`, `armhf`, ...).
+/// The recipe was checked to name a platform Debian has a port for; the OCI name is the
+/// fallback only for a recipe built in code without that check (and is the same name for
+/// amd64, arm64, s390x and riscv64, which keeps their lockfiles' inputs hashes as they were).
+pub fn debian_architecture(recipe: &Recipe) -> &str {
+    recipe
+        .image
+        .platform
+        .debian_architecture()
+        .unwrap_or(&recipe.image.platform.architecture)
+}
+
 fn sources_desc(s: &AptSource) -> String {
     format!(
         "{:?} {:?} {:?} unsigned={}",
@@ -74,7 +86,7 @@ impl<'a> BaseState<'a> {
 /// installed set is where resolution starts). A lockfile made from other inputs is stale.
 pub fn inputs_hash(recipe: &Recipe, base: Option<&Digest>) -> Result<Digest, PlanError> {
     let mut h = Hasher::new();
-    h.update(recipe.image.platform.architecture.as_bytes());
+    h.update(debian_architecture(recipe).as_bytes());
     if let Some(d) = base {
         h.update(format!("\nbase {d}\n").as_bytes());
     }
@@ -150,14 +162,18 @@ pub fn lock_for(
     if mode != LockMode::Fresh {
         match std::fs::read_to_string(&path) {
             Ok(text) => {
-                let lock =
-                    Lockfile::from_toml(&text, &path.display().to_string()).map_err(|source| {
-                        PlanError::Lockfile {
-                            location: at.clone(),
-                            source: Box::new(source),
-                        }
-                    })?;
-                if lock.inputs == inputs {
+                let lock = Lockfile::from_toml_for(
+                    &text,
+                    &path.display().to_string(),
+                    &recipe.image.platform,
+                )
+                .map_err(|source| PlanError::Lockfile {
+                    location: at.clone(),
+                    source: Box::new(source),
+                })?;
+                // A multi-platform lockfile without this platform is as stale as a lock made
+                // from other inputs.
+                if let Some(lock) = lock.filter(|l| l.inputs == inputs) {
                     return Ok(Some(lock));
                 }
                 if mode == LockMode::Locked {
@@ -205,7 +221,7 @@ fn resolve_chain(
         },
         source: Box::new(e.into()),
     })?;
-    let arch = recipe.image.platform.architecture.clone();
+    let arch = debian_architecture(recipe).to_owned();
     // Every distinct set of sources in the chain, verified, in chain order.
     let mut verified: Vec<(String, apt::VerifiedSources, Location)> = Vec::new();
     for r in recipe.chain() {

@@ -21,9 +21,59 @@ use crate::image_path::ImagePathError;
 use schema::*;
 
 /// Reads and validates `path` and the recipes below it.
+///
+/// Base recipes that name no platform follow the top recipe's platforms (those that name them
+/// were checked to cover it), so every recipe of the chain says what is built.
 pub fn load(path: &Path) -> Result<Recipe, RecipeError> {
     let mut stack = Vec::new();
-    load_chain(path, &mut stack, None)
+    let mut recipe = load_chain(path, &mut stack, None)?;
+    let platforms = recipe.image.platforms.clone();
+    recipe.set_platforms(&platforms);
+    Ok(recipe)
+}
+
+/// [`load`], then the platforms of `--platform` (when not empty) instead of the recipe's: each
+/// must have a Debian port, and be built by every base recipe that names its platforms.
+pub fn load_for_platforms(path: &Path, platforms: &[Platform]) -> Result<Recipe, RecipeError> {
+    let mut recipe = load(path)?;
+    if platforms.is_empty() {
+        return Ok(recipe);
+    }
+    check_platform_list(platforms).map_err(|m| {
+        Diagnostic::at_file(path, format!("--platform: {m}"))
+            .help(format!("supported: {}", supported_platforms()))
+    })?;
+    if let Some((p, base, have)) = recipe.platform_conflict(platforms) {
+        return Err(Diagnostic::at_file(
+            path,
+            format!(
+                "--platform {p}: the base recipe {} builds only {}",
+                base.display(),
+                list_platforms(&have)
+            ),
+        )
+        .help("ask for the base recipe's platforms, or add this one to its `platforms`")
+        .into());
+    }
+    recipe.set_platforms(platforms);
+    recipe.image.platform_explicit = true;
+    Ok(recipe)
+}
+
+/// A platform list from the command line: each with a Debian port, none twice.
+pub fn check_platform_list(platforms: &[Platform]) -> Result<(), String> {
+    for (i, p) in platforms.iter().enumerate() {
+        if p.debian_architecture().is_none() {
+            return Err(format!("no Debian architecture builds platform {p}"));
+        }
+        if platforms[..i]
+            .iter()
+            .any(|q| q.normalized() == p.normalized())
+        {
+            return Err(format!("platform {p} is given twice"));
+        }
+    }
+    Ok(())
 }
 
 /// Parses recipe text without touching the file system beyond `dir` (for sources). Used by
@@ -388,6 +438,8 @@ impl Validator<'_> {
                 |i| i.compression,
             ),
             platform: inherited.map_or_else(Platform::host, |i| i.platform.clone()),
+            platforms: inherited.map_or_else(|| vec![Platform::host()], |i| i.platforms.clone()),
+            platform_explicit: inherited.is_some_and(|i| i.platform_explicit),
             annotations: BTreeMap::new(),
         };
         let Some(mut section) = section else {
@@ -431,9 +483,12 @@ impl Validator<'_> {
             }
         }
         self.image_compression(&section, &mut settings);
-        if let Some(platform) = section.platform {
-            self.image_platform(platform, inherited, &mut settings);
-        }
+        self.image_platforms(
+            section.platform,
+            section.platforms,
+            inherited,
+            &mut settings,
+        );
         if let Some(table) = section.annotations {
             settings.annotations = self.string_table(table, "annotation").into_iter().collect();
         }
@@ -495,35 +550,93 @@ impl Validator<'_> {
         }
     }
 
-    /// `platform`: parsed, and equal to the base recipe's when there is one.
-    fn image_platform(
+    /// `platform` or `platforms` (not both): each a Linux platform Debian has a port for, none
+    /// twice, and each built by the base recipe when that one names its platforms.
+    fn image_platforms(
         &mut self,
-        platform: Spanned<String>,
+        platform: Option<Str>,
+        platforms: Option<Spanned<Vec<Str>>>,
         inherited: Option<&ImageSettings>,
         settings: &mut ImageSettings,
     ) {
-        match parse_platform(platform.get_ref()) {
-            Some(p) => {
-                if let Some(parent) = inherited
-                    && parent.platform != p
-                {
-                    self.error(
-                            platform.span(),
-                            format!(
-                                "platform {p} differs from the base recipe's {}",
-                                parent.platform
-                            ),
-                            "a recipe's layers run on its base's platform; remove `platform` or change the base",
-                        );
-                }
-                settings.platform = p;
+        let given: Vec<Str> = match (platform, platforms) {
+            (None, None) => return,
+            (Some(_), Some(list)) => {
+                self.error(
+                    list.span(),
+                    "`platform` and `platforms` are both given",
+                    "keep one: `platforms = [\"linux/amd64\", \"linux/arm64\"]` builds one image per platform and an index over them",
+                );
+                return;
             }
-            None => self.error(
-                platform.span(),
-                format!("`{}` is not a platform", platform.get_ref()),
-                "write os/architecture[/variant], e.g. \"linux/amd64\" or \"linux/arm64/v8\"",
-            ),
+            (Some(one), None) => vec![one],
+            (None, Some(list)) if list.get_ref().is_empty() => {
+                self.error(
+                    list.span(),
+                    "`platforms` is empty",
+                    "name at least one, e.g. platforms = [\"linux/amd64\", \"linux/arm64\"]",
+                );
+                return;
+            }
+            (None, Some(list)) => list.into_inner(),
+        };
+        let mut out: Vec<Platform> = Vec::new();
+        for p in given {
+            let Some(parsed) = self.one_platform(&p) else {
+                continue;
+            };
+            if out.iter().any(|o| o.normalized() == parsed.normalized()) {
+                self.error(
+                    p.span(),
+                    format!("platform {parsed} is listed twice"),
+                    "list each platform once",
+                );
+                continue;
+            }
+            if let Some(parent) = inherited.filter(|i| i.platform_explicit)
+                && !parent
+                    .platforms
+                    .iter()
+                    .any(|have| have.normalized() == parsed.normalized())
+            {
+                self.error(
+                    p.span(),
+                    format!(
+                        "platform {parsed} is not built by the base recipe (its platforms: {})",
+                        list_platforms(&parent.platforms)
+                    ),
+                    "a recipe's layers go on its base's image for the same platform; remove the platform, or add it to the base recipe's `platforms`",
+                );
+                continue;
+            }
+            out.push(parsed);
         }
+        if let Some(first) = out.first() {
+            settings.platform = first.clone();
+            settings.platforms = out;
+            settings.platform_explicit = true;
+        }
+    }
+
+    /// One platform of `platform(s)`: `os/arch[/variant]`, Linux, with a Debian port.
+    fn one_platform(&mut self, p: &Str) -> Option<Platform> {
+        let Some(parsed) = parse_platform(p.get_ref()) else {
+            self.error(
+                p.span(),
+                format!("`{}` is not a platform", p.get_ref()),
+                "write os/architecture[/variant], e.g. \"linux/amd64\" or \"linux/arm64/v8\"",
+            );
+            return None;
+        };
+        if parsed.debian_architecture().is_none() {
+            self.error(
+                p.span(),
+                format!("no Debian architecture builds platform {parsed}"),
+                format!("use one of {}", supported_platforms()),
+            );
+            return None;
+        }
+        Some(parsed)
     }
 
     fn string_table(&mut self, table: Spanned<toml::Table>, what: &str) -> Vec<(String, String)> {
@@ -1254,6 +1367,24 @@ fn normalize_port(p: &str) -> Option<String> {
     Some(format!("{n}/{proto}"))
 }
 
+/// `linux/amd64, linux/arm64` for messages.
+pub fn list_platforms(platforms: &[Platform]) -> String {
+    platforms
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Every platform a recipe may name, for help lines.
+pub fn supported_platforms() -> String {
+    crate::oci::DEBIAN_ARCHITECTURES
+        .iter()
+        .map(|(arch, p)| format!("{p} ({arch})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn parse_platform(s: &str) -> Option<Platform> {
     let parts: Vec<&str> = s.split('/').collect();
     let ok = |p: &&str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
@@ -1415,6 +1546,7 @@ mod fuzz {
         "compression",
         "compression-level",
         "platform",
+        "platforms",
         "entrypoint",
         "cmd",
         "env",

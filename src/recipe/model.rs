@@ -71,6 +71,57 @@ impl Recipe {
         out
     }
 
+    /// The recipe and its chain of base recipes, all for `platform` alone (the recipe the
+    /// single-platform pipeline builds, once per platform of a multi-platform recipe).
+    pub fn for_platform(&self, platform: &Platform) -> Recipe {
+        let mut out = self.clone();
+        out.set_platforms(std::slice::from_ref(platform));
+        out
+    }
+
+    /// Sets the platforms of the recipe and the platform of every base recipe below it
+    /// (`platforms` must not be empty; the caller checked them against
+    /// [`Recipe::platform_conflict`]). A base recipe that names its platforms keeps that list
+    /// (what a later `--platform` is checked against); one that names none follows.
+    pub(crate) fn set_platforms(&mut self, platforms: &[Platform]) {
+        self.image.platforms = platforms.to_vec();
+        let mut cur = self;
+        loop {
+            cur.image.platform = platforms[0].clone();
+            if !cur.image.platform_explicit {
+                cur.image.platforms = platforms.to_vec();
+            }
+            match &mut cur.from {
+                Base::Recipe(parent) => cur = parent,
+                _ => return,
+            }
+        }
+    }
+
+    /// The first of `platforms` that a base recipe (not this one) which names its platforms
+    /// does not build, with that recipe's path and platforms.
+    pub fn platform_conflict(
+        &self,
+        platforms: &[Platform],
+    ) -> Option<(Platform, PathBuf, Vec<Platform>)> {
+        let chain = self.chain();
+        let bases = &chain[..chain.len() - 1];
+        bases
+            .iter()
+            .filter(|r| r.image.platform_explicit)
+            .find_map(|r| {
+                platforms
+                    .iter()
+                    .find(|p| {
+                        !r.image
+                            .platforms
+                            .iter()
+                            .any(|have| have.normalized() == p.normalized())
+                    })
+                    .map(|p| (p.clone(), r.path.clone(), r.image.platforms.clone()))
+            })
+    }
+
     /// The registry image the whole chain is built on, if its bottom recipe names one.
     pub fn image_base(&self) -> Option<&ImageBase> {
         match &self.chain()[0].from {
@@ -86,7 +137,15 @@ pub struct ImageSettings {
     pub tags: Vec<String>,
     pub format: ImageFormat,
     pub compression: Compression,
+    /// The platform this recipe's layers are built for: the first of `platforms`.
     pub platform: Platform,
+    /// Every platform the recipe is built for (one image each; with several, an image index
+    /// over them). Never empty; `platform` is its first.
+    pub platforms: Vec<Platform>,
+    /// `platform(s)` was written in this recipe or inherited from a base recipe that wrote it:
+    /// a recipe built on it must stay within its set. A recipe that never names one follows
+    /// the recipe built on it (default: the host's platform).
+    pub platform_explicit: bool,
     pub annotations: BTreeMap<String, String>,
 }
 

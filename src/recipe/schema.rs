@@ -39,6 +39,8 @@ pub struct ImageSection {
     pub compression_level: Option<Spanned<i64>>,
     /// `os/arch[/variant]`, default `linux/` + the host architecture.
     pub platform: Option<Str>,
+    /// Several `os/arch[/variant]`: one image each and an image index over them.
+    pub platforms: Option<Spanned<Vec<Str>>>,
     /// Manifest annotations.
     pub annotations: Option<Spanned<toml::Table>>,
 }

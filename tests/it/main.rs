@@ -37,6 +37,7 @@ mod keyrings;
 mod mmdebstrap_compare;
 mod oci_layout;
 mod packages;
+mod platforms;
 mod registry_base;
 mod registry_base_packages;
 mod registry_env;

@@ -1,7 +1,7 @@
 //! Shared by the apt tests: tiny .debs built in Rust, a signed apt repository in a temp dir, and
 //! a loopback HTTP server with fault injection.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -283,10 +283,27 @@ pub fn unix_now() -> i64 {
         .as_secs() as i64
 }
 
+/// The architectures a repository serves: its packages' (`all` goes into each), else amd64.
+fn repo_architectures(spec: &RepoSpec) -> Vec<String> {
+    let mut arches: Vec<String> = spec
+        .debs
+        .iter()
+        .filter(|d| d.arch != "all")
+        .map(|d| d.arch.clone())
+        .collect();
+    arches.sort();
+    arches.dedup();
+    if arches.is_empty() {
+        arches.push("amd64".into());
+    }
+    arches
+}
+
 pub fn build_repo(spec: &RepoSpec) -> Repo {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let mut packages = String::new();
+    let arches = repo_architectures(spec);
+    let mut packages: BTreeMap<String, String> = BTreeMap::new();
     let mut debs = HashMap::new();
     for deb in &spec.debs {
         let bytes = deb.build();
@@ -302,25 +319,20 @@ pub fn build_repo(spec: &RepoSpec) -> Repo {
         std::fs::write(&path, &bytes).unwrap();
         let control = deb.control();
         let (head, desc) = control.split_once("Description:").unwrap();
-        packages.push_str(head);
-        packages.push_str(&format!(
-            "Filename: {rel}\nSize: {}\nSHA256: {}\nDescription:{desc}\n",
+        let stanza = format!(
+            "{head}Filename: {rel}\nSize: {}\nSHA256: {}\nDescription:{desc}\n",
             bytes.len(),
             Digest::of(&bytes).hex()
-        ));
+        );
+        for arch in arches
+            .iter()
+            .filter(|a| deb.arch == "all" || **a == deb.arch)
+        {
+            packages.entry(arch.clone()).or_default().push_str(&stanza);
+        }
         debs.insert(deb.name.clone(), path);
     }
-    let comp_dir = format!("{}/binary-amd64", spec.component);
     let dist = root.join("dists").join(&spec.suite);
-    std::fs::create_dir_all(dist.join(&comp_dir)).unwrap();
-    let packages_xz = if spec.mismatched_text {
-        xz(format!("{packages}\n").as_bytes())
-    } else {
-        xz(packages.as_bytes())
-    };
-    std::fs::write(dist.join(&comp_dir).join("Packages"), &packages).unwrap();
-    std::fs::write(dist.join(&comp_dir).join("Packages.xz"), &packages_xz).unwrap();
-
     let mut release = format!(
         "Origin: stevedore-test\nSuite: {}\nCodename: {}\nDate: {}\n",
         spec.suite,
@@ -331,21 +343,34 @@ pub fn build_repo(spec: &RepoSpec) -> Repo {
         release.push_str(&format!("{k}: {v}\n"));
     }
     release.push_str(&format!(
-        "Architectures: amd64\nComponents: {}\nSHA256:\n",
+        "Architectures: {}\nComponents: {}\nSHA256:\n",
+        arches.join(" "),
         spec.component
     ));
-    if !spec.unlisted_text {
+    for arch in &arches {
+        let packages = packages.get(arch).cloned().unwrap_or_default();
+        let comp_dir = format!("{}/binary-{arch}", spec.component);
+        std::fs::create_dir_all(dist.join(&comp_dir)).unwrap();
+        let packages_xz = if spec.mismatched_text {
+            xz(format!("{packages}\n").as_bytes())
+        } else {
+            xz(packages.as_bytes())
+        };
+        std::fs::write(dist.join(&comp_dir).join("Packages"), &packages).unwrap();
+        std::fs::write(dist.join(&comp_dir).join("Packages.xz"), &packages_xz).unwrap();
+        if !spec.unlisted_text {
+            release.push_str(&format!(
+                " {} {} {comp_dir}/Packages\n",
+                Digest::of(packages.as_bytes()).hex(),
+                packages.len()
+            ));
+        }
         release.push_str(&format!(
-            " {} {} {comp_dir}/Packages\n",
-            Digest::of(packages.as_bytes()).hex(),
-            packages.len()
+            " {} {} {comp_dir}/Packages.xz\n",
+            Digest::of(&packages_xz).hex(),
+            packages_xz.len(),
         ));
     }
-    release.push_str(&format!(
-        " {} {} {comp_dir}/Packages.xz\n",
-        Digest::of(&packages_xz).hex(),
-        packages_xz.len(),
-    ));
     std::fs::write(dist.join("Release"), &release).unwrap();
     let inrelease = match &spec.signing {
         Signing::Unsigned => release.into_bytes(),
