@@ -519,16 +519,21 @@ fn layer_file(layout: &Path, digest: &str, path: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // End to end: recipes/webapp.toml for linux/amd64 and linux/arm64 from deb.debian.org.
 
-/// The cache the end-to-end build uses. One function, so a suite-wide shared cache can be
-/// pointed at here.
+/// The cache the end-to-end build uses: a copy of the suite's warm webapp cache (the amd64 half
+/// is built there once for every test module; see `common::warm_cache`), under target/ because
+/// a static is never dropped.
 fn e2e_cache_dir() -> PathBuf {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(tempdir).path().join("cache")
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let cache = fixture_dir("platforms-e2e").join("cache");
+        warm_cache(&["webapp.toml"], &cache);
+        cache
+    })
+    .clone()
 }
 
 /// The two-platform webapp, built once for the module's tests.
 struct Webapp {
-    _dir: tempfile::TempDir,
     recipe: PathBuf,
     layout: PathBuf,
     digest: String,
@@ -538,8 +543,9 @@ struct Webapp {
 fn webapp_build() -> &'static Webapp {
     static BUILT: OnceLock<Webapp> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let dir = tempdir();
-        let t = dir.path();
+        // Under target/, per process: a static is never dropped, so a temp dir would stay.
+        let dir = fixture_dir("platforms-webapp");
+        let t = dir.as_path();
         // The repository's recipes as they are, with `platforms` added to the top one.
         for name in [
             "debian-bookworm.toml",
@@ -570,7 +576,6 @@ fn webapp_build() -> &'static Webapp {
             ],
         );
         Webapp {
-            _dir: dir,
             recipe,
             layout,
             digest,
