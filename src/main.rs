@@ -666,6 +666,9 @@ fn run_build(
         },
         platforms: flags.platforms,
     };
+    if flags.attest.provenance || flags.attest.sign_key.is_some() || !flags.attest.sbom.is_empty() {
+        build::refuse_attest_for_several(&recipe, &opts.platforms)?;
+    }
     // The key is read before building: a bad key fails at once, not after the build.
     let mut attest = build::AttestOptions {
         provenance: flags.attest.provenance,

@@ -32,7 +32,7 @@ pub use error::{BuildError, classify};
 pub use keep::keep_set;
 pub use load::{load_plan, load_plans};
 pub use lock::lock;
-pub use platforms::{Built, MultiBuild, build_all};
+pub use platforms::{Built, MultiBuild, build_all, refuse_attest_for_several};
 pub use push_built::{push_built, push_result, push_several};
 pub use push_layout::push_layout;
 pub use sbom::sbom;

@@ -91,6 +91,21 @@ pub fn build_all(
     Ok(Built::Several(MultiBuild { images, index }))
 }
 
+/// `--provenance`, `--sbom` and `--sign-key` describe one image manifest: with several
+/// platforms they are refused before anything is built, not after minutes of building.
+pub fn refuse_attest_for_several(
+    recipe_path: &Path,
+    platforms: &[Platform],
+) -> Result<(), BuildError> {
+    let recipe = recipe::load_for_platforms(recipe_path, platforms)?;
+    if recipe.image.platforms.len() > 1 {
+        return Err(BuildError::AttestOnePlatform {
+            platforms: recipe::list_platforms(&recipe.image.platforms),
+        });
+    }
+    Ok(())
+}
+
 /// A docker archive holds one image: refused, before anything is built, for several platforms.
 fn refuse_archives(recipe: &Recipe, outputs: &[OutputTarget]) -> Result<(), BuildError> {
     match outputs
