@@ -11,6 +11,8 @@
 #   WAR rebuild    stevedore build --push, WAR changed vs buildah bud --layers + push (cached)
 #   no-op rebuild  stevedore build, nothing changed
 #   full push      stevedore push of the OCI layout    vs skopeo copy of the same layout
+#   cold/warm, zstd the cold and warm rows again with `compression = "zstd"` (OCI +zstd layers):
+#                  what zstd buys over the gzip default, against the same mmdebstrap runs
 # As root on Debian it installs what is missing (mmdebstrap buildah docker-registry skopeo time
 # python3 curl); a peer that is still missing is reported and its row shows only stevedore.
 set -euo pipefail
@@ -76,6 +78,11 @@ cp -r keyrings "$work/src/"
 war=$work/src/fixtures/war/jakarta/hello-jakarta.war
 cp fixtures/war/jakarta/hello-jakarta.war "$war"
 recipe=$work/src/recipes/webapp.toml
+# The same tree with zstd layers, in its own directory (its lock file is its own).
+cp -r "$work/src" "$work/srcz"
+sed -i 's/^\[image\]$/[image]\ncompression = "zstd"/' "$work/srcz/recipes/webapp.toml"
+grep -q '^compression = "zstd"' "$work/srcz/recipes/webapp.toml" || { echo "could not set zstd in the recipe copy" >&2; exit 1; }
+zrecipe=$work/srcz/recipes/webapp.toml
 change_war() { # makes the WAR's bytes differ, as a new commit's build would
     python3 - "$war" "$1" <<'PY'
 import sys, zipfile
@@ -88,6 +95,8 @@ echo "== cold build: stevedore (empty cache) vs mmdebstrap" >&2
 for i in $(seq "$RUNS"); do
     rm -rf "$work/cache" "$work/oci"
     measure st_cold "$bin" build --cache-dir "$work/cache" "$recipe" --output "oci:$work/oci"
+    rm -rf "$work/zcache" "$work/zoci"
+    measure st_zcold "$bin" build --cache-dir "$work/zcache" "$zrecipe" --output "oci:$work/zoci"
     if have mmdebstrap; then
         rm -rf "$work/mm.tar" "$work/mmcache"
         measure mm_cold mmdebstrap --quiet --variant=minbase --include=usr-is-merged,openjdk-17-jre-headless,tomcat10 \
@@ -97,6 +106,7 @@ done
 # From here on the recipe is locked, as a team's repository would have it (the cold rows above
 # resolved against the indexes, as mmdebstrap does).
 "$bin" lock --cache-dir "$work/cache" "$recipe" >/dev/null
+"$bin" lock --cache-dir "$work/zcache" "$zrecipe" >/dev/null
 echo "== warm build: stevedore (package cache kept, layers dropped) vs mmdebstrap (deb cache)" >&2
 MM=(mmdebstrap --quiet --variant=minbase --include=usr-is-merged,openjdk-17-jre-headless,tomcat10)
 if have mmdebstrap; then
@@ -109,6 +119,8 @@ fi
 for i in $(seq "$RUNS"); do
     rm -rf "$work/cache/layers" "$work/cache/blobs" "$work/oci"
     measure st_warm "$bin" build --cache-dir "$work/cache" "$recipe" --output "oci:$work/oci"
+    rm -rf "$work/zcache/layers" "$work/zcache/blobs" "$work/zoci"
+    measure st_zwarm "$bin" build --cache-dir "$work/zcache" "$zrecipe" --output "oci:$work/zoci"
     if have mmdebstrap; then
         rm -f "$work/mm.tar"
         measure mm_warm "${MM[@]}" --skip=essential/unlink \
@@ -191,8 +203,10 @@ row "WAR-only rebuild + push" st_war bu_war buildah "<= 0.150 s" "$(v st_war) <=
 row "no-op rebuild" st_noop "" "" "<= 0.050 s" "$(v st_noop) <= 0.050"
 row "no-op rebuild + push" st_noop_push "" "" "(no target)" "True"
 row "full push" st_push sk_push skopeo "no slower than skopeo" "$(v st_push) <= $(v sk_push)"
+row "cold build, zstd" st_zcold mm_cold mmdebstrap "(no target)" "True"
+row "warm build, zstd" st_zwarm mm_warm mmdebstrap "(no target)" "True"
 maxrss=0
-for k in st_cold st_warm st_war st_noop st_noop_push st_push; do r=$(peak "$k"); [ "$r" -gt "$maxrss" ] && maxrss=$r; done
+for k in st_cold st_warm st_war st_noop st_noop_push st_push st_zcold st_zwarm; do r=$(peak "$k"); [ "$r" -gt "$maxrss" ] && maxrss=$r; done
 for f in "$work"/t.rss_*; do
     k=${f#"$work"/t.}
     r=$(peak "$k"); [ "$r" -gt "$maxrss" ] && maxrss=$r

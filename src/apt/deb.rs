@@ -237,6 +237,51 @@ impl Deb {
         self.with_data(|mut reader| io::copy(&mut reader, out))
     }
 
+    /// Writes the decompressed data tarball to the empty file `out`, returning its size. A
+    /// data.tar.xz of several xz blocks (the JDK's has 8) is decoded on every core, each block
+    /// written at its offset ([`super::xz_blocks`]); anything else streams as
+    /// [`Deb::copy_data_tar`] does.
+    pub fn unpack_data_tar_to(&self, out: &File) -> Result<u64, DebError> {
+        if self.data_compression == Compression::Xz
+            && let Some(n) = self.unpack_xz_blocks(out)?
+        {
+            return Ok(n);
+        }
+        let mut writer = io::BufWriter::with_capacity(256 * 1024, out);
+        let n = self.copy_data_tar(&mut writer)?;
+        writer.flush().map_err(|source| DebError::Io {
+            path: self.path.display().to_string(),
+            source,
+        })?;
+        Ok(n)
+    }
+
+    /// The multi-block path of [`Deb::unpack_data_tar_to`]; `None` when the member is not one
+    /// xz stream of several blocks.
+    fn unpack_xz_blocks(&self, out: &File) -> Result<Option<u64>, DebError> {
+        let shown = self.path.display().to_string();
+        let member_err = |source| DebError::Member {
+            path: shown.clone(),
+            member: self.data_member.clone(),
+            source,
+        };
+        let input = File::open(&self.path).map_err(|source| DebError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+        let Some((start, len)) = member_range(&input, &self.data_member).map_err(member_err)?
+        else {
+            return Ok(None);
+        };
+        let Some(layout) = super::xz_blocks::layout(&input, start, len).map_err(member_err)? else {
+            return Ok(None);
+        };
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        super::xz_blocks::decode_parallel(&input, start, &layout, XZ_MEMLIMIT, out, threads)
+            .map(Some)
+            .map_err(member_err)
+    }
+
     /// Streams the entries of the data tarball, in archive order, through `visit`. Nothing is
     /// written to disk; `visit` reads each entry's contents (or skips them) before the next.
     ///
@@ -291,6 +336,32 @@ fn read_control(
         files.insert(name, bytes);
     }
     Ok(files)
+}
+
+/// Where member `name`'s data is in the ar archive `file` (offset, size), or `None`. The
+/// framing was checked by [`Deb::open`]; sizes are checked again against the file's length.
+fn member_range(file: &File, name: &str) -> io::Result<Option<(u64, u64)>> {
+    use std::os::unix::fs::FileExt;
+    let file_len = file.metadata()?.len();
+    let mut offset = 8u64;
+    let mut header = [0u8; 60];
+    while offset + 60 <= file_len {
+        file.read_exact_at(&mut header, offset)?;
+        let size: u64 = std::str::from_utf8(&header[48..58])
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad ar header"))?;
+        let start = offset + 60;
+        if size > file_len - start {
+            return Ok(None);
+        }
+        let member = String::from_utf8_lossy(&header[..16]);
+        if member.trim_end().trim_end_matches('/') == name {
+            return Ok(Some((start, size)));
+        }
+        offset = start + size + (size % 2);
+    }
+    Ok(None)
 }
 
 /// Walks the ar headers (60 bytes each, members padded to even length) and checks every

@@ -23,6 +23,7 @@ pub mod release;
 pub mod resolver;
 pub mod signature;
 pub mod version;
+pub mod xz_blocks;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

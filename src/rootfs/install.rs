@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -428,12 +427,8 @@ fn spool(p: &PackageFile, deb: &Deb, cache: &Cache) -> Result<Arc<PathBuf>, Inst
         );
     }
     let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| fail(e.to_string()))?;
-    {
-        let mut out = BufWriter::with_capacity(256 * 1024, tmp.as_file());
-        deb.copy_data_tar(&mut out)
-            .map_err(|e| fail(e.to_string()))?;
-        std::io::Write::flush(&mut out).map_err(|e| fail(e.to_string()))?;
-    }
+    deb.unpack_data_tar_to(tmp.as_file())
+        .map_err(|e| fail(e.to_string()))?;
     // Synced before the rename, and its length recorded after: a spool is trusted only when
     // both agree (see `Cache::unpacked_deb_complete`).
     tmp.as_file().sync_data().map_err(|e| fail(e.to_string()))?;

@@ -174,8 +174,8 @@ fn golden_digest_of_a_fixed_image() {
 }
 
 const GOLDEN_LAYERS: [&str; 2] = [
-    "sha256:1991cb10c28dd1a3d0a39bb865ad928801e8ccaa0f1cdc7354759019811b7868",
-    "sha256:bbf5de03f0023eb3045b646f9ef32d021fb9f9a8f7e5c3e8d0e8b46a86e8c6ec",
+    "sha256:a757841b90cabb9f67c3a42f8fd23e3c16d6563a012d4056404041feb94701c8",
+    "sha256:7afdbc757301b2ebb9a4289cc465e37ebb64e636e13bf67b3881868c4694dccc",
 ];
 const GOLDEN_MANIFEST: &str =
-    "sha256:e1d06642eac79994ba7fc55842fb30d88b43f1c13ea10078dff97605e3a9735b";
+    "sha256:c5bf4078882b3759525908d4a8b895325423fb154458c715819f66087cb65b3b";

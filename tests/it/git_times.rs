@@ -98,7 +98,7 @@ fn build(project: &Path, cache: &Path, env: &[(&str, &str)]) -> Built {
         .map(|d| {
             let bytes = blob(d);
             let mut tar = Vec::new();
-            flate2::read::GzDecoder::new(&bytes[..])
+            flate2::read::MultiGzDecoder::new(&bytes[..])
                 .read_to_end(&mut tar)
                 .unwrap();
             let mut a = tar::Archive::new(&tar[..]);

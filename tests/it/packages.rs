@@ -285,7 +285,7 @@ fn layer_entries(
     let manifest: serde_json::Value = serde_json::from_slice(&blob(digest)).unwrap();
     let layer = blob(manifest["layers"][index]["digest"].as_str().unwrap());
     let mut tar = Vec::new();
-    flate2::read::GzDecoder::new(&layer[..])
+    flate2::read::MultiGzDecoder::new(&layer[..])
         .read_to_end(&mut tar)
         .unwrap();
     let mut out = std::collections::BTreeMap::new();

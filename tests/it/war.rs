@@ -85,7 +85,7 @@ fn build(project: &Path) -> Vec<Layer> {
         .map(|l| {
             let digest = l["digest"].as_str().unwrap().to_string();
             let gz = blob(&digest).unwrap();
-            let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&gz[..]));
+            let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(&gz[..]));
             let mut entries = BTreeMap::new();
             for e in archive.entries().unwrap() {
                 let mut e = e.unwrap();
