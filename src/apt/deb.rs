@@ -69,7 +69,7 @@ impl Compression {
     pub fn decoder<'a, R: Read + 'a>(self, reader: R) -> io::Result<Box<dyn Read + 'a>> {
         Ok(match self {
             Compression::None => Box::new(reader),
-            Compression::Gzip => Box::new(flate2::read::GzDecoder::new(reader)),
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(reader)),
             Compression::Xz => {
                 // Every .deb and index is SHA-256-verified before it is decompressed, so xz's
                 // own CRC64 adds nothing but ~10% of decoding time.

@@ -498,7 +498,7 @@ fn the_lockfile_pins_each_platform_and_builds_locked() {
 fn layer_file(layout: &Path, digest: &str, path: &str) -> String {
     let hex = digest.strip_prefix("sha256:").unwrap();
     let f = std::fs::File::open(layout.join("blobs/sha256").join(hex)).unwrap();
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(f));
+    let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(f));
     for entry in archive.entries().unwrap() {
         let mut entry = entry.unwrap();
         let name = entry
