@@ -49,7 +49,12 @@ fn a_mirror_that_cannot_be_reached_during_a_cold_build_is_exit_4() {
     let mirror = format!("http://127.0.0.1:{}/debian", closed_port());
     let recipe = package_recipe(t.path(), &mirror);
     let started = Instant::now();
-    let out = stevedore(&t.path().join("cache"), &["build", path_str(&recipe)]);
+    // One retry: the class of the failure is the point here, the retry policy is tested in
+    // ci_conventions (and four backed-off retries cost this test ~12 s of waiting).
+    let out = stevedore(
+        &t.path().join("cache"),
+        &["build", "--retries", "1", path_str(&recipe)],
+    );
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains(&mirror), "names the URL: {err}");
@@ -69,7 +74,7 @@ fn a_mirror_that_cannot_be_reached_during_a_cold_build_is_exit_4() {
     drop(server); // the mirror goes down
     let out = stevedore(
         &t.path().join("cold-cache"),
-        &["build", "--locked", path_str(&recipe)],
+        &["build", "--locked", "--retries", "1", path_str(&recipe)],
     );
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     assert!(stderr(&out).contains("hello"), "{}", stderr(&out));
