@@ -178,24 +178,9 @@ impl Lockfile {
 
     /// `file` names the lockfile in errors.
     pub fn from_toml(text: &str, file: &str) -> Result<Lockfile, LockError> {
-        #[derive(Deserialize)]
-        struct VersionOnly {
-            version: u32,
-        }
-        let v: VersionOnly = toml::from_str(text).map_err(|e| LockError::Parse {
-            file: file.to_owned(),
-            detail: e.to_string(),
-        })?;
-        if v.version != LOCK_VERSION {
-            return Err(LockError::Version {
-                file: file.to_owned(),
-                found: v.version,
-            });
-        }
-        toml::from_str(text).map_err(|e| LockError::Parse {
-            file: file.to_owned(),
-            detail: e.to_string(),
-        })
+        // The version check first: a newer format must say so, not fail on its fields.
+        Lockfile::check_version(text, file)?;
+        parse(text, file)
     }
 
     /// The lock for `platform` from either form: a one-platform lockfile as it is (its inputs
@@ -210,19 +195,13 @@ impl Lockfile {
         struct Probe {
             platforms: Option<toml::Value>,
         }
-        let probe: Probe = toml::from_str(text).map_err(|e| LockError::Parse {
-            file: file.to_owned(),
-            detail: e.to_string(),
-        })?;
+        let probe: Probe = parse(text, file)?;
         if probe.platforms.is_none() {
             return Lockfile::from_toml(text, file).map(Some);
         }
         // The version check first: a newer format must say so, not fail on its fields.
         Lockfile::check_version(text, file)?;
-        let multi: MultiLockfile = toml::from_str(text).map_err(|e| LockError::Parse {
-            file: file.to_owned(),
-            detail: e.to_string(),
-        })?;
+        let multi: MultiLockfile = parse(text, file)?;
         let want = platform.normalized();
         Ok(multi
             .platforms
@@ -245,10 +224,7 @@ impl Lockfile {
         struct VersionOnly {
             version: u32,
         }
-        let v: VersionOnly = toml::from_str(text).map_err(|e| LockError::Parse {
-            file: file.to_owned(),
-            detail: e.to_string(),
-        })?;
+        let v: VersionOnly = parse(text, file)?;
         if v.version != LOCK_VERSION {
             return Err(LockError::Version {
                 file: file.to_owned(),
@@ -257,6 +233,14 @@ impl Lockfile {
         }
         Ok(())
     }
+}
+
+/// `text` as a `T`, a syntax or shape error naming `file`.
+fn parse<T: serde::de::DeserializeOwned>(text: &str, file: &str) -> Result<T, LockError> {
+    toml::from_str(text).map_err(|e| LockError::Parse {
+        file: file.to_owned(),
+        detail: e.to_string(),
+    })
 }
 
 #[cfg(test)]
