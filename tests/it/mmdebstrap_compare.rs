@@ -623,7 +623,6 @@ fn oci_tree(layout: &Path) -> Tree {
 
 /// Both builds, once per test binary.
 struct Fixture {
-    _t: tempfile::TempDir,
     cache: std::path::PathBuf,
     lock: std::path::PathBuf,
     /// stevedore's image, unpacked by umoci (owners kept), for the chroot tests.
@@ -649,24 +648,26 @@ fn build_both() -> Fixture {
     require_tool("unshare", "util-linux");
     require_root("mmdebstrap --mode=root installs as root, keeping owners and device nodes");
     let started = Instant::now();
-    let t = tempdir();
+    // Under target/, per process: a static is never dropped, so a temp dir would leave this
+    // ~1.5 GB (cache, bundle, mmdebstrap's tarball) in /tmp after every run.
+    let t = crate::common::fixture_dir("mmdebstrap-fixture");
     for r in ["debian-bookworm.toml", "openjdk.toml"] {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-        std::fs::create_dir_all(t.path().join("recipes")).unwrap();
+        std::fs::create_dir_all(t.as_path().join("recipes")).unwrap();
         std::fs::copy(
             repo.join("recipes").join(r),
-            t.path().join("recipes").join(r),
+            t.as_path().join("recipes").join(r),
         )
         .unwrap();
     }
-    let recipe = recipe_copy(t.path(), "tomcat.toml");
-    let cache = t.path().join("cache");
+    let recipe = recipe_copy(t.as_path(), "tomcat.toml");
+    let cache = t.as_path().join("cache");
     warm_cache(&["tomcat.toml"], &cache);
-    let mm_tar = t.path().join("mmdebstrap.tar");
-    let layout = t.path().join("oci");
+    let mm_tar = t.as_path().join("mmdebstrap.tar");
+    let layout = t.as_path().join("oci");
 
     // Both resolutions at the same time, so they see the same mirror state.
-    let mm_log = t.path().join("mmdebstrap.log");
+    let mm_log = t.as_path().join("mmdebstrap.log");
     let mut mm = {
         use std::os::unix::process::CommandExt;
         let child = Command::new("mmdebstrap")
@@ -702,7 +703,7 @@ fn build_both() -> Fixture {
         &[("SOURCE_DATE_EPOCH", "1735689600")],
     );
     let built = started.elapsed();
-    let bundle = t.path().join("bundle");
+    let bundle = t.as_path().join("bundle");
     run(Command::new("umoci")
         .args(["unpack", "--image", &format!("{}:10", layout.display())])
         .arg(&bundle));
@@ -736,7 +737,7 @@ fn build_both() -> Fixture {
             mm.insert(raw)
         },
     );
-    let mm_ld_cache = t.path().join("mmdebstrap-ld.so.cache");
+    let mm_ld_cache = t.as_path().join("mmdebstrap-ld.so.cache");
     std::fs::write(&mm_ld_cache, &mm_files["/etc/ld.so.cache"]).unwrap();
     Fixture {
         cache,
@@ -748,7 +749,6 @@ fn build_both() -> Fixture {
         mm_files,
         built,
         mm_done,
-        _t: t,
     }
 }
 
