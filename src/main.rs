@@ -482,6 +482,8 @@ fn main() -> ExitCode {
     limit_allocator_retention();
     let cli = Cli::parse();
     log::init(cli.verbose, cli.quiet, cli.log_format);
+    // The timeline's zero (`RUST_LOG=stevedore=debug`).
+    tracing::debug!("stevedore {} started", env!("CARGO_PKG_VERSION"));
     let cache_dir = cli
         .cache_dir
         .clone()

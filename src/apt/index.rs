@@ -243,6 +243,24 @@ impl Index {
         self.scan(std::io::BufReader::with_capacity(256 * 1024, reader), id)
     }
 
+    /// [`Index::add_packages_file`] for a text still being decoded: scanned from `stream` as
+    /// it arrives. `finish` gets the scan's result once the stream has ended and gives the
+    /// finished file that paragraphs are read back from (or the error that wins); nothing is
+    /// read back before then.
+    pub fn add_packages_stream<E>(
+        &mut self,
+        stream: impl std::io::BufRead,
+        file: &str,
+        mirror: &str,
+        finish: impl FnOnce(Result<(), IndexError>) -> Result<std::fs::File, E>,
+    ) -> Result<(), E> {
+        let id = self.push_text(TextContent::Memory("".into()), file, mirror);
+        let scanned = self.scan(stream, id);
+        let text = finish(scanned)?;
+        self.texts[id as usize].content = TextContent::File(text);
+        Ok(())
+    }
+
     fn push_text(&mut self, content: TextContent, file: &str, mirror: &str) -> u32 {
         self.texts.push(IndexText {
             content,

@@ -280,6 +280,18 @@ fn decompressed_index_must_match_the_signed_text_hash() {
     // Only the verified compressed file is stored, not the text that failed.
     assert_eq!(stored_files(&cache), 1);
 
+    // A text that goes on past its signed size is refused as such, although everything the
+    // index scanned of it (while it was being decoded) was fine.
+    let mut spec = RepoSpec::new(sample_debs());
+    spec.index_bomb = true;
+    let (_repo, _server, cache, result) = load(&spec, "test-keyring.gpg");
+    let err = result.unwrap_err().to_string();
+    assert!(
+        err.contains("main/binary-amd64/Packages.xz (decompressed)") && err.contains("size"),
+        "{err}"
+    );
+    assert_eq!(stored_files(&cache), 1);
+
     // A consistent repository stores the text once, and a second load reads it back.
     let (_repo, server, cache, first) = load(&RepoSpec::new(sample_debs()), "test-keyring.gpg");
     assert!(first.unwrap().index.candidate("libbar").is_some());

@@ -230,6 +230,9 @@ pub struct RepoSpec {
     pub mismatched_text: bool,
     /// Leave the plain `Packages` out of the Release (only `Packages.xz` is listed).
     pub unlisted_text: bool,
+    /// `Packages.xz` decodes to the signed text followed by 16 MiB of blank lines (which parse
+    /// as nothing): a decompression bomb behind a valid prefix.
+    pub index_bomb: bool,
 }
 
 impl RepoSpec {
@@ -242,6 +245,7 @@ impl RepoSpec {
             release_fields: Vec::new(),
             mismatched_text: false,
             unlisted_text: false,
+            index_bomb: false,
         }
     }
 }
@@ -353,6 +357,10 @@ pub fn build_repo(spec: &RepoSpec) -> Repo {
         std::fs::create_dir_all(dist.join(&comp_dir)).unwrap();
         let packages_xz = if spec.mismatched_text {
             xz(format!("{packages}\n").as_bytes())
+        } else if spec.index_bomb {
+            let mut bomb = packages.clone().into_bytes();
+            bomb.resize(bomb.len() + (16 << 20), b'\n');
+            xz(&bomb)
         } else {
             xz(packages.as_bytes())
         };
