@@ -362,10 +362,21 @@ async fn verify_sources_async(
             ),
         });
     }
+    // Every entry's InRelease files are asked for at once (a round trip each, ~0.1 s on a cold
+    // build otherwise spent one after the other); results are taken in the recipe's order, so
+    // the first failing entry is the one reported.
+    let entries = futures_util::future::join_all(
+        sources
+            .iter()
+            .map(|entry| verify_suites(entry, fetcher, now)),
+    )
+    .await;
     let mut pending = Vec::new();
     let mut wanted = Vec::new();
-    for entry in sources {
-        verify_suites(entry, fetcher, now, &mut pending, &mut wanted).await?;
+    for entry in entries {
+        let (p, w) = entry?;
+        pending.extend(p);
+        wanted.extend(w);
     }
     tracing::debug!("verified {} InRelease files", pending.len());
     Ok(VerifiedSources {
@@ -414,13 +425,13 @@ async fn load_verified_async(
     })
 }
 
+/// One sources entry's suites, verified, and the Packages files they name.
 async fn verify_suites(
     sources: &Sources,
     fetcher: &Fetcher,
     now: SystemTime,
-    pending: &mut Vec<PendingSuite>,
-    wanted: &mut Vec<IndexDownload>,
-) -> Result<(), AptError> {
+) -> Result<(Vec<PendingSuite>, Vec<IndexDownload>), AptError> {
+    let (mut pending, mut wanted) = (Vec::new(), Vec::new());
     sources.validate()?;
     let keyring = if sources.allow_unsigned {
         tracing::warn!(
@@ -431,29 +442,15 @@ async fn verify_suites(
     } else {
         Some(sources.load_keyring()?)
     };
-    for suite in &sources.suites {
-        // Mirrors are alternatives: the first that serves the InRelease serves the suite.
-        let mut answer = None;
-        let mut last_error = None;
-        for mirror in &sources.mirrors {
-            let mirror = mirror.trim_end_matches('/');
-            let url = format!("{mirror}/dists/{suite}/InRelease");
-            match fetcher.get_bytes(&url).await {
-                Ok(bytes) => {
-                    answer = Some((mirror, url, bytes));
-                    break;
-                }
-                Err(e) => {
-                    if sources.mirrors.len() > 1 {
-                        tracing::warn!("{e}; trying the next mirror");
-                    }
-                    last_error = Some(e);
-                }
-            }
-        }
-        let Some((mirror, url, bytes)) = answer else {
-            return Err(last_error.expect("validate() ensures a mirror").into());
-        };
+    let answers = futures_util::future::join_all(
+        sources
+            .suites
+            .iter()
+            .map(|suite| fetch_inrelease(sources, suite, fetcher)),
+    )
+    .await;
+    for (suite, answer) in sources.suites.iter().zip(answers) {
+        let (mirror, url, bytes) = answer?;
         {
             let text =
                 String::from_utf8(bytes).map_err(|_| AptError::NotText { url: url.clone() })?;
@@ -522,7 +519,31 @@ async fn verify_suites(
             });
         }
     }
-    Ok(())
+    Ok((pending, wanted))
+}
+
+/// A suite's InRelease from the first of the entry's mirrors that serves it (mirrors are
+/// alternatives): the mirror, the URL and the bytes.
+async fn fetch_inrelease<'s>(
+    sources: &'s Sources,
+    suite: &str,
+    fetcher: &Fetcher,
+) -> Result<(&'s str, String, Vec<u8>), AptError> {
+    let mut last_error = None;
+    for mirror in &sources.mirrors {
+        let mirror = mirror.trim_end_matches('/');
+        let url = format!("{mirror}/dists/{suite}/InRelease");
+        match fetcher.get_bytes(&url).await {
+            Ok(bytes) => return Ok((mirror, url, bytes)),
+            Err(e) => {
+                if sources.mirrors.len() > 1 {
+                    tracing::warn!("{e}; trying the next mirror");
+                }
+                last_error = Some(e);
+            }
+        }
+    }
+    Err(last_error.expect("validate() ensures a mirror").into())
 }
 
 /// A Packages file to fetch: by-hash URL when offered, and its plain path as a fallback.
