@@ -280,14 +280,7 @@ pub(crate) fn fetch_layers(
 ) -> Result<Vec<u64>, BuildError> {
     let mut sizes = Vec::new();
     for l in &base.image.layers {
-        if !cache.has_blob(&l.digest) {
-            tracing::info!(
-                "downloading base layer {} from {}",
-                l.digest,
-                base.reference
-            );
-            fetch_blob(&base.reference, &l.digest, l.size, cache, registry)?;
-        }
+        ensure_layer_blob(base, l, cache, registry)?;
         let name = l.digest.hex();
         let known = cache
             .read_named("base-layers", &name)
@@ -366,6 +359,24 @@ pub(crate) fn tree(
     read().map(Some).map_err(|e| at(from, e))
 }
 
+/// A base layer's (compressed) blob in the cache: there already, else downloaded and verified.
+fn ensure_layer_blob(
+    base: &ResolvedBase,
+    l: &crate::image::BaseLayer,
+    cache: &Cache,
+    registry: &LazyRegistry,
+) -> Result<(), BuildError> {
+    if !cache.has_blob(&l.digest) {
+        tracing::info!(
+            "downloading base layer {} from {}",
+            l.digest,
+            base.reference
+        );
+        fetch_blob(&base.reference, &l.digest, l.size, cache, registry)?;
+    }
+    Ok(())
+}
+
 /// Every base layer as an uncompressed tar in the cache's blob store, named by its diff_id:
 /// downloaded (verified by digest) and decompressed (verified against the config's diff_id)
 /// once, then read in place by [`crate::rootfs::base`] — file contents stay in these tars.
@@ -377,14 +388,7 @@ fn layer_tars(
     let mut out = Vec::new();
     for l in &base.image.layers {
         if !cache.has_blob(&l.diff_id) {
-            if !cache.has_blob(&l.digest) {
-                tracing::info!(
-                    "downloading base layer {} from {}",
-                    l.digest,
-                    base.reference
-                );
-                fetch_blob(&base.reference, &l.digest, l.size, cache, registry)?;
-            }
+            ensure_layer_blob(base, l, cache, registry)?;
             decompress_layer(base, l, cache)?;
         }
         out.push(cache.blob_path(&l.diff_id));
