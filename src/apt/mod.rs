@@ -612,28 +612,25 @@ fn packages_text(fetcher: &Fetcher, file: &PendingFile) -> Result<std::fs::File,
         path: file.release_path.clone(),
         source,
     };
-    let decompress = |out: &mut dyn std::io::Write| -> std::io::Result<()> {
-        let input = std::io::BufReader::new(std::fs::File::open(&file.stored)?);
-        let decoder = compression_of(&file.release_path).decoder(input)?;
-        // Past the signed size (plus one byte, to be refused) nothing is worth decoding.
-        let limit = file
-            .text_hash
-            .as_ref()
-            .map_or(u64::MAX, |h| h.size.saturating_add(1));
-        std::io::copy(&mut decoder.take(limit), out)?;
-        Ok(())
-    };
     let path = match &file.text_hash {
         None if compression_of(&file.release_path) == deb::Compression::None => file.stored.clone(),
         None => {
+            // No signed size to stop at: the Release vouches only for the compressed file.
             let mut tmp = tempfile::tempfile_in(fetcher.partial_dir()).map_err(decompress_error)?;
-            decompress(&mut std::io::BufWriter::new(&mut tmp)).map_err(decompress_error)?;
+            let mut out = std::io::BufWriter::new(&mut tmp);
+            std::fs::File::open(&file.stored)
+                .and_then(|f| {
+                    compression_of(&file.release_path).decoder(std::io::BufReader::new(f))
+                })
+                .and_then(|mut decoder| std::io::copy(&mut decoder, &mut out))
+                .and_then(|_| std::io::Write::flush(&mut out))
+                .map_err(decompress_error)?;
+            drop(out);
             return Ok(tmp);
         }
-        Some(hash) => {
-            let what = format!("{} (decompressed)", file.url);
-            fetcher.store_derived(&what, &hash.sha256, hash.size, decompress)?
-        }
+        // Stored already (store_text returns it at once), or decoded now with nobody reading
+        // along: the same bounded, verified decoding either way.
+        Some(hash) => store_text(fetcher, file, hash, std::sync::mpsc::sync_channel(0).0)?,
     };
     std::fs::File::open(&path).map_err(decompress_error)
 }
