@@ -89,18 +89,19 @@ impl Transport {
         let tick = (self.idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
         let fut = rb.send();
         tokio::pin!(fut);
+        // Wakes every `tick` to look at the activity clock; the send itself is never dropped
+        // and restarted, only polled again.
         loop {
-            tokio::select! {
-                r = &mut fut => return r.map_err(|e| map_send_error(method, url, &e)),
-                _ = tokio::time::sleep(tick) => {
-                    if activity.idle() > self.idle {
-                        return Err(RegistryError::Stalled {
-                            method: method.to_string(),
-                            url: strip_query(url),
-                            after: self.idle,
-                        });
-                    }
+            match tokio::time::timeout(tick, &mut fut).await {
+                Ok(r) => return r.map_err(|e| map_send_error(method, url, &e)),
+                Err(_) if activity.idle() > self.idle => {
+                    return Err(RegistryError::Stalled {
+                        method: method.to_string(),
+                        url: strip_query(url),
+                        after: self.idle,
+                    });
                 }
+                Err(_) => {}
             }
         }
     }
@@ -547,8 +548,16 @@ mod tests {
     }
 
     /// What rustls says when a plain-HTTP server answers the ClientHello, as Go's server does.
-    #[tokio::test]
-    async fn plain_http_answer_to_tls_is_recognised() {
+    #[test]
+    fn plain_http_answer_to_tls_is_recognised() {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(plain_http_answer_to_tls());
+    }
+
+    async fn plain_http_answer_to_tls() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = l.local_addr().unwrap().port();
