@@ -48,9 +48,7 @@ fn the_stevedore_image_builds_an_image_as_a_non_root_user() {
         ],
     );
     let bundle = t.path().join("bundle");
-    run(Command::new("umoci")
-        .args(["unpack", "--image", &format!("{}:latest", layout.display())])
-        .arg(&bundle));
+    umoci_unpack(&format!("{}:latest", layout.display()), &bundle);
     let rootfs = bundle.join("rootfs");
     let config: serde_json::Value =
         serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();

@@ -41,9 +41,7 @@ fn build_and_run(recipe_name: &str, tag: &str, min_packages: usize, warm: &[&str
         ],
     );
     let bundle = t.path().join("bundle");
-    run(Command::new("umoci")
-        .args(["unpack", "--image", &format!("{}:{tag}", layout.display())])
-        .arg(&bundle));
+    umoci_unpack(&format!("{}:{tag}", layout.display()), &bundle);
     let rootfs = bundle.join("rootfs");
     let out = chroot(
         &rootfs,

@@ -662,7 +662,8 @@ fn build_both() -> Fixture {
     }
     let recipe = recipe_copy(t.as_path(), "tomcat.toml");
     let cache = t.as_path().join("cache");
-    warm_cache(&["tomcat.toml"], &cache);
+    // webapp's chain is tomcat.toml's plus the WAR layer: its warm cache holds every layer.
+    warm_cache(&["webapp.toml"], &cache);
     let mm_tar = t.as_path().join("mmdebstrap.tar");
     let layout = t.as_path().join("oci");
 
@@ -704,9 +705,7 @@ fn build_both() -> Fixture {
     );
     let built = started.elapsed();
     let bundle = t.as_path().join("bundle");
-    run(Command::new("umoci")
-        .args(["unpack", "--image", &format!("{}:10", layout.display())])
-        .arg(&bundle));
+    umoci_unpack(&format!("{}:10", layout.display()), &bundle);
     let status = mm.0.take().unwrap().wait().expect("wait for mmdebstrap");
     assert!(
         status.success(),

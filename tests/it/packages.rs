@@ -129,9 +129,7 @@ fn lock_build_locked_and_the_installed_tree() {
         ],
     );
     let bundle = t.path().join("bundle");
-    run(Command::new("umoci")
-        .args(["unpack", "--image", &format!("{}:latest", layout.display())])
-        .arg(&bundle));
+    umoci_unpack(&format!("{}:latest", layout.display()), &bundle);
     let root = bundle.join("rootfs");
     let snap = snapshot(&root);
     // Merged /usr: the symlinks, and package paths under /bin and /lib landed below /usr.

@@ -292,11 +292,7 @@ fn local_outputs_download_the_base_and_inherit_its_config() {
     assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 3);
 
     let bundle = t.path().join("bundle");
-    run(std::process::Command::new("umoci")
-        .arg("unpack")
-        .arg("--image")
-        .arg(format!("{}:v1", layout.display()))
-        .arg(&bundle));
+    umoci_unpack(&format!("{}:v1", layout.display()), &bundle);
     let rootfs = bundle.join("rootfs");
     assert_eq!(
         std::fs::read_to_string(rootfs.join("srv/www/index.html")).unwrap(),

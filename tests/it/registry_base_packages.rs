@@ -373,9 +373,7 @@ fn build_and_unpack(t: &Path, cache: &Path, recipe: &Path, name: &str) -> PathBu
         ],
     );
     let bundle = t.join(format!("{name}-bundle"));
-    run(Command::new("umoci")
-        .args(["unpack", "--image", &format!("{}:latest", layout.display())])
-        .arg(&bundle));
+    umoci_unpack(&format!("{}:latest", layout.display()), &bundle);
     bundle
 }
 

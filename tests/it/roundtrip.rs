@@ -183,12 +183,6 @@ fn assert_tree(rootfs: &Path) {
     );
 }
 
-fn umoci_unpack(image: &str, bundle: &Path) {
-    run(Command::new("umoci")
-        .args(["unpack", "--image", image])
-        .arg(bundle));
-}
-
 fn skopeo_json(args: &[&str]) -> serde_json::Value {
     let out = run(Command::new("skopeo").args(args));
     serde_json::from_slice(&out.stdout).unwrap()

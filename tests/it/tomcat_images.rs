@@ -188,13 +188,7 @@ fn build_run_and_check(e: &Expect<'_>, all_recipes: &[&str]) {
         stderr(&out)
     );
     let bundle = t.path().join("bundle");
-    run(Command::new("umoci")
-        .args([
-            "unpack",
-            "--image",
-            &format!("{}:{}", layout.display(), e.tag),
-        ])
-        .arg(&bundle));
+    umoci_unpack(&format!("{}:{}", layout.display(), e.tag), &bundle);
     let rootfs = bundle.join("rootfs");
 
     // Java through the alternatives symlink, dpkg's view of every package, apt inside.
