@@ -4,7 +4,6 @@
 use crate::common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
 
