@@ -28,7 +28,7 @@ fn sources(server: &Server, suite: &str, keyring: &Path) -> Sources {
 
 /// Loads `suite` from `server` with `keyring`, checking the time bound.
 fn load(server: &Server, suite: &str, keyring: &Path) -> Result<apt::LoadedIndex, AptError> {
-    let cache = tempfile::tempdir().unwrap();
+    let cache = crate::common::tempdir();
     let fetcher = Fetcher::new(cache.path())
         .unwrap()
         .with_retries(1, Duration::from_millis(20));
@@ -86,7 +86,7 @@ fn a_swapped_suite_fails_the_cli_with_exit_3() {
     let repo = build_repo(&spec);
     serve_suite_as(&repo, "stable-proposed", "stable");
     let server = Server::serve(repo.root());
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let recipe = recipe(dir.path(), &server.url(), &test_keyring());
     let started = Instant::now();
     let out = common::stevedore(
@@ -165,7 +165,7 @@ fn a_replayed_release_past_its_valid_until_fails_the_cli_with_exit_4() {
     spec.release_fields = vec![("Valid-Until".into(), now_rfc2822(-60))];
     let repo = build_repo(&spec);
     let server = Server::serve(repo.root());
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let recipe = recipe(dir.path(), &server.url(), &test_keyring());
     let out = common::stevedore(
         &dir.path().join("cache"),
@@ -206,7 +206,7 @@ fn assert_secret_absent(dir: &Path, out: &std::process::Output) {
 fn credentials_in_a_mirror_url_are_refused_and_never_shown_or_sent() {
     let repo = build_repo(&RepoSpec::new(vec![TestDeb::new("app", "1").arch("all")]));
     let server = Server::serve(repo.root());
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let mirror = format!("http://ci-user:{SECRET}@{}", server.addr);
     let recipe = recipe(dir.path(), &mirror, &test_keyring());
     let layout = dir.path().join("out");
@@ -242,7 +242,7 @@ fn credentials_in_a_mirror_url_are_refused_and_never_shown_or_sent() {
     // The library refuses them too, redacted, before any request.
     let mut s = sources(&server, "stable", &test_keyring());
     s.mirrors = vec![server.url(), mirror.clone()];
-    let cache = tempfile::tempdir().unwrap();
+    let cache = crate::common::tempdir();
     let err = apt::load_index(
         &[s],
         &Fetcher::new(cache.path()).unwrap(),

@@ -190,7 +190,7 @@ fn apt_get_run(
     recommends: bool,
 ) -> BTreeMap<String, String> {
     require_tool("apt-get", "apt");
-    let root = tempfile::tempdir().unwrap();
+    let root = crate::common::tempdir();
     let r = root.path();
     for d in [
         "etc/apt/apt.conf.d",
@@ -675,7 +675,7 @@ fn real_debs_stream_debian_xz_and_ubuntu_zst() {
             size: package.size,
         };
         // A fresh store, so the download (and its progress) really happens.
-        let store = tempfile::tempdir().unwrap();
+        let store = crate::common::tempdir();
         let progress = std::sync::Arc::new(CountingProgress::default());
         let fetcher = Fetcher::new(store.path())
             .unwrap()

@@ -56,7 +56,7 @@ fn load(
 ) {
     let repo = build_repo(spec);
     let server = Server::serve(repo.root());
-    let cache = tempfile::tempdir().unwrap();
+    let cache = crate::common::tempdir();
     let result = apt::load_index(
         &[sources(&server, keyring)],
         &fetcher(&cache),
@@ -142,7 +142,7 @@ fn tampered_inrelease_is_a_bad_signature() {
     )
     .unwrap();
     let server = Server::serve(repo.root());
-    let cache = tempfile::tempdir().unwrap();
+    let cache = crate::common::tempdir();
     let err = apt::load_index(
         &[sources(&server, "test-keyring.gpg")],
         &fetcher(&cache),
@@ -246,7 +246,7 @@ fn packages_hash_mismatch_stores_nothing() {
     bytes[last] ^= 0xff;
     std::fs::write(&packages_xz, &bytes).unwrap();
     let server = Server::serve(repo.root());
-    let cache = tempfile::tempdir().unwrap();
+    let cache = crate::common::tempdir();
     let err = apt::load_index(
         &[sources(&server, "test-keyring.gpg")],
         &fetcher(&cache),
@@ -370,7 +370,7 @@ fn deb_hash_mismatch_names_the_url_and_both_digests() {
 
 #[test]
 fn truncated_deb_and_unsupported_compression_name_the_file() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let good = TestDeb::new("cut", "1").build();
     let path = dir.path().join("cut_1_amd64.deb");
     std::fs::write(&path, &good[..good.len() - 100]).unwrap();
@@ -396,7 +396,7 @@ fn truncated_deb_and_unsupported_compression_name_the_file() {
 #[test]
 fn network_down_names_the_url() {
     // Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
-    let cache = tempfile::tempdir().unwrap();
+    let cache = crate::common::tempdir();
     let sources = Sources {
         mirrors: vec!["http://127.0.0.1:9/debian".into()],
         suites: vec!["stable".into()],
@@ -460,7 +460,7 @@ fn http_errors_retries_and_resume() {
         url: format!("{}/pool/main/nope.deb", server.url()),
         ..wanted.clone()
     };
-    let cache2 = tempfile::tempdir().unwrap();
+    let cache2 = crate::common::tempdir();
     let err = fetcher(&cache2)
         .fetch_all_blocking(&[missing])
         .unwrap_err()
@@ -486,7 +486,7 @@ fn packages_cached_by_hash_are_not_downloaded_twice() {
 
 #[test]
 fn bad_sources_are_refused_up_front() {
-    let cache = tempfile::tempdir().unwrap();
+    let cache = crate::common::tempdir();
     let good = Sources {
         mirrors: vec!["http://127.0.0.1:9/debian".into()],
         suites: vec!["stable".into()],
@@ -547,7 +547,7 @@ fn bad_sources_are_refused_up_front() {
 #[test]
 fn generated_debs_are_valid_for_dpkg_deb() {
     require_tool("dpkg-deb", "dpkg");
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     for deb in sample_debs() {
         let path = dir.path().join(format!("{}.deb", deb.name));
         std::fs::write(&path, deb.build()).unwrap();
@@ -638,7 +638,7 @@ fn a_dead_mirror_falls_back_to_the_next() {
     let spec = RepoSpec::new(sample_debs());
     let repo = build_repo(&spec);
     let server = Server::serve(repo.root());
-    let cache = tempfile::tempdir().unwrap();
+    let cache = crate::common::tempdir();
     let mut both = sources(&server, "test-keyring.gpg");
     both.mirrors.insert(0, "http://127.0.0.1:9/down".into());
     let loaded = apt::load_index(&[both], &fetcher(&cache), SystemTime::now()).unwrap();
@@ -654,7 +654,7 @@ fn by_hash_is_used_when_offered_and_falls_back_to_the_plain_path() {
     let server = Server::serve(repo.root());
 
     // No by-hash directory on this mirror: 404, then the plain Packages.xz.
-    let cache = tempfile::tempdir().unwrap();
+    let cache = crate::common::tempdir();
     apt::load_index(
         &[sources(&server, "test-keyring.gpg")],
         &fetcher(&cache),
@@ -686,7 +686,7 @@ fn by_hash_is_used_when_offered_and_falls_back_to_the_plain_path() {
     std::fs::create_dir_all(&by_hash).unwrap();
     std::fs::copy(&packages_xz, by_hash.join(&hex)).unwrap();
     server.log.lock().unwrap().clear();
-    let cache = tempfile::tempdir().unwrap();
+    let cache = crate::common::tempdir();
     apt::load_index(
         &[sources(&server, "test-keyring.gpg")],
         &fetcher(&cache),

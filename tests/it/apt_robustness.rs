@@ -30,7 +30,7 @@ proptest! {
             bytes[at % n] ^= value;
         }
         bytes.truncate(bytes.len().saturating_sub(cut % bytes.len().max(1)));
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::common::tempdir();
         let path = dir.path().join("fuzz.deb");
         std::fs::write(&path, &bytes).unwrap();
         read_everything(&path);
@@ -199,7 +199,7 @@ fn exercise_index(index: &stevedore::apt::Index) {
 fn scan_both_ways(text: &str) {
     let mut from_text = stevedore::apt::Index::new("amd64");
     let text_result = from_text.add_packages(text, "P", "http://m/debian");
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let path = dir.path().join("Packages");
     std::fs::write(&path, text).unwrap();
     let mut from_file = stevedore::apt::Index::new("amd64");
@@ -485,7 +485,7 @@ proptest! {
             // Usually well framed at the front, so the parsers behind the framing are reached.
             members.insert(0, Member { name: "debian-binary".into(), body: b"2.0\n".to_vec(), declared: None });
         }
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::common::tempdir();
         let path = dir.path().join("hostile.deb");
         std::fs::write(&path, ar_of(&members)).unwrap();
         read_everything(&path);
@@ -506,7 +506,7 @@ proptest! {
             Member { name: format!("control.tar{csuffix}"), body: cbody, declared: None },
             Member { name: format!("data.tar{dsuffix}"), body: dbody, declared: None },
         ];
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::common::tempdir();
         let path = dir.path().join("lying.deb");
         std::fs::write(&path, ar_of(&members)).unwrap();
         read_everything(&path);
@@ -516,7 +516,7 @@ proptest! {
     fn arbitrary_bytes_as_a_deb(bytes in proptest::collection::vec(any::<u8>(), 0..1200), magic in any::<bool>()) {
         let mut all = if magic { b"!<arch>\n".to_vec() } else { Vec::new() };
         all.extend_from_slice(&bytes);
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::common::tempdir();
         let path = dir.path().join("noise.deb");
         std::fs::write(&path, &all).unwrap();
         read_everything(&path);
@@ -603,7 +603,7 @@ fn extended_ar_names_are_refused_before_the_ar_crate_reads_them() {
                 declared: None,
             },
         ];
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::common::tempdir();
         let path = dir.path().join("names.deb");
         std::fs::write(&path, ar_of(&members)).unwrap();
         let err = Deb::open(&path).unwrap_err().to_string();
@@ -634,7 +634,7 @@ fn control_files_past_the_budget_are_refused_before_allocation() {
             declared: None,
         },
     ];
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let path = dir.path().join("big.deb");
     std::fs::write(&path, ar_of(&members)).unwrap();
     let err = Deb::open(&path).unwrap_err().to_string();

@@ -648,8 +648,8 @@ fn build_both() -> Fixture {
     require_tool("unshare", "util-linux");
     require_root("mmdebstrap --mode=root installs as root, keeping owners and device nodes");
     let started = Instant::now();
-    // Under target/, per process: a static is never dropped, so a temp dir would leave this
-    // ~1.5 GB (cache, bundle, mmdebstrap's tarball) in /tmp after every run.
+    // A fixture folder, not a temp dir: a static is never dropped, and this is ~1.5 GB
+    // (cache, bundle, mmdebstrap's tarball); the process's scratch root goes at its exit.
     let t = crate::common::fixture_dir("mmdebstrap-fixture");
     for r in ["debian-bookworm.toml", "openjdk.toml"] {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -683,6 +683,8 @@ fn build_both() -> Fixture {
             .arg(&mm_tar)
             .args(SOURCES)
             .env("SOURCE_DATE_EPOCH", "1735689600")
+            // its chroot under the scratch root too (see common::scratch)
+            .env("TMPDIR", crate::common::scratch::root())
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(&mm_log).unwrap())
             // its own process group, so the guard stops apt and dpkg under it too

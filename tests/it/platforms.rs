@@ -520,8 +520,8 @@ fn layer_file(layout: &Path, digest: &str, path: &str) -> String {
 // End to end: recipes/webapp.toml for linux/amd64 and linux/arm64 from deb.debian.org.
 
 /// The cache the end-to-end build uses: a copy of the suite's warm webapp cache (the amd64 half
-/// is built there once for every test module; see `common::warm_cache`), under target/ because
-/// a static is never dropped.
+/// is built there once for every test module; see `common::warm_cache`), in a fixture folder
+/// because a static is never dropped.
 fn e2e_cache_dir() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -543,7 +543,7 @@ struct Webapp {
 fn webapp_build() -> &'static Webapp {
     static BUILT: OnceLock<Webapp> = OnceLock::new();
     BUILT.get_or_init(|| {
-        // Under target/, per process: a static is never dropped, so a temp dir would stay.
+        // A fixture folder: a static is never dropped, so a temp dir would stay.
         let dir = fixture_dir("platforms-webapp");
         let t = dir.as_path();
         // The repository's recipes as they are, with `platforms` added to the top one.

@@ -16,7 +16,7 @@ const CHILD: &str = "STEVEDORE_TEST_REGISTRY_ENV";
 #[test]
 fn ssl_cert_file_and_docker_config() {
     let reg = TestRegistry::start(Auth::Tls);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let docker = dir.path().join("docker");
     std::fs::create_dir(&docker).unwrap();
     use base64::Engine;

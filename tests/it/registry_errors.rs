@@ -74,7 +74,7 @@ fn assert_no_secret(text: &str) {
 }
 
 fn push_small(c: &BlockingRegistry, target: &Reference) -> Result<(), RegistryError> {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let img = make_image(dir.path(), 99, &[], &[1000], "amd64");
     c.push_image(target, &img.image).map(|_| ())
 }
@@ -138,7 +138,7 @@ fn unknown_repository_and_names() {
             &reg.reference("nope/missing:1"),
             &stevedore::digest::Digest::of(b"x"),
             1,
-            tempfile::tempdir().unwrap().path(),
+            crate::common::tempdir().path(),
         )
         .unwrap_err();
     check(&e, &["nope/missing"]);
@@ -172,7 +172,7 @@ fn tls_mismatch_names_host_and_ca_file() {
     assert!(matches!(e, RegistryError::Tls { .. }), "{e:?}");
     assert!(!reg.skopeo_has("t/app:1"));
     // A CA file that is not PEM: a setup error naming the file.
-    let bad = tempfile::NamedTempFile::new().unwrap();
+    let bad = tempfile::NamedTempFile::new_in(crate::common::scratch::root()).unwrap();
     std::fs::write(bad.path(), "not a certificate").unwrap();
     let e = match BlockingRegistry::new(RegistryOptions {
         ca_file: Some(bad.path().to_owned()),

@@ -38,7 +38,7 @@ fn fault_opts(chunked: bool) -> RegistryOptions {
 /// The image under `tag` (read straight from the registry, not through the proxy) is complete:
 /// the manifest is ours and every blob downloads and verifies.
 async fn assert_complete(direct: &Registry, r: &Reference, img: &TestImage) {
-    let out = tempfile::tempdir().unwrap();
+    let out = crate::common::tempdir();
     for b in &img.image.blobs {
         let p = direct
             .fetch_blob(r, &b.digest, b.size, out.path())
@@ -64,7 +64,7 @@ struct Outcome {
 }
 
 async fn run_schedule(reg: &TestRegistry, direct: &Registry, seed: u64, harsh: bool) -> Outcome {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let mut rng = Rng::new(seed);
     let sizes = [
         300_000 + rng.below(600_000) as usize,
@@ -198,7 +198,7 @@ fn pushes_survive_random_fault_schedules() {
 #[test]
 fn retry_after_is_honoured() {
     let reg = TestRegistry::start(Auth::None);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let img = make_image(dir.path(), 77, &[], &[50_000], "amd64");
     // The first request (the ping) gets a 429 with Retry-After: 1, then all goes through.
     let proxy = FaultProxy::scripted(
@@ -230,7 +230,7 @@ fn chunked_push(
     seed: u64,
     script: Vec<(&str, Fault)>,
 ) -> stevedore::registry::PushReport {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let img = make_image(dir.path(), seed, &[], &[700_000], "amd64");
     let proxy = FaultProxy::scripted(reg.port, script, 0, 0, Duration::ZERO);
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -302,7 +302,7 @@ fn chunk_cut_mid_body_restarts_cleanly() {
 #[test]
 fn payload_too_large_switches_to_chunks() {
     let reg = TestRegistry::start(Auth::None);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let img = make_image(dir.path(), 80, &[], &[400_000], "amd64");
     // The first whole-blob PUT hits a body cap: the client must go on in PATCH chunks.
     let proxy = FaultProxy::scripted(
@@ -332,13 +332,13 @@ fn payload_too_large_switches_to_chunks() {
 #[test]
 fn mount_answered_202_continues_on_the_same_session() {
     let reg = TestRegistry::start(Auth::None);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let parent = make_image(dir.path(), 81, &[], &[120_000, 90_000], "amd64");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let direct = Registry::new(RegistryOptions::default()).unwrap();
     rt.block_on(direct.push_image(&reg.reference("m202/parent:1"), &parent.image))
         .unwrap();
-    let child_dir = tempfile::tempdir().unwrap();
+    let child_dir = crate::common::tempdir();
     let child = make_image(child_dir.path(), 82, &parent.layers, &[50_000], "amd64");
     // Both mount requests reach the registry without their query: it opens a session (202).
     let mount = "POST /v2/m202/child/blobs/uploads/?mount";
@@ -391,7 +391,7 @@ fn mount_answered_202_continues_on_the_same_session() {
 #[test]
 fn registry_chunk_minimum_is_respected() {
     let reg = TestRegistry::start(Auth::None);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let img = make_image(dir.path(), 83, &[], &[700_000], "amd64");
     // Both sessions' answers ask for chunks of at least 300000 bytes; ours would be 64 KiB.
     let proxy = FaultProxy::scripted(

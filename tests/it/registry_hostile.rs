@@ -168,7 +168,7 @@ fn basic_registry(authed: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Ho
 
 #[test]
 fn creds_reach_the_push_destination_only_and_from_creds_their_registry_only() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     // The base registry wants auth; the push destination would take any.
     let base = basic_registry(|_| Reply::json(404, r#"{"errors":[{"code":"MANIFEST_UNKNOWN"}]}"#));
     let dest = basic_registry(|_| Reply::status(500));
@@ -262,7 +262,7 @@ fn an_upload_location_on_another_origin_gets_no_credentials() {
     for chunked in [false, true] {
         let store = storage(false);
         let reg = registry_with_storage_elsewhere(store.port);
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::common::tempdir();
         let img = make_image(dir.path(), 71, &[], &[150_000, 3_000], "amd64");
         let mut opts = fast(vec![
             HostCredential::from_user_pass(&reg.host(), &format!("ci:{SECRET}")).unwrap(),
@@ -296,7 +296,7 @@ fn an_upload_location_on_another_origin_gets_no_credentials() {
 fn a_failed_upload_tags_nothing_and_the_cli_says_where() {
     let store = storage(true);
     let reg = registry_with_storage_elsewhere(store.port);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let layout = dir.path().join("layout");
     make_image(&layout, 72, &[], &[20_000], "amd64");
     let target = format!("{}/team/app:v1", reg.host());
@@ -342,7 +342,7 @@ fn a_redirect_to_another_origin_gets_no_credentials() {
         HostCredential::from_user_pass(&reg.host(), &format!("ci:{SECRET}")).unwrap(),
     ]))
     .unwrap();
-    let out = tempfile::tempdir().unwrap();
+    let out = crate::common::tempdir();
     let r = format!("{}/team/app:1", reg.host()).parse().unwrap();
     let path = rt()
         .block_on(client.fetch_blob(&r, &digest, blob.len() as u64, out.path()))
@@ -411,7 +411,7 @@ fn an_absurd_token_lifetime_is_no_crash() {
         serve_tiny(req)
     });
     port.set(reg.port).unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let r = recipe(dir.path(), &format!("{}/team/base:1", reg.host()));
     let run = cli(
         dir.path(),
@@ -449,7 +449,7 @@ fn manifest_server(reply: impl Fn() -> Reply + Send + Sync + 'static) -> Hostile
 }
 
 fn plan_against(reg: &HostileServer, env: &[(&str, &str)]) -> registry_support::hostile::Bounded {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let r = recipe(dir.path(), &format!("{}/team/base:1", reg.host()));
     cli(
         dir.path(),
@@ -554,7 +554,7 @@ fn a_manifest_that_is_not_the_digest_asked_for_is_refused() {
             &manifest,
         ),
     });
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let r = recipe(dir.path(), &format!("{}/team/base@{pinned}", reg.host()));
     let run = cli(
         dir.path(),
@@ -580,7 +580,7 @@ fn a_blob_that_is_not_its_digest_is_refused_and_nothing_is_kept() {
         _ => Reply::with(200, &[], &bad),
     });
     let client = Registry::new(fast(vec![])).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = crate::common::tempdir();
     let dest = tmp.path().join("blob");
     let r = format!("{}/team/app:1", reg.host()).parse().unwrap();
     let e = rt()
@@ -634,7 +634,7 @@ fn a_range_that_never_advances_fails_the_upload_and_tags_nothing() {
             _ => Reply::status(201),
         }
     });
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let img = make_image(dir.path(), 73, &[], &[100_000], "amd64");
     let mut opts = fast(vec![]);
     opts.chunked_threshold = 0;

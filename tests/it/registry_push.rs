@@ -38,7 +38,7 @@ fn assert_served(reg: &TestRegistry, repo_ref: &str, img: &TestImage) {
     let raw = reg.skopeo_raw(repo_ref);
     assert_eq!(Digest::of(&raw), img.manifest_digest, "{repo_ref}");
     assert_eq!(raw, img.image.manifest.bytes);
-    let out = tempfile::tempdir().unwrap();
+    let out = crate::common::tempdir();
     reg.skopeo_copy_to_oci(repo_ref, out.path());
     for b in &img.image.blobs {
         let copied = out.path().join("blobs/sha256").join(b.digest.hex());
@@ -61,7 +61,7 @@ fn assert_served(reg: &TestRegistry, repo_ref: &str, img: &TestImage) {
 #[test]
 fn plain_push_then_repush_uploads_nothing() {
     let reg = TestRegistry::start(Auth::None);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let img = make_image(dir.path(), 1, &[], &[1 << 20, 300_000, 0], "amd64");
     let c = client(&reg);
     let mut image = img.image.clone();
@@ -120,7 +120,7 @@ impl PushProgress for Counting {
 /// A child image shares its parent's layers: pushed to another repository it mounts them; with
 /// the parent's layers absent locally (a base never downloaded) it mounts them too.
 fn child_mounts_parent_layers(reg: &TestRegistry) {
-    let parent_dir = tempfile::tempdir().unwrap();
+    let parent_dir = crate::common::tempdir();
     let parent = make_image(parent_dir.path(), 10, &[], &[400_000, 200_000], "amd64");
     let progress = Arc::new(Counting::default());
     let c = BlockingRegistry::new(RegistryOptions {
@@ -134,7 +134,7 @@ fn child_mounts_parent_layers(reg: &TestRegistry) {
     let parent_ref = reg.reference("base/parent:1");
     c.push_image(&parent_ref, &parent.image).unwrap();
 
-    let child_dir = tempfile::tempdir().unwrap();
+    let child_dir = crate::common::tempdir();
     let child = make_image(child_dir.path(), 11, &parent.layers, &[150_000], "amd64");
     let mut image = child.image.clone();
     image.mount_sources = vec![parent_ref.clone()];
@@ -181,7 +181,7 @@ fn plain_child_image_mounts_parent_layers() {
 #[test]
 fn chunked_upload_with_small_chunks() {
     let reg = TestRegistry::start(Auth::None);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let img = make_image(dir.path(), 2, &[], &[1_000_003, 70_000], "amd64");
     let c = BlockingRegistry::new(RegistryOptions {
         chunked_threshold: 64 << 10,
@@ -199,7 +199,7 @@ fn chunked_upload_with_small_chunks() {
 #[test]
 fn index_push_and_platform_pull() {
     let reg = TestRegistry::start(Auth::None);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let amd = make_image(dir.path(), 3, &[], &[200_000], "amd64");
     let arm = make_image(dir.path(), 4, &[], &[210_000], "arm64");
     let entry = |img: &TestImage, arch: &str| {
@@ -261,7 +261,7 @@ fn index_push_and_platform_pull() {
 #[test]
 fn pull_fetches_and_verifies_blobs() {
     let reg = TestRegistry::start(Auth::None);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let img = make_image(dir.path(), 5, &[], &[500_000, 1], "amd64");
     // Pushed by skopeo, so the pull side is tested against an independent pusher.
     run(std::process::Command::new("skopeo")
@@ -281,7 +281,7 @@ fn pull_fetches_and_verifies_blobs() {
             .unwrap(),
         None
     );
-    let out = tempfile::tempdir().unwrap();
+    let out = crate::common::tempdir();
     for b in &img.image.blobs {
         assert!(c.blob_exists(&r, &b.digest).unwrap());
         let p = c.fetch_blob(&r, &b.digest, b.size, out.path()).unwrap();
@@ -299,7 +299,7 @@ fn pull_fetches_and_verifies_blobs() {
 #[test]
 fn htpasswd_push() {
     let reg = TestRegistry::start(Auth::Htpasswd);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let img = make_image(dir.path(), 6, &[], &[300_000], "amd64");
     // Credentials from a docker config.json, as `docker login` leaves them.
     let cfg = dir.path().join("config.json");
@@ -325,7 +325,7 @@ fn htpasswd_push() {
 #[test]
 fn tls_push_with_generated_ca() {
     let reg = TestRegistry::start(Auth::Tls);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let img = make_image(dir.path(), 7, &[], &[600_000, 10], "amd64");
     let c = client(&reg);
     let r = c
@@ -341,7 +341,7 @@ fn tls_push_with_generated_ca() {
 #[test]
 fn tls_push_with_self_signed_certificate() {
     let reg = TestRegistry::start(Auth::TlsSelfSigned);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let img = make_image(dir.path(), 14, &[], &[100_000], "amd64");
     let c = client(&reg);
     let r = c
@@ -354,7 +354,7 @@ fn tls_push_with_self_signed_certificate() {
 #[test]
 fn token_auth_push_and_cross_repo_mount() {
     let reg = TestRegistry::start(Auth::Token);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let img = make_image(dir.path(), 8, &[], &[300_000], "amd64");
     let c = client(&reg);
     let r = c
@@ -390,7 +390,7 @@ fn base64_encode(s: &str) -> String {
 fn token_refresh_on_401_and_identity_token() {
     let reg = TestRegistry::start(Auth::Token);
     let ts = reg.token.as_ref().unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let img = make_image(dir.path(), 13, &[], &[100_000], "amd64");
 
     // The first token is already expired: the registry says 401, the client fetches a new one.

@@ -152,8 +152,8 @@ fn sbom(cache: &Path, recipe: &Path, format: &str) -> Vec<u8> {
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        // Under target/, per process (a static is never dropped: a temp dir would leave the
-        // ~650 MB cache behind after every run).
+        // A fixture folder (a static is never dropped: a temp dir would leave the ~650 MB
+        // cache behind after every run).
         let dir = crate::common::fixture_dir("sbom-fixture");
         let recipe = project(&dir);
         let cache = dir.join("cache");

@@ -47,7 +47,7 @@ fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
         let started = Instant::now();
-        let cache = tempfile::tempdir().unwrap();
+        let cache = crate::common::tempdir();
         let fetcher = Fetcher::new(cache.path()).unwrap();
         let sources = [Sources {
             mirrors: vec!["http://deb.debian.org/debian".into()],
@@ -122,7 +122,7 @@ fn fixture() -> &'static Fixture {
         root.other("/bin");
         eprintln!("tree of {} entries in {:?}", root.len(), started.elapsed());
         // Everything is in memory now; the downloads go (a static is never dropped, so a
-        // cache kept in the fixture would stay in /tmp after the run).
+        // cache kept in the fixture would take its room until the process ends).
         drop(cache);
         Fixture { root, scripts }
     })
@@ -312,7 +312,7 @@ fn ca_bundle_hash_links_and_java_keystore() {
     assert_eq!(pem_links.len(), n);
 
     // Hash links agree with `openssl x509 -hash` for every cert.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let mut expected = BTreeMap::new();
     for e in &pem_links {
         let Effect::Symlink { path, target } = e else {

@@ -304,7 +304,7 @@ fn repo_architectures(spec: &RepoSpec) -> Vec<String> {
 }
 
 pub fn build_repo(spec: &RepoSpec) -> Repo {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let root = dir.path();
     let arches = repo_architectures(spec);
     let mut packages: BTreeMap<String, String> = BTreeMap::new();
@@ -402,7 +402,7 @@ pub fn clearsign(
     require_tool("gpg", "gpg");
     // Signing with an imported secret key goes through the agent (a Recommends of gpg).
     require_tool("gpg-agent", "gpg-agent");
-    let home = tempfile::tempdir().unwrap();
+    let home = crate::common::tempdir();
     let gpg = |args: &[&str], stdin: Option<&[u8]>| -> Vec<u8> {
         let mut cmd = Command::new("gpg");
         cmd.env("GNUPGHOME", home.path()).args([
@@ -631,7 +631,7 @@ pub struct GeneratedKey {
 pub fn generate_key(uid: &str, created: &str, expire: &str, signing_subkey: bool) -> GeneratedKey {
     require_tool("gpg", "gpg");
     require_tool("gpg-agent", "gpg-agent");
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let home = dir.path().join("gnupg");
     std::fs::create_dir(&home).unwrap();
     std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();

@@ -6,6 +6,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod scratch;
 mod warm;
 pub use warm::warm_cache;
 
@@ -174,31 +175,19 @@ pub fn snapshot(root: &Path) -> BTreeMap<String, Node> {
     out
 }
 
+/// A test's own folder, removed when dropped; under the process's scratch root (see
+/// `scratch`), as every test's files are, so a warm cache can be hard-linked into it.
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix("stevedore-test-")
-        .tempdir()
+        .tempdir_in(scratch::root())
         .unwrap()
 }
 
-/// A folder for a fixture shared by the tests of one process (a `static OnceLock`), under
-/// target/: `NAME-PID`. A static is never dropped, so a `TempDir` would leave its contents
-/// behind after every run; instead each run first removes the folders of processes that are
-/// gone. Per process rather than one fixed folder: test runners that start a process per test
-/// (nextest) run several at once, and they must not empty each other's fixture.
+/// A folder for a fixture shared by the tests of one process (a `static OnceLock`): NAME under
+/// the process's scratch root, which goes when the process ends (see `scratch`).
 pub fn fixture_dir(name: &str) -> PathBuf {
-    let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let prefix = format!("{name}-");
-    for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
-        let file_name = entry.file_name();
-        let Some(pid) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
-            continue;
-        };
-        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
-    let dir = root.join(format!("{prefix}{}", std::process::id()));
+    let dir = scratch::root().join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir

@@ -91,7 +91,7 @@ impl Drop for TestRegistry {
 impl TestRegistry {
     pub fn start(auth: Auth) -> TestRegistry {
         require_all();
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::common::tempdir();
         let d = dir.path();
         let port = free_port();
         let mut extra = String::new();
