@@ -9,10 +9,11 @@
 //!
 //! Why one folder per process: a static fixture (a warm cache, mmdebstrap's tree) is never
 //! dropped, and test runners that start a process per test (nextest) run several at once. So
-//! each process owns `ROOT/PID`, removes it when it exits, and removes the folders of processes
-//! that are gone (killed runs) when it starts. Everything a test writes is under the one root,
-//! so warm caches can be hard-linked into any test's folder.
+//! each process owns `BASE/stevedore-tests-UID/PID`, removes it when it exits, and removes the
+//! folders of processes that are gone (killed runs) when it starts. Everything a test writes is
+//! under that one folder, so warm caches can be hard-linked into any test's folder.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -30,7 +31,9 @@ static ROOT: OnceLock<PathBuf> = OnceLock::new();
 /// This process's scratch folder, made (and stale siblings removed) on first use.
 pub fn root() -> &'static Path {
     ROOT.get_or_init(|| {
-        let parent = base().join("stevedore-tests");
+        // per user: another user's folder of the same name would not be writable
+        let uid = std::fs::metadata("/proc/self").map_or(u32::MAX, |m| m.uid());
+        let parent = base().join(format!("stevedore-tests-{uid}"));
         std::fs::create_dir_all(&parent).unwrap();
         remove_folders_of_gone_processes(&parent);
         let dir = parent.join(std::process::id().to_string());
