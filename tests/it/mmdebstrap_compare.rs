@@ -683,8 +683,6 @@ fn build_both() -> Fixture {
             .arg(&mm_tar)
             .args(SOURCES)
             .env("SOURCE_DATE_EPOCH", "1735689600")
-            // its chroot under the scratch root too (see common::scratch)
-            .env("TMPDIR", crate::common::scratch::root())
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(&mm_log).unwrap())
             // its own process group, so the guard stops apt and dpkg under it too

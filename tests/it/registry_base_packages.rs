@@ -525,9 +525,7 @@ fn tomcat_over_a_foreign_mmdebstrap_base_serves() {
             "deb http://deb.debian.org/debian bookworm-updates main",
             "deb http://deb.debian.org/debian-security bookworm-security main",
         ])
-        .env("SOURCE_DATE_EPOCH", "1735689600")
-        // its chroot under the scratch root too (see common::scratch)
-        .env("TMPDIR", common::scratch::root()));
+        .env("SOURCE_DATE_EPOCH", "1735689600"));
     // Into an OCI image: a new image, the tarball unpacked into its bundle, repacked.
     let layout = t.path().join("mm-oci");
     let bundle = t.path().join("mm-bundle");
