@@ -2,7 +2,7 @@
 //! has one to spare, else in the system's temp folder.
 //!
 //! Why RAM: the suite writes several GB of short-lived files (caches, OCI layouts, root
-//! filesystems unpacked by umoci, mmdebstrap's chroot, registries' storage). On the CI machines'
+//! filesystems unpacked by umoci, mmdebstrap's tarball, registries' storage). On the CI machines'
 //! ext4 over a virtual disk, creating and freeing them was kernel time of its own: umoci's unpack
 //! of the webapp image took 5.1 user + 5.5 system seconds there and 4.3 + 1.1 on /dev/shm. The
 //! code under test is the same either way; nothing here relies on a property only tmpfs has.
@@ -13,7 +13,6 @@
 //! folders of processes that are gone (killed runs) when it starts. Everything a test writes is
 //! under that one folder, so warm caches can be hard-linked into any test's folder.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -32,8 +31,7 @@ static ROOT: OnceLock<PathBuf> = OnceLock::new();
 pub fn root() -> &'static Path {
     ROOT.get_or_init(|| {
         // per user: another user's folder of the same name would not be writable
-        let uid = std::fs::metadata("/proc/self").map_or(u32::MAX, |m| m.uid());
-        let parent = base().join(format!("stevedore-tests-{uid}"));
+        let parent = base().join(format!("stevedore-tests-{}", super::unsafe_free_uid()));
         std::fs::create_dir_all(&parent).unwrap();
         remove_folders_of_gone_processes(&parent);
         let dir = parent.join(std::process::id().to_string());
