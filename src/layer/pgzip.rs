@@ -28,6 +28,13 @@ pub const BLOCK_SIZE: usize = 512 * 1024;
 /// because another libdeflate may emit other bytes for the same level.
 pub const BACKEND: &str = "libdeflater-1.26.1";
 
+/// Blocks waiting for a worker, per worker. With only one, a worker that finished its block
+/// while another was still on the oldest one sat idle, and the writer with it, until that oldest
+/// member was written: blocks of jars and of text deflate at very different speeds, and on 2
+/// cores the workers and the writer each waited ~20% of a JDK layer's compression that way.
+/// Four keep a worker busy through such a stall for ~2 MiB of input per worker of memory.
+const QUEUE_PER_THREAD: usize = 4;
+
 struct Job {
     data: Vec<u8>,
     reply: SyncSender<io::Result<Vec<u8>>>,
@@ -49,7 +56,7 @@ impl<W: Write> ParallelGzip<W> {
     /// `level` is libdeflate's (0 stores, 1-9 as gzip's; the recipe allows 0-9).
     pub fn new(inner: W, level: u32, threads: usize) -> Self {
         let threads = threads.max(1);
-        let (tx, rx) = sync_channel::<Job>(threads);
+        let (tx, rx) = sync_channel::<Job>(QUEUE_PER_THREAD * threads);
         let rx = Arc::new(Mutex::new(rx));
         let workers = (0..threads)
             .map(|_| {
@@ -62,7 +69,7 @@ impl<W: Write> ParallelGzip<W> {
             buf: Vec::with_capacity(BLOCK_SIZE),
             members: 0,
             pending: VecDeque::new(),
-            max_pending: threads + 1,
+            max_pending: QUEUE_PER_THREAD * threads + threads,
             jobs: Some(tx),
             workers,
         }
