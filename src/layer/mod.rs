@@ -15,6 +15,7 @@ use std::io::{self, BufWriter};
 
 pub use compress::{Compression, Compressor, decompress};
 pub use diff::{Difference, diff_layers};
+use entry::OpenFiles;
 pub use entry::{ContentSource, Entry, EntryKind, FileContent, Meta};
 pub use tar_writer::TarWriter;
 pub use tree::{LayerContents, LayerTree, LowerView, TreeError, ViewKind};
@@ -61,8 +62,9 @@ pub fn write_layer(
     let diff_hasher = HashingWriter::new(compressor);
     let mut tar = TarWriter::new(diff_hasher);
 
+    let mut files = OpenFiles::default();
     for (path, entry) in &contents.entries {
-        write_entry(&mut tar, path, entry)?;
+        write_entry(&mut tar, path, entry, &mut files)?;
     }
 
     let diff_hasher = tar.finish().map_err(LayerError::Write)?;
@@ -85,12 +87,13 @@ fn write_entry<W: io::Write>(
     tar: &mut TarWriter<W>,
     path: &ImagePath,
     entry: &Entry,
+    files: &mut OpenFiles,
 ) -> Result<(), LayerError> {
     match &entry.kind {
         EntryKind::Dir => tar.append_dir(path, &entry.meta),
         EntryKind::Symlink { target } => tar.append_symlink(path, &entry.meta, target),
         EntryKind::Hardlink { target } => tar.append_hardlink(path, &entry.meta, target),
-        EntryKind::File(content) => return write_file(tar, path, entry, content),
+        EntryKind::File(content) => return write_file(tar, path, entry, content, files),
     }
     .map_err(LayerError::Write)
 }
@@ -100,13 +103,17 @@ fn write_file<W: io::Write>(
     path: &ImagePath,
     entry: &Entry,
     content: &FileContent,
+    files: &mut OpenFiles,
 ) -> Result<(), LayerError> {
     let host = content.source.host_path();
-    let reader = content.source.open().map_err(|source| LayerError::Source {
-        path: host.unwrap_or(std::path::Path::new("")).to_path_buf(),
-        image_path: path.clone(),
-        source,
-    })?;
+    let reader = content
+        .source
+        .open_in(files)
+        .map_err(|source| LayerError::Source {
+            path: host.unwrap_or(std::path::Path::new("")).to_path_buf(),
+            image_path: path.clone(),
+            source,
+        })?;
     let changed = |read_desc: String| LayerError::SourceChanged {
         path: host.map_or_else(|| path.as_str().into(), |h| h.to_path_buf()),
         planned: format!(
