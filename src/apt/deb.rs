@@ -155,6 +155,11 @@ impl Deb {
                     }
                 })?;
                 data = Some((name, compression));
+                // Past it without reading it: dropped unread, an ar entry reads its rest to
+                // move on, which was the whole .deb read once more for nothing (44 MB for the
+                // JDK).
+                std::io::Seek::seek(&mut entry, std::io::SeekFrom::End(0))
+                    .map_err(|e| invalid(format!("bad ar member: {e}")))?;
             }
         }
         if members.first().map(String::as_str) != Some("debian-binary") {
