@@ -66,9 +66,11 @@ fn run(mut packages: Vec<LockedPackage>, cache: &Cache, cancel: &AtomicBool) {
                     if cancel.load(Ordering::Relaxed) {
                         continue; // drain without working
                     }
+                    tracing::trace!("prefetch: unpacking {}", p.name);
                     if let Err(e) = crate::rootfs::spool_deb(&p.name, &p.sha256, &deb, cache) {
                         tracing::debug!("prefetch: {e}");
                     }
+                    tracing::trace!("prefetch: unpacked {}", p.name);
                 }
             });
         }
@@ -87,6 +89,7 @@ fn run(mut packages: Vec<LockedPackage>, cache: &Cache, cancel: &AtomicBool) {
                 .for_each(|(p, result)| {
                     match result {
                         Ok(deb) => {
+                            tracing::trace!("prefetch: downloaded {}", p.name);
                             let _ = tx.send((p, deb));
                         }
                         Err(e) => tracing::debug!("prefetch: {e}"),
