@@ -493,8 +493,10 @@ impl Index {
     }
 }
 
-/// Parse workers at most: one kept up with the reading thread on 2 cores; more only help
-/// while the reading and adding thread is not the slower side.
+/// Parse workers: one per core, at most this many. Parsing is ~60% of the scan's work, so on 2
+/// cores one worker was the slower side (0.57 s for bookworm) and two, sharing the cores with
+/// the reading thread and the gzip decoder, were not (0.51 s); past three the reading and
+/// adding thread is the limit.
 const MAX_PARSE_WORKERS: usize = 3;
 /// Paragraph bytes per batch: ~300 bookworm paragraphs, so the hand-offs cost nothing next to
 /// the parsing, and a few batches in flight stay far below a megabyte per worker.
