@@ -662,9 +662,9 @@ impl Batches {
         Ok(())
     }
 
-    /// Stops at an error met while reading, unless a paragraph before it already failed.
-    fn fail(mut self, index: &mut Index, text: u32, error: IndexError) -> Result<(), IndexError> {
-        self.current = Batch::default();
+    /// Stops at an error met while reading, unless a paragraph before it failed: those still
+    /// queued (all complete, read before the error) are parsed and added first.
+    fn fail(self, index: &mut Index, text: u32, error: IndexError) -> Result<(), IndexError> {
         self.finish(index, text)?;
         Err(error)
     }
@@ -1120,6 +1120,18 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("longer than 16 MiB"), "{err}");
+
+        // A bad paragraph before it, still being parsed when the reader stops, is the one
+        // reported: the first error in the file.
+        let earlier = huge.replacen("Version: 1\n", "Version: 1\nMulti-Arch: sideways\n", 1);
+        let err = Index::new("amd64")
+            .add_packages(&earlier, "http://m/P", "m")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("(package ok)") && err.contains("sideways"),
+            "{err}"
+        );
     }
 
     /// Many batches, parsed on several threads: the index is the one a single pass in file
