@@ -23,6 +23,7 @@ pub use tree::{LayerContents, LayerTree, LowerView, TreeError, ViewKind};
 use crate::cache::{Cache, CacheError, LayerRecord};
 use crate::digest::{HashingReader, HashingWriter};
 use crate::image_path::ImagePath;
+use tar_writer::CountingReader;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LayerError {
@@ -144,26 +145,6 @@ fn write_file<W: io::Write>(
         return Err(changed(format!("{read} bytes, {}", digest.short())));
     }
     Ok(())
-}
-
-/// Counts the bytes read through it (for the error when a source is shorter than planned).
-struct CountingReader<R> {
-    inner: R,
-    count: u64,
-}
-
-impl<R> CountingReader<R> {
-    fn new(inner: R) -> Self {
-        CountingReader { inner, count: 0 }
-    }
-}
-
-impl<R: io::Read> io::Read for CountingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.count += n as u64;
-        Ok(n)
-    }
 }
 
 #[cfg(test)]

@@ -170,10 +170,7 @@ impl<W: Write> TarWriter<W> {
         }
         // `Builder::append` pads to the block size; a short reader would desync the archive,
         // so count what was copied and fail loudly.
-        let mut counted = CountingReader {
-            inner: content.take(size),
-            count: 0,
-        };
+        let mut counted = CountingReader::new(content.take(size));
         self.builder.append(&header, &mut counted)?;
         if counted.count != size {
             return Err(io::Error::new(
@@ -188,9 +185,16 @@ impl<W: Write> TarWriter<W> {
     }
 }
 
-struct CountingReader<R> {
+/// Counts the bytes read through it.
+pub(super) struct CountingReader<R> {
     inner: R,
-    count: u64,
+    pub(super) count: u64,
+}
+
+impl<R> CountingReader<R> {
+    pub(super) fn new(inner: R) -> Self {
+        CountingReader { inner, count: 0 }
+    }
 }
 
 impl<R: Read> Read for CountingReader<R> {
